@@ -1,0 +1,196 @@
+"""Atomic artifacts and checkpoints: safetensors + JSON; nothing is ever unpickled.
+
+A checkpoint is a folder `ckpt-<step>/` (model.safetensors, meta.json, and for resuming
+training_state.pt, loaded with torch.load(weights_only=True)). It is written under a temporary name and
+renamed; `checkpoints.json` (itself replaced atomically) names the `last` and `best` folders. A reader
+that follows the pointer never sees half a checkpoint, whenever the writer was killed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+POINTER = "checkpoints.json"
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint or run folder that cannot be used; the message names the file and the problem."""
+
+
+# ---------------------------------------------------------------- atomic files
+
+
+def _atomic(path: Path, write) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def write_json(path, obj: Any) -> Path:
+    def write(tmp):
+        with open(tmp, "w") as f:
+            json.dump(obj, f, indent=2, default=_jsonable)
+            f.write("\n")
+    return _atomic(path, write)
+
+
+def read_json(path) -> Any:
+    path = Path(path)
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        raise
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise CheckpointError(f"{path} is not valid JSON (truncated or corrupt?): {e}") from e
+
+
+def write_npy(path, array: np.ndarray) -> Path:
+    def write(tmp):
+        with open(tmp, "wb") as f:
+            np.save(f, np.asarray(array))
+    return _atomic(path, write)
+
+
+def read_npy(path) -> np.ndarray:
+    try:
+        return np.load(path, allow_pickle=False)
+    except (ValueError, EOFError, OSError) as e:
+        if isinstance(e, FileNotFoundError):
+            raise
+        raise CheckpointError(f"{path} is not a readable .npy array (truncated or corrupt?): {e}") from e
+
+
+def write_text(path, text: str) -> Path:
+    return _atomic(path, lambda tmp: Path(tmp).write_text(text))
+
+
+def _jsonable(x):
+    if isinstance(x, (np.integer,)):
+        return int(x)
+    if isinstance(x, (np.floating,)):
+        return float(x)
+    if isinstance(x, np.ndarray):
+        return x.tolist()
+    if isinstance(x, Path):
+        return str(x)
+    if isinstance(x, tuple):
+        return list(x)
+    raise TypeError(f"not JSON serialisable: {type(x).__name__}")
+
+
+# ---------------------------------------------------------------- weights
+
+
+def save_weights(path, state_dict: dict[str, torch.Tensor]) -> Path:
+    tensors = {k: v.detach().to("cpu").contiguous() for k, v in state_dict.items()}
+    return _atomic(path, lambda tmp: save_file(tensors, tmp))
+
+
+def load_weights(path) -> dict[str, torch.Tensor]:
+    path = Path(path)
+    if not path.exists():
+        raise CheckpointError(f"weights file {path} is missing")
+    try:
+        return load_file(str(path))
+    except (SafetensorError, OSError, ValueError) as e:
+        raise CheckpointError(f"{path} is not a readable safetensors file (truncated or corrupt?): {e}") from e
+
+
+def load_into(model: torch.nn.Module, path, meta: dict | None = None) -> None:
+    """Load weights strictly; a shape or key mismatch says which checkpoint and what differs."""
+    state = load_weights(path)
+    own = model.state_dict()
+    missing = sorted(set(own) - set(state))
+    unexpected = sorted(set(state) - set(own))
+    wrong = [(k, tuple(state[k].shape), tuple(own[k].shape)) for k in own if k in state and state[k].shape != own[k].shape]
+    if missing or unexpected or wrong:
+        detail = []
+        if wrong:
+            k, got, want = wrong[0]
+            detail.append(f"{len(wrong)} tensors of another shape (e.g. {k}: checkpoint {got}, model {want})")
+        if missing:
+            detail.append(f"{len(missing)} tensors missing (e.g. {missing[0]})")
+        if unexpected:
+            detail.append(f"{len(unexpected)} unexpected tensors (e.g. {unexpected[0]})")
+        hint = ""
+        if meta:
+            hint = f" The checkpoint was made for backbone {meta.get('backbone')!r} with {meta.get('num_labels')} classes."
+        raise CheckpointError(f"{path} does not fit this model: {'; '.join(detail)}.{hint}")
+    model.load_state_dict(state)
+
+
+# ---------------------------------------------------------------- checkpoint folders
+
+
+def save_checkpoint(out_dir, step: int, model_state: dict, meta: dict, training_state: dict | None = None,
+                    role: tuple[str, ...] = ("last",)) -> Path:
+    """Write ckpt-<step>/ atomically, point `role` ("last", "best") at it, and prune unreferenced folders."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    name = f"ckpt-{step:08d}"
+    final = out_dir / name
+    if not final.exists():
+        tmp = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=out_dir))
+        try:
+            save_weights(tmp / "model.safetensors", model_state)
+            write_json(tmp / "meta.json", {**meta, "step": step})
+            if training_state is not None:
+                torch.save(training_state, tmp / "training_state.pt")
+            os.replace(tmp, final)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+    pointer = read_pointer(out_dir)
+    pointer.update({r: name for r in role})
+    write_json(out_dir / POINTER, pointer)
+    keep = set(pointer.values())
+    for old in out_dir.glob("ckpt-*"):
+        if old.name not in keep:
+            shutil.rmtree(old, ignore_errors=True)
+    for tmp in out_dir.glob(".ckpt-*"):  # leftovers of a killed writer
+        shutil.rmtree(tmp, ignore_errors=True)
+    return final
+
+
+def read_pointer(out_dir) -> dict:
+    path = Path(out_dir) / POINTER
+    return read_json(path) if path.exists() else {}
+
+
+def checkpoint_path(out_dir, role: str = "best") -> Path:
+    out_dir = Path(out_dir)
+    pointer_file = out_dir / POINTER
+    if not pointer_file.exists():
+        raise CheckpointError(f"{out_dir} holds no checkpoint ({POINTER} is missing): train this model first")
+    name = read_json(pointer_file).get(role)
+    if not name or not (out_dir / name).is_dir():
+        raise CheckpointError(f"{pointer_file} names no existing {role!r} checkpoint (found {name!r})")
+    return out_dir / name
+
+
+def load_training_state(ckpt: Path) -> dict:
+    path = Path(ckpt) / "training_state.pt"
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)  # tensors and plain containers only
+    except FileNotFoundError:
+        raise CheckpointError(f"{path} is missing: this checkpoint cannot resume training") from None
+    except Exception as e:
+        raise CheckpointError(f"{path} could not be loaded safely (truncated or corrupt?): {e}") from e

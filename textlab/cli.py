@@ -1,0 +1,76 @@
+"""python -m textlab {run, describe, predict}."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from .config import PROFILES
+
+
+def _run(args) -> int:
+    from .runner import NotebookFailed, run
+
+    try:
+        out = run(args.profile, args.only)
+    except NotebookFailed as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    print(f"executed notebooks in {out}")
+    return 0
+
+
+def _describe(args) -> int:
+    from .describe import describe
+
+    counts = describe(args.arch, args.num_labels)
+    if args.json:
+        print(json.dumps(counts, indent=2))
+    else:
+        print(f"{'model':<10}{'total':>14}{'trainable':>14}{'frozen':>14}   ({args.arch}, {args.num_labels} classes)")
+        for name, c in counts.items():
+            print(f"{name:<10}{c['total']:>14,}{c['trainable']:>14,}{c['frozen']:>14,}")
+    return 0
+
+
+def _predict(args) -> int:
+    from .predict import main as predict_main
+
+    return predict_main(args)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="textlab", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("run", help="execute the notebook series with papermill")
+    p.add_argument("--profile", choices=list(PROFILES), default=None, help="default: $TEXTLAB_PROFILE or cpu")
+    p.add_argument("--only", nargs="+", metavar="NOTEBOOK", help="e.g. 02_bert or 02 (several allowed)")
+    p.set_defaults(func=_run)
+
+    p = sub.add_parser("describe", help="parameter counts of the three models, from config alone (offline)")
+    p.add_argument("--arch", default="bert-base-uncased", help="bert-base-uncased, minilm, tiny")
+    p.add_argument("--num-labels", type=int, default=20)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=_describe)
+
+    p = sub.add_parser("predict", help="classify new text with a trained run")
+    p.add_argument("--run", required=True, help="run folder, e.g. runs/cpu")
+    p.add_argument("--model", default="bert", help="bert, bilstm or ensemble")
+    p.add_argument("--file", help="one document per line ('-' = stdin)")
+    p.add_argument("--top-k", type=int, default=3)
+    p.add_argument("--json", action="store_true", help="JSON lines")
+    p.add_argument("texts", nargs="*", help="texts to classify ('-' = stdin)")
+    p.set_defaults(func=_predict)
+
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except (ValueError, FileNotFoundError, RuntimeError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

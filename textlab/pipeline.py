@@ -1,0 +1,183 @@
+"""What the notebooks call: prepare data, build a model, train it with the one loop, evaluate test once,
+and write the run's artifacts (metrics JSON, history, checkpoints, validation/test logits)."""
+
+from __future__ import annotations
+
+import gc
+import hashlib
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from transformers import AutoModelForSequenceClassification, BertConfig
+
+from . import checkpoint as ckpt
+from .backbones import Backbone, config_dict, get_backbone
+from .batching import make_loader
+from .config import Profile, run_dir
+from .data import load_for_profile, tokenize
+from .evaluate import metrics
+from .train import fit, make_accelerator, predict_logits
+
+KINDS = ("bert", "bilstm")
+DISPLAY = {"bert": "BERT classifier", "bilstm": "BiLSTM (frozen BERT embeddings)"}
+CLASSIFIER_DROPOUT = 0.3  # the seed's
+
+
+@dataclass
+class Prepared:
+    profile: Profile
+    backbone: Backbone
+    tokenizer: object
+    raw: object  # DatasetDict of texts
+    data: object  # DatasetDict, tokenized; train without empty documents if profile.drop_empty_train
+    label_names: list[str]
+    dropped_empty_train: int
+
+
+def prepare(profile: Profile) -> Prepared:
+    backbone = get_backbone(profile.backbone)
+    tokenizer = backbone.tokenizer()
+    raw = load_for_profile(profile)
+    data = tokenize(raw, tokenizer, profile.max_length)
+    dropped = 0
+    if profile.drop_empty_train:
+        n = len(data["train"])
+        data["train"] = data["train"].filter(lambda x: x > 2, input_columns="full_length")  # 2 = [CLS] [SEP]
+        dropped = n - len(data["train"])
+    return Prepared(profile, backbone, tokenizer, raw, data, raw["train"].features["label"].names, dropped)
+
+
+def count_params(model: torch.nn.Module) -> dict:
+    total = sum(p.numel() for p in model.parameters())
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    return {"total": total, "trainable": trainable, "frozen": total - trainable}
+
+
+def model_meta(kind: str, prep: Prepared) -> dict:
+    p = prep.profile
+    return {"kind": kind, "backbone": p.backbone, "num_labels": len(prep.label_names), "label_names": prep.label_names,
+            "max_length": p.max_length, "model_config": config_dict(prep.backbone.config),
+            "bilstm": asdict(p.bilstm_model), "profile": p.name}
+
+
+def build_model(kind: str, backbone: Backbone, num_labels: int, profile: Profile) -> torch.nn.Module:
+    """Pre-trained weights where the backbone has them (BERT: all of it; BiLSTM: its embeddings)."""
+    if kind == "bert":
+        return backbone.classifier(num_labels, dropout=CLASSIFIER_DROPOUT)
+    if kind == "bilstm":
+        from .models import BiLSTMClassifier
+
+        bert = backbone.classifier(num_labels)  # only its embeddings are kept
+        model = BiLSTMClassifier(bert.bert.embeddings, num_labels, **asdict(profile.bilstm_model))
+        del bert
+        return model
+    raise ValueError(f"unknown model kind {kind!r}; choose one of: {', '.join(KINDS)}")
+
+
+def build_from_meta(meta: dict) -> torch.nn.Module:
+    """The architecture a checkpoint was made for, from its stored config alone (no download)."""
+    config = BertConfig.from_dict({**meta["model_config"], "num_labels": meta["num_labels"],
+                                   "classifier_dropout": CLASSIFIER_DROPOUT})
+    if meta["kind"] == "bert":
+        return AutoModelForSequenceClassification.from_config(config)
+    if meta["kind"] == "bilstm":
+        from .models import BiLSTMClassifier
+
+        return BiLSTMClassifier.from_config(config, meta["num_labels"], **meta.get("bilstm", {}))
+    raise ckpt.CheckpointError(f"unknown model kind {meta['kind']!r} in checkpoint metadata")
+
+
+def _sha(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()[:16]
+
+
+def train_and_evaluate(kind: str, profile: Profile, prep: Prepared | None = None, **fit_kw) -> dict:
+    """Train `kind` with the profile's settings (resuming if a checkpoint exists), evaluate the selected
+    checkpoint on validation and, once, on test; write metrics.json and the logits for the ensemble."""
+    prep = prep or prepare(profile)
+    cfg = getattr(profile, kind)
+    out = run_dir(profile) / kind
+    torch.manual_seed(profile.seed)
+    model = build_model(kind, prep.backbone, len(prep.label_names), profile)
+    params = count_params(model)
+    result = fit(model, prep.data, prep.tokenizer, cfg, out, meta=model_meta(kind, prep), seed=profile.seed,
+                 desc=kind, **fit_kw)
+    accelerator, model = result.extra["accelerator"], result.extra["model"]
+    splits = {}
+    for split in ("validation", "test"):
+        loader = accelerator.prepare(make_loader(prep.data[split], prep.tokenizer, cfg.eval_batch_size, shuffle=False))
+        t0 = time.perf_counter()
+        logits, labels, _ = predict_logits(model, loader, accelerator, desc=f"{kind} {split}")
+        seconds = time.perf_counter() - t0
+        splits[split] = metrics(logits, labels, prep.label_names)
+        splits[split]["docs_per_s"] = len(labels) / seconds
+        write_logits(out, split, logits, labels)
+    best = ckpt.checkpoint_path(out, "best")
+    ckpt.write_json(out / "logits.json", {"checkpoint": best.name, "weights_sha": _sha(best / "model.safetensors")})
+    record = {
+        "model": kind, "display_name": DISPLAY[kind], "backbone": profile.backbone, "profile": profile.name,
+        "params": params, "precision": result.precision, "device": result.device,
+        "s_per_epoch": result.s_per_epoch, "best_epoch": result.best_epoch, "epochs_run": len(result.history),
+        "stopped_early": result.stopped_early, "select_metric": cfg.select_metric,
+        "infer_docs_per_s": splits["test"]["docs_per_s"],
+        "checkpoint_bytes": (best / "model.safetensors").stat().st_size,
+        "dropped_empty_train": prep.dropped_empty_train, "n_train": len(prep.data["train"]),
+        "validation": splits["validation"], "test": splits["test"], "label_names": prep.label_names,
+        "config": asdict(cfg),
+    }
+    ckpt.write_json(out / "metrics.json", record)
+    del model, result, accelerator
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+    return record
+
+
+def write_logits(out: Path, split: str, logits: np.ndarray, labels: np.ndarray) -> None:
+    ckpt.write_npy(out / f"logits_{split}.npy", logits.astype(np.float32))
+    ckpt.write_npy(out / f"labels_{split}.npy", labels.astype(np.int64))
+
+
+def load_model(model_dir, device: str = "cpu") -> tuple[torch.nn.Module, dict]:
+    """The selected (best) checkpoint of a trained model folder, rebuilt from its metadata."""
+    best = ckpt.checkpoint_path(model_dir, "best")
+    meta_path = best / "meta.json"
+    if not meta_path.exists():
+        raise ckpt.CheckpointError(f"{meta_path} is missing: the checkpoint cannot be rebuilt")
+    meta = ckpt.read_json(meta_path)
+    model = build_from_meta(meta)
+    ckpt.load_into(model, best / "model.safetensors", meta)
+    return model.to(device).eval(), meta
+
+
+def member_logits(model_dir, prep: Prepared, splits=("validation", "test")) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Cached logits of a trained model, keyed by its selected checkpoint; recomputed (one model in memory
+    at a time, then freed) when the checkpoint changed or the cache is missing."""
+    model_dir = Path(model_dir)
+    best = ckpt.checkpoint_path(model_dir, "best")
+    key = {"checkpoint": best.name, "weights_sha": _sha(best / "model.safetensors")}
+    cached = model_dir / "logits.json"
+    if cached.exists() and ckpt.read_json(cached) == key and all(
+            (model_dir / f"logits_{s}.npy").exists() for s in splits):
+        return {s: (ckpt.read_npy(model_dir / f"logits_{s}.npy"), ckpt.read_npy(model_dir / f"labels_{s}.npy"))
+                for s in splits}
+    model, meta = load_model(model_dir)
+    accelerator = make_accelerator(getattr(prep.profile, meta["kind"]))
+    model = accelerator.prepare(model)
+    out = {}
+    for s in splits:
+        loader = accelerator.prepare(make_loader(prep.data[s], prep.tokenizer, 64, shuffle=False))
+        logits, labels, _ = predict_logits(model, loader, accelerator, desc=f"{meta['kind']} {s}")
+        write_logits(model_dir, s, logits, labels)
+        out[s] = (logits, labels)
+    ckpt.write_json(cached, key)
+    del model
+    gc.collect()
+    return out

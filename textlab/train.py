@@ -1,0 +1,301 @@
+"""The one training loop, shared by BERT, the BiLSTM (and the ensemble's backbones): built on Accelerate.
+
+fit() handles mixed precision (fp16 + loss scaling, bf16, fp32), gradient accumulation, clipping,
+linear warm-up/decay, data parallelism (`accelerate launch` / `torchrun`), model selection on the
+validation split with early stopping, per-epoch history, and checkpoints that resume mid-epoch to the
+same final weights as an uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from accelerate import Accelerator
+from accelerate.state import AcceleratorState
+from accelerate.utils import set_seed
+from tqdm.auto import tqdm
+from transformers import get_linear_schedule_with_warmup
+
+from . import checkpoint as ckpt
+from .batching import make_loader
+from .config import TrainConfig
+from .evaluate import metrics
+
+
+class NonFiniteLossError(FloatingPointError):
+    pass
+
+
+def cpu_supports_bf16() -> bool:
+    """bf16 autocast pays on CPUs with native bf16 dot products (AVX512-BF16 or AMX)."""
+    try:
+        caps = torch.backends.cpu.get_cpu_capability()
+    except AttributeError:  # pragma: no cover - older torch
+        return False
+    if caps in ("AVX512_BF16", "AMX") or "AMX" in caps:
+        return True
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = f.read()
+        return "avx512_bf16" in flags or "amx_bf16" in flags
+    except OSError:
+        return False
+
+
+def resolve_precision(precision: str, device: str) -> str:
+    """auto: bf16 where the hardware supports it, else fp16 on CUDA, fp32 on CPU."""
+    if precision != "auto":
+        if precision in ("fp16",) and device == "cpu":
+            raise ValueError("precision fp16 needs a CUDA GPU; on CPU use bf16 or fp32 (or auto)")
+        return precision
+    if device == "cuda":
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+    return "bf16" if cpu_supports_bf16() else "fp32"
+
+
+def make_accelerator(cfg: TrainConfig, project_dir: Path | None = None, cpu: bool = False) -> Accelerator:
+    device = "cuda" if torch.cuda.is_available() and not cpu else "cpu"
+    precision = resolve_precision(cfg.precision, device)
+    # One process trains several models (notebooks, tests) with different precisions: Accelerate keeps a
+    # process-wide singleton that refuses a change, so reset it (the distributed PartialState is kept).
+    AcceleratorState._reset_state(reset_partial_state=False)
+    return Accelerator(
+        mixed_precision="no" if precision == "fp32" else precision,
+        gradient_accumulation_steps=cfg.grad_accum,
+        cpu=cpu,
+        log_with=cfg.log_with or None,
+        project_dir=str(project_dir) if project_dir else None,
+    )
+
+
+def param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
+    """AdamW groups: biases and LayerNorm weights get no weight decay."""
+    decay, no_decay = [], []
+    for name, p in model.named_parameters():
+        if not p.requires_grad:
+            continue
+        (no_decay if p.ndim < 2 or "LayerNorm" in name or "norm" in name.lower() else decay).append(p)
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+@dataclass
+class FitResult:
+    history: list[dict]
+    best_epoch: int
+    best_metric: float
+    precision: str
+    device: str
+    s_per_epoch: float
+    out_dir: Path
+    stopped_early: bool = False
+    extra: dict = field(default_factory=dict)
+
+
+class _Interrupt(KeyboardInterrupt):
+    """Raised by the debug knob stop_after_steps, like a Ctrl-C after that optimizer step."""
+
+
+def _model_inputs(batch: dict) -> dict:
+    return {k: v for k, v in batch.items() if k != "idx"}
+
+
+@torch.no_grad()
+def predict_logits(model, loader, accelerator: Accelerator, desc: str = "predict") -> tuple[np.ndarray, np.ndarray, float]:
+    """Logits and labels in dataset order (any sampler, any number of processes) and the mean loss."""
+    model.eval()
+    logits, labels, idx, loss_sum, n = [], [], [], 0.0, 0
+    for batch in tqdm(loader, desc=desc, leave=False, disable=not accelerator.is_local_main_process):
+        out = model(**_model_inputs(batch))
+        if out.loss is not None:
+            loss_sum += out.loss.float().item() * len(batch["labels"])
+            n += len(batch["labels"])
+        lg, lb, ix = accelerator.gather_for_metrics((out.logits.float(), batch["labels"], batch["idx"]))
+        logits.append(lg.cpu()), labels.append(lb.cpu()), idx.append(ix.cpu())
+    logits, labels, idx = torch.cat(logits), torch.cat(labels), torch.cat(idx)
+    order = torch.argsort(idx)
+    return logits[order].numpy(), labels[order].numpy(), loss_sum / max(n, 1)
+
+
+def _state(model, optimizer, scheduler, accelerator) -> dict:
+    state = {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+             "rng_cpu": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["rng_cuda"] = torch.cuda.get_rng_state_all()
+    if accelerator.scaler is not None:
+        state["scaler"] = accelerator.scaler.state_dict()
+    return state
+
+
+def fit(model: torch.nn.Module, data, tokenizer, cfg: TrainConfig, out_dir, *, meta: dict, seed: int = 42,
+        resume: bool = True, cpu: bool = False, stop_after_steps: int = 0, desc: str = "train") -> FitResult:
+    """Train on data["train"], select on data["validation"] (cfg.select_metric), keep the best weights.
+
+    `meta` (kind, backbone, label_names, ...) is stored with every checkpoint so it can be rebuilt.
+    If `out_dir` holds a checkpoint and resume=True, training continues from it.
+    """
+    out_dir = Path(out_dir)
+    accelerator = make_accelerator(cfg, out_dir, cpu=cpu)
+    precision = "fp32" if accelerator.mixed_precision == "no" else accelerator.mixed_precision
+    set_seed(seed)
+
+    train_loader = make_loader(data["train"], tokenizer, cfg.batch_size, shuffle=True, seed=seed,
+                               length_grouped=cfg.length_grouped, max_length=meta.get("max_length"))
+    val_loader = make_loader(data["validation"], tokenizer, cfg.eval_batch_size, shuffle=False)
+    sampler = train_loader.batch_sampler if cfg.length_grouped else None
+    optimizer = torch.optim.AdamW(param_groups(model, cfg.weight_decay), lr=cfg.lr)
+    model, optimizer, train_loader, val_loader = accelerator.prepare(model, optimizer, train_loader, val_loader)
+
+    micro_per_epoch = len(train_loader)
+    steps_per_epoch = math.ceil(micro_per_epoch / cfg.grad_accum)
+    total_steps = steps_per_epoch * cfg.epochs
+    if cfg.max_steps:
+        total_steps = min(total_steps, cfg.max_steps)
+    # Not prepared: Accelerate would step it once per process; we step it once per optimizer step.
+    scheduler = get_linear_schedule_with_warmup(optimizer, int(cfg.warmup_ratio * total_steps), total_steps)
+
+    state = {"epoch": 0, "micro_in_epoch": 0, "global_step": 0, "history": [], "best_metric": -1.0,
+             "best_epoch": -1, "bad_epochs": 0, "train_loss_sum": 0.0, "train_tokens": 0, "train_micro": 0,
+             "epoch_seconds": 0.0}
+    pointer = ckpt.read_pointer(out_dir) if resume else {}
+    if pointer.get("last"):
+        last = ckpt.checkpoint_path(out_dir, "last")
+        saved = ckpt.read_json(last / "meta.json")
+        if saved.get("config") != asdict(cfg) or saved.get("backbone") != meta.get("backbone"):
+            raise ckpt.CheckpointError(
+                f"{last} was made with other settings (backbone {saved.get('backbone')!r}, config "
+                f"{saved.get('config')}); resume with the same settings or use a fresh output folder")
+        ckpt.load_into(accelerator.unwrap_model(model), last / "model.safetensors", saved)
+        ts = ckpt.load_training_state(last)
+        optimizer.load_state_dict(ts["optimizer"])
+        scheduler.load_state_dict(ts["scheduler"])
+        if accelerator.scaler is not None and "scaler" in ts:
+            accelerator.scaler.load_state_dict(ts["scaler"])
+        torch.set_rng_state(ts["rng_cpu"])
+        if "rng_cuda" in ts and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(ts["rng_cuda"])
+        state.update(saved["loop"])
+        accelerator.print(f"resuming {desc} from {last.name}: epoch {state['epoch'] + 1}, step {state['global_step']}")
+
+    trackers = bool(cfg.log_with)
+    if trackers:
+        accelerator.init_trackers(desc, config={k: v for k, v in asdict(cfg).items() if not isinstance(v, tuple)})
+
+    def save(role=("last",)):
+        accelerator.wait_for_everyone()
+        if accelerator.is_main_process:
+            ckpt.save_checkpoint(
+                out_dir, state["global_step"], accelerator.get_state_dict(model),
+                {**meta, "config": asdict(cfg), "loop": dict(state), "precision": precision},
+                _state(model, optimizer, scheduler, accelerator), role=role)
+        accelerator.wait_for_everyone()
+
+    stopped_early = False
+    done = state["global_step"] >= total_steps
+    while state["epoch"] < cfg.epochs and not done:
+        epoch = state["epoch"]
+        if sampler is not None:
+            sampler.set_epoch(epoch)
+        elif hasattr(train_loader, "set_epoch"):
+            train_loader.set_epoch(epoch)
+        model.train()
+        loader = train_loader
+        if state["micro_in_epoch"]:
+            loader = accelerator.skip_first_batches(train_loader, state["micro_in_epoch"])
+        t0 = time.perf_counter()
+        bar = tqdm(total=micro_per_epoch, initial=state["micro_in_epoch"], desc=f"{desc} epoch {epoch + 1}/{cfg.epochs}",
+                   leave=False, disable=not accelerator.is_local_main_process)
+        for batch in loader:
+            with accelerator.accumulate(model):
+                out = model(**_model_inputs(batch))
+                loss = out.loss
+                if not torch.isfinite(loss.detach()):
+                    raise NonFiniteLossError(
+                        f"non-finite loss ({loss.item()}) at optimizer step {state['global_step'] + 1} "
+                        f"(epoch {epoch + 1}) with precision {precision}: lower lr, or try precision=fp32/bf16")
+                accelerator.backward(loss)
+                if accelerator.sync_gradients and cfg.max_grad_norm:
+                    accelerator.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
+                optimizer.step()
+                optimizer.zero_grad()
+            state["micro_in_epoch"] += 1
+            state["train_micro"] += 1
+            state["train_loss_sum"] += loss.detach().float().item()
+            state["train_tokens"] += int(batch["attention_mask"].sum()) * accelerator.num_processes
+            bar.update(1)
+            if accelerator.sync_gradients:
+                if not accelerator.optimizer_step_was_skipped:
+                    scheduler.step()
+                state["global_step"] += 1
+                if trackers:
+                    accelerator.log({"train_loss": loss.item(), "lr": scheduler.get_last_lr()[0]}, step=state["global_step"])
+                if cfg.save_every_steps and state["global_step"] % cfg.save_every_steps == 0:
+                    state["epoch_seconds"] += time.perf_counter() - t0
+                    t0 = time.perf_counter()
+                    save()
+                if stop_after_steps and state["global_step"] >= stop_after_steps:
+                    raise _Interrupt(f"stopped after step {state['global_step']} (stop_after_steps)")
+                if state["global_step"] >= total_steps:
+                    done = True
+                    break
+        bar.close()
+        seconds = state["epoch_seconds"] + time.perf_counter() - t0
+
+        val_logits, val_labels, val_loss = predict_logits(model, val_loader, accelerator, desc="validate")
+        m = metrics(val_logits, val_labels, full=False)
+        row = {"epoch": epoch + 1, "step": state["global_step"],
+               "train_loss": state["train_loss_sum"] / max(state["train_micro"], 1),
+               "val_loss": val_loss, "val_accuracy": m["accuracy"], "val_macro_f1": m["macro_f1"],
+               "seconds": seconds, "tokens_per_s": state["train_tokens"] / max(seconds, 1e-9),
+               "lr": scheduler.get_last_lr()[0]}
+        state["history"].append(row)
+        if trackers:
+            accelerator.log({k: v for k, v in row.items() if k != "epoch"}, step=state["global_step"])
+        accelerator.print(f"{desc} epoch {epoch + 1}: train loss {row['train_loss']:.4f}, val loss {val_loss:.4f}, "
+                          f"val acc {m['accuracy']:.4f}, val macro-F1 {m['macro_f1']:.4f}, {seconds:.0f} s")
+        score = m[cfg.select_metric]
+        improved = score > state["best_metric"]
+        if improved:
+            state.update(best_metric=score, best_epoch=epoch + 1, bad_epochs=0)
+        else:
+            state["bad_epochs"] += 1
+        state.update(epoch=epoch + 1, micro_in_epoch=0, train_loss_sum=0.0, train_tokens=0, train_micro=0,
+                     epoch_seconds=0.0)
+        save(("last", "best") if improved else ("last",))
+        if state["bad_epochs"] >= cfg.patience:
+            stopped_early = True
+            accelerator.print(f"{desc}: early stop, no val {cfg.select_metric} gain for {cfg.patience} epochs")
+            break
+
+    if trackers:
+        accelerator.end_training()
+    best = ckpt.checkpoint_path(out_dir, "best")
+    ckpt.load_into(accelerator.unwrap_model(model), best / "model.safetensors")
+    ckpt.write_json(out_dir / "history.json", state["history"])
+    hist = state["history"]
+    return FitResult(
+        history=hist, best_epoch=state["best_epoch"], best_metric=state["best_metric"], precision=precision,
+        device=device_name(accelerator.device), s_per_epoch=float(np.mean([h["seconds"] for h in hist])) if hist else 0.0,
+        out_dir=out_dir, stopped_early=stopped_early, extra={"accelerator": accelerator, "model": model},
+    )
+
+
+def device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    import platform
+
+    name = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    name = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    return f"CPU ({torch.get_num_threads()} threads, {name})"
