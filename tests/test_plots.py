@@ -1,0 +1,135 @@
+"""Smoke tests of textlab.plots on small synthetic data, plus save_figure's atomicity."""
+
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import pytest  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+
+from textlab import plots, stats  # noqa: E402
+
+K = 20
+LABELS = [f"class.{i:02d}" for i in range(K)]
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+RNG = np.random.default_rng(0)
+Y = RNG.integers(0, K, 300)
+
+
+def _noisy(y: np.ndarray, accuracy: float, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return np.where(rng.random(len(y)) < accuracy, y, rng.integers(0, K, len(y)))
+
+
+@pytest.fixture(autouse=True)
+def _close_figures():
+    yield
+    plt.close("all")
+
+
+def _texts(fig: Figure) -> list[str]:
+    return [t.get_text() for t in fig.findobj(matplotlib.text.Text)]
+
+
+def test_save_figure_writes_png_atomically(tmp_path):
+    fig, ax = plt.subplots()
+    ax.plot([0, 1], [1, 0])
+    out = plots.save_figure(fig, tmp_path / "nested" / "dir" / "line.png")
+    assert out == tmp_path / "nested" / "dir" / "line.png"
+    assert out.read_bytes()[:8] == PNG_MAGIC
+    assert out.stat().st_mode & 0o777 == 0o644
+    assert [p.name for p in out.parent.iterdir()] == ["line.png"]
+
+
+def test_save_figure_failure_leaves_nothing(tmp_path):
+    fig, _ = plt.subplots()
+    with pytest.raises(ValueError, match="xyz"):
+        plots.save_figure(fig, tmp_path / "bad.xyz")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_class_distribution():
+    splits = {"test": Y[:50], "train": Y, "validation": Y[50:120]}
+    fig = plots.plot_class_distribution(LABELS, splits)
+    assert isinstance(fig, Figure)
+    assert len(fig.axes[0].patches) == 3 * K
+
+
+def test_length_distribution_reports_truncation():
+    lengths = {"train": np.arange(1, 1001), "test": np.full(10, 600)}
+    fig = plots.plot_length_distribution(lengths, max_length=512)
+    titles = [ax.get_title() for ax in fig.axes]
+    assert titles[0].startswith("train") and "48.8% longer than 512" in titles[0]
+    assert "100.0% longer than 512" in titles[1]
+
+
+def test_learning_curves_single_and_overlay():
+    history = [{"epoch": e, "train_loss": 1 / e, "val_loss": 1.2 / e, "val_accuracy": 0.5 + 0.1 * e,
+                "val_macro_f1": 0.4 + 0.1 * e} for e in (1, 2, 3)]
+    partial = [{"epoch": 1, "train_loss": 0.9, "val_loss": None, "val_accuracy": 0.7}, {"epoch": 2}]
+    assert len(plots.plot_learning_curves({"bert": history}).axes) == 3
+    fig = plots.plot_learning_curves({"bert": history, "lstm": partial})
+    assert any("best epoch 3" in t for t in _texts(fig))
+
+
+def test_confusion_matrices():
+    fig = plots.plot_confusion_matrix(Y, _noisy(Y, 0.8, 1), LABELS, title="bert")
+    assert fig.axes[0].get_title().startswith("bert")
+    fig = plots.plot_confusion_matrices({"bert": (Y, _noisy(Y, 0.8, 1)), "lstm": (Y, _noisy(Y, 0.6, 2))}, LABELS)
+    assert len(fig.axes) == 4  # two heatmaps and their colorbars
+
+
+def test_confusion_matrix_draws_on_given_axes():
+    fig, (left, right) = plt.subplots(1, 2)
+    assert plots.plot_confusion_matrix(Y, Y, LABELS, ax=right) is fig
+    assert right.images and not left.images
+
+
+def test_per_class_f1_one_and_several_models():
+    one = plots.plot_per_class_f1({"bert": np.linspace(0.5, 0.95, K)}, LABELS)
+    assert len(one.axes[0].patches) == K
+    several = plots.plot_per_class_f1({"bert": RNG.random(K), "lstm": RNG.random(K)}, LABELS)
+    assert several.axes[0].images
+    with pytest.raises(ValueError, match="expected \\(20,\\)"):
+        plots.plot_per_class_f1({"bert": np.ones(3)}, LABELS)
+
+
+def test_architecture_draws_every_stage():
+    stages = [("Tokenizer", "WordPiece, max 512"), ("BERT encoder × 12", "hidden 768, 12 heads, FFN 3072"),
+              ("[CLS] pooling", ""), ("Dropout", "p = 0.1"), ("Linear", "768 → 20 classes")]
+    fig = plots.plot_architecture(stages, "BERT")
+    texts = _texts(fig)
+    for name, _ in stages:
+        assert texts.count(name) == 1
+    fig = plots.plot_architectures({"BERT": stages, "BiLSTM": stages[:4]})
+    assert sum(len(ax.patches) for ax in fig.axes) == 9
+
+
+def test_metric_bars():
+    table = pd.DataFrame({"model": ["bert", "lstm"], "accuracy": [0.86, 0.8], "accuracy_lo": [0.85, 0.79],
+                          "accuracy_hi": [0.87, 0.81], "macro_f1": [0.85, 0.78], "macro_f1_lo": [0.84, 0.77],
+                          "macro_f1_hi": [0.86, 0.79]})
+    assert "86.0%" in _texts(plots.plot_metric_bars(table))
+    with pytest.raises(ValueError, match="macro_f1_hi"):
+        plots.plot_metric_bars(table.drop(columns="macro_f1_hi"))
+
+
+def test_reliability_shows_ece():
+    probs = {"bert": stats.softmax(RNG.normal(size=(300, K)) * 3), "lstm": stats.softmax(RNG.normal(size=(300, K)))}
+    fig = plots.plot_reliability(probs, Y)
+    ece = stats.expected_calibration_error(probs["bert"], Y)
+    assert f"bert (ECE {ece:.3f})" in _texts(fig)
+
+
+def test_disagreement_and_pvalues():
+    table = stats.disagreement_table(Y, _noisy(Y, 0.8, 1), _noisy(Y, 0.7, 2), _noisy(Y, 0.85, 3))
+    assert isinstance(plots.plot_disagreement(table), Figure)
+    names = ["bert", "lstm", "ensemble"]
+    p = pd.DataFrame([[1.0, 0.01234, 0.5], [0.01234, 1.0, 0.0], [0.5, 0.0, 1.0]], index=names, columns=names)
+    texts = _texts(plots.plot_pvalue_matrix(p))
+    assert "0.0123*" in texts and "0.5" in texts and "1" not in texts  # diagonal left blank

@@ -1,0 +1,379 @@
+"""Figures of the study: each function takes data and returns a matplotlib Figure.
+
+No backend is chosen here, so figures show inline in notebooks; save_figure writes them atomically.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import textwrap
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from matplotlib.colors import LogNorm
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.patches import FancyBboxPatch
+from matplotlib.ticker import MaxNLocator, PercentFormatter
+from sklearn.metrics import confusion_matrix
+
+from textlab import stats
+
+SPLIT_ORDER = ("train", "validation", "test")
+METRIC_COLUMNS = ("model", "accuracy", "accuracy_lo", "accuracy_hi", "macro_f1", "macro_f1_lo", "macro_f1_hi")
+SIGNIFICANCE = 0.05
+_PALETTE = plt.get_cmap("tab10").colors
+
+
+def save_figure(fig: Figure, path, dpi: int = 120) -> Path:
+    """Save fig to path atomically (temporary file in the same folder, then os.replace)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fmt = path.suffix.lstrip(".") or "png"  # explicit, or matplotlib would append a suffix to the temp name
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.tmp-", suffix=path.suffix)
+    os.close(fd)
+    try:
+        os.chmod(tmp, 0o644)  # mkstemp makes the file private (0600); a figure should be readable
+        fig.savefig(tmp, dpi=dpi, format=fmt, bbox_inches="tight")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def _ordered(d: dict) -> list:
+    """Keys of d with the usual splits first, in train/validation/test order."""
+    return [k for k in SPLIT_ORDER if k in d] + [k for k in d if k not in SPLIT_ORDER]
+
+
+def _text_color(im, value: float) -> str:
+    """Black or white, whichever reads better on the heatmap colour of value."""
+    r, g, b, _ = im.cmap(im.norm(value))
+    return "black" if 0.299 * r + 0.587 * g + 0.114 * b > 0.5 else "white"
+
+
+def _heatmap(ax, values, row_labels, col_labels, fmt: str | None, fontsize: float = 7, **imshow):
+    """imshow a matrix with labelled ticks, optional cell annotations and a colorbar; NaN cells stay blank."""
+    values = np.asarray(values, dtype=float)
+    im = ax.imshow(np.ma.masked_invalid(values), aspect="auto", **imshow)
+    ax.set_xticks(range(len(col_labels)), col_labels, rotation=90, fontsize=fontsize)
+    ax.set_yticks(range(len(row_labels)), row_labels, fontsize=fontsize)
+    if fmt is not None:
+        for (i, j), v in np.ndenumerate(values):
+            if np.isfinite(v):
+                ax.text(j, i, format(v, fmt), ha="center", va="center",
+                        fontsize=fontsize, color=_text_color(im, v))
+    ax.figure.colorbar(im, ax=ax, fraction=0.046, pad=0.02)
+    return im
+
+
+def plot_class_distribution(label_names: list[str], split_labels: dict[str, np.ndarray]) -> Figure:
+    """Documents per class as grouped horizontal bars, one bar per split."""
+    k = len(label_names)
+    splits = _ordered(split_labels)
+    fig, ax = plt.subplots(figsize=(8, 0.4 * k + 1.5))
+    height = 0.8 / max(len(splits), 1)
+    for i, split in enumerate(splits):
+        counts = np.bincount(np.asarray(split_labels[split], dtype=int), minlength=k)
+        if len(counts) != k:
+            raise ValueError(f"split {split!r} has labels >= {k} (only {k} label names given)")
+        offset = (i - (len(splits) - 1) / 2) * height
+        ax.barh(np.arange(k) + offset, counts, height=height, label=f"{split} ({counts.sum():,} docs)")
+    ax.set_yticks(range(k), label_names, fontsize=8)
+    ax.invert_yaxis()  # class 0 on top, as listed
+    ax.set_xlabel("documents")
+    ax.set_ylabel("class")
+    ax.set_title("Documents per class and split")
+    ax.legend(loc="lower right", fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def plot_length_distribution(lengths: dict[str, np.ndarray], max_length: int) -> Figure:
+    """Token-length histograms per split, clipped at the 99th percentile, with the truncation point."""
+    splits = _ordered(lengths)
+    all_lengths = np.concatenate([np.asarray(lengths[s], dtype=float) for s in splits])
+    # Clipping keeps a few huge posts from squashing the histograms; the last bin holds them.
+    clip = max(np.percentile(all_lengths, 99), max_length * 1.1)
+    bins = np.linspace(0, clip, 60)
+    fig, axes = plt.subplots(len(splits), 1, figsize=(8, 2.3 * len(splits)), sharex=True, squeeze=False)
+    for ax, split, color in zip(axes[:, 0], splits, _PALETTE):
+        values = np.asarray(lengths[split], dtype=float)
+        truncated = float(np.mean(values > max_length))
+        ax.hist(np.clip(values, 0, clip), bins=bins, color=color, alpha=0.8)
+        ax.axvline(max_length, color="black", linestyle="--", label=f"max_length = {max_length}")
+        ax.set_title(f"{split}: {len(values):,} documents, {truncated:.1%} longer than {max_length} (truncated)")
+        ax.set_ylabel("documents")
+        ax.legend(fontsize=8)
+    axes[-1, 0].set_xlabel("tokens per document (clipped at the 99th percentile)")
+    fig.tight_layout()
+    return fig
+
+
+def _series(history: list[dict], key: str) -> tuple[np.ndarray, np.ndarray]:
+    """(epochs, values) of one key of a per-epoch history, skipping missing or None values."""
+    points = [(i + 1 if row.get("epoch") is None else row["epoch"], row[key])
+              for i, row in enumerate(history) if row.get(key) is not None]
+    epochs, values = zip(*points) if points else ((), ())
+    return np.asarray(epochs, dtype=float), np.asarray(values, dtype=float)
+
+
+def plot_learning_curves(histories: dict[str, list[dict]]) -> Figure:
+    """Loss, validation accuracy and validation macro-F1 per epoch, one colour per model."""
+    fig, (ax_loss, ax_acc, ax_f1) = plt.subplots(1, 3, figsize=(15, 4.2))
+    model_handles = []
+    for (name, history), color in zip(histories.items(), _PALETTE):
+        for key, style in (("train_loss", "-"), ("val_loss", "--")):
+            ax_loss.plot(*_series(history, key), linestyle=style, marker="o", color=color)
+        for ax, key in ((ax_acc, "val_accuracy"), (ax_f1, "val_macro_f1")):
+            ax.plot(*_series(history, key), marker="o", color=color)
+        label = name
+        epochs, acc = _series(history, "val_accuracy")
+        if len(acc):
+            best = int(np.argmax(acc))
+            label = f"{name} (best epoch {epochs[best]:g}: {acc[best]:.1%})"
+            ax_acc.plot(epochs[best], acc[best], marker="*", markersize=16, color=color, markeredgecolor="black")
+            for ax in (ax_loss, ax_acc, ax_f1):
+                ax.axvline(epochs[best], color=color, linestyle=":", alpha=0.6)
+        model_handles.append(Line2D([], [], color=color, marker="o", label=label))
+    style_handles = [Line2D([], [], color="grey", linestyle="-", label="train"),
+                     Line2D([], [], color="grey", linestyle="--", label="validation")]
+    ax_loss.legend(handles=style_handles, fontsize=8)
+    ax_acc.legend(handles=model_handles + [Line2D([], [], color="grey", marker="*", linestyle="",
+                                                  markersize=12, label="best epoch")], fontsize=8)
+    for ax, title, ylabel in ((ax_loss, "Loss", "cross-entropy"),
+                              (ax_acc, "Validation accuracy", "accuracy"),
+                              (ax_f1, "Validation macro-F1", "macro-F1")):
+        ax.set_title(title)
+        ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_ylabel(ylabel)
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+
+def plot_confusion_matrix(y_true, y_pred, label_names, title: str = "", normalize: bool = True, ax=None) -> Figure:
+    """Confusion-matrix heatmap (rows: true class, normalised to sum 1 unless normalize=False)."""
+    y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
+    if y_true.shape != y_pred.shape:
+        raise ValueError(f"y_true and y_pred differ in shape: {y_true.shape} vs {y_pred.shape}")
+    k = len(label_names)
+    cm = confusion_matrix(y_true, y_pred, labels=np.arange(k)).astype(float)
+    if normalize:
+        totals = cm.sum(axis=1, keepdims=True)
+        cm = np.divide(cm, totals, out=np.zeros_like(cm), where=totals > 0)
+    own_figure = ax is None
+    if own_figure:
+        _, ax = plt.subplots(figsize=(0.35 * k + 3, 0.35 * k + 2.5))
+    # Cell values are unreadable past ~10 classes; colour alone carries the pattern then.
+    fmt = (".2f" if normalize else ".0f") if k <= 10 else None
+    _heatmap(ax, cm, label_names, label_names, fmt, cmap="Blues", vmin=0, vmax=1 if normalize else None)
+    accuracy = float(np.mean(y_true == y_pred)) if len(y_true) else float("nan")
+    ax.set_title(f"{title} (accuracy {accuracy:.1%})".strip())
+    ax.set_xlabel("predicted class")
+    ax.set_ylabel("true class")
+    if own_figure:  # a caller's figure keeps the layout engine it chose
+        ax.figure.tight_layout()
+    return ax.figure
+
+
+def plot_confusion_matrices(preds: dict[str, tuple[np.ndarray, np.ndarray]], label_names) -> Figure:
+    """One row-normalised confusion matrix per model, side by side."""
+    if not preds:
+        raise ValueError("preds is empty: give at least one model's (y_true, y_pred)")
+    k = len(label_names)
+    side = 0.35 * k + 3
+    fig, axes = plt.subplots(1, len(preds), figsize=(side * len(preds), side - 0.5), squeeze=False)
+    for ax, (name, (y_true, y_pred)) in zip(axes[0], preds.items()):
+        plot_confusion_matrix(y_true, y_pred, label_names, title=name, ax=ax)
+    fig.tight_layout()
+    return fig
+
+
+def plot_per_class_f1(f1_by_model: dict[str, np.ndarray], label_names) -> Figure:
+    """Per-class F1: sorted bars for one model, a models x classes heatmap for several."""
+    k = len(label_names)
+    scores = {name: np.asarray(v, dtype=float) for name, v in f1_by_model.items()}
+    for name, v in scores.items():
+        if v.shape != (k,):
+            raise ValueError(f"F1 of {name!r} has shape {v.shape}, expected ({k},) for {k} label names")
+    if len(scores) == 1:
+        (name, f1), = scores.items()
+        order = np.argsort(f1)
+        fig, ax = plt.subplots(figsize=(8, 0.35 * k + 1.5))
+        ax.barh(np.arange(k), f1[order], color=_PALETTE[0])
+        ax.set_yticks(range(k), [label_names[i] for i in order], fontsize=8)
+        ax.axvline(f1.mean(), color="black", linestyle="--", label=f"macro-F1 {f1.mean():.1%}")
+        ax.set_xlim(0, 1)
+        ax.set_xlabel("F1")
+        ax.set_ylabel("class")
+        ax.set_title(f"Per-class F1: {name}")
+        ax.legend(loc="lower right", fontsize=8)
+    else:
+        fig, ax = plt.subplots(figsize=(0.6 * k + 3, 0.5 * len(scores) + 2.5))
+        _heatmap(ax, np.vstack(list(scores.values())), list(scores), label_names, ".2f",
+                 fontsize=8, cmap="viridis", vmin=0, vmax=1)
+        ax.set_xlabel("class")
+        ax.set_ylabel("model")
+        ax.set_title("Per-class F1")
+    fig.tight_layout()
+    return fig
+
+
+# Flow-diagram geometry in data units (the axes keep an equal aspect, so corners stay round).
+_BOX_W, _BOX_H, _STEP, _PANEL_W = 3.6, 0.78, 1.15, 4.0
+
+
+def _draw_flow(ax, stages: list[tuple[str, str]], title: str, n_rows: int) -> None:
+    """Draw stages top-down as rounded boxes joined by arrows; n_rows fixes the vertical extent."""
+    x0 = (_PANEL_W - _BOX_W) / 2
+    colors = plt.get_cmap("Blues")(np.linspace(0.12, 0.35, max(len(stages), 1)))
+    for i, ((name, details), color) in enumerate(zip(stages, colors)):
+        y = -i * _STEP
+        ax.add_patch(FancyBboxPatch((x0, y - _BOX_H / 2), _BOX_W, _BOX_H,
+                                    boxstyle="round,pad=0,rounding_size=0.15",
+                                    facecolor=color, edgecolor="#1f3b73", linewidth=1.2))
+        wrapped = textwrap.fill(details, 46) if details else ""
+        ax.text(_PANEL_W / 2, y + (0.14 if wrapped else 0), name, ha="center", va="center",
+                fontsize=10, fontweight="bold")
+        if wrapped:
+            ax.text(_PANEL_W / 2, y - 0.16, wrapped, ha="center", va="center", fontsize=7.5, color="#333333")
+        if i:
+            ax.annotate("", xy=(_PANEL_W / 2, y + _BOX_H / 2), xytext=(_PANEL_W / 2, y + _STEP - _BOX_H / 2),
+                        arrowprops=dict(arrowstyle="-|>", color="#1f3b73", linewidth=1.3))
+    ax.set_xlim(0, _PANEL_W)
+    ax.set_ylim(-(n_rows - 1) * _STEP - _BOX_H / 2 - 0.1, _BOX_H / 2 + 0.1)
+    ax.set_aspect("equal")
+    ax.set_title(title, fontsize=12, fontweight="bold")
+    ax.axis("off")
+
+
+def plot_architecture(stages: list[tuple[str, str]], title: str) -> Figure:
+    """Vertical flow diagram: one rounded box per (stage name, details), arrows between them."""
+    if not stages:
+        raise ValueError("stages is empty: give at least one (name, details) pair")
+    fig, ax = plt.subplots(figsize=(4.6, _STEP * len(stages) + 0.8))
+    _draw_flow(ax, stages, title, len(stages))
+    fig.tight_layout()
+    return fig
+
+
+def plot_architectures(diagrams: dict[str, list[tuple[str, str]]]) -> Figure:
+    """Several flow diagrams side by side, top-aligned and drawn at the same scale."""
+    if not diagrams or not all(diagrams.values()):
+        raise ValueError("diagrams must map each title to a non-empty list of stages")
+    n_rows = max(len(s) for s in diagrams.values())
+    fig, axes = plt.subplots(1, len(diagrams), figsize=(4.6 * len(diagrams), _STEP * n_rows + 0.8), squeeze=False)
+    for ax, (title, stages) in zip(axes[0], diagrams.items()):
+        _draw_flow(ax, stages, title, n_rows)
+    fig.tight_layout()
+    return fig
+
+
+def plot_metric_bars(table: pd.DataFrame) -> Figure:
+    """Accuracy and macro-F1 per model as horizontal bars with 95 % bootstrap CI error bars."""
+    missing = [c for c in METRIC_COLUMNS if c not in table.columns]
+    if missing:
+        raise ValueError(f"table lacks columns {missing}; needs {list(METRIC_COLUMNS)}")
+    models = table["model"].astype(str).tolist()
+    fig, axes = plt.subplots(1, 2, figsize=(12, 0.55 * len(models) + 1.8), sharey=True)
+    for ax, metric, title, color in zip(axes, ("accuracy", "macro_f1"), ("Accuracy", "Macro-F1"), _PALETTE):
+        value = table[metric].to_numpy(float)
+        low, high = table[f"{metric}_lo"].to_numpy(float), table[f"{metric}_hi"].to_numpy(float)
+        y = np.arange(len(models))
+        ax.barh(y, value, xerr=[value - low, high - value], color=color, alpha=0.85,
+                error_kw=dict(capsize=4, ecolor="black"))
+        for yi, v, hi in zip(y, value, high):
+            ax.text(hi + 0.01, yi, f"{v:.1%}", va="center", fontsize=9)
+        ax.set_yticks(y, models)
+        ax.set_xlim(0, min(1.15, np.nanmax(high) + 0.15))
+        ax.xaxis.set_major_formatter(PercentFormatter(xmax=1))
+        ax.set_title(f"{title} (95 % bootstrap CI)")
+        ax.set_xlabel(title)
+    axes[0].set_ylabel("model")
+    axes[0].invert_yaxis()  # first model on top (sharey applies it to both panels)
+    fig.tight_layout()
+    return fig
+
+
+def plot_reliability(probs_by_model: dict[str, np.ndarray], y_true, n_bins: int = 15) -> Figure:
+    """Reliability diagram (confidence vs accuracy) with each model's ECE, and confidence counts below."""
+    fig, (ax, ax_count) = plt.subplots(2, 1, figsize=(6.5, 7.5), sharex=True,
+                                       gridspec_kw=dict(height_ratios=[3, 1]))
+    ax.plot([0, 1], [0, 1], color="grey", linestyle="--", label="perfect calibration")
+    width = 1 / n_bins / max(len(probs_by_model), 1)
+    for i, ((name, probs), color) in enumerate(zip(probs_by_model.items(), _PALETTE)):
+        bins = stats.reliability_bins(probs, y_true, n_bins)
+        ece = stats.expected_calibration_error(probs, y_true, n_bins)
+        filled = bins[bins["count"] > 0]
+        ax.plot(filled["confidence"], filled["accuracy"], marker="o", color=color, label=f"{name} (ECE {ece:.3f})")
+        ax_count.bar(bins["bin_lower"] + (i + 0.5) * width, bins["count"], width=width, color=color, label=name)
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    ax.set_title("Reliability diagram")
+    ax.set_ylabel("accuracy")
+    ax.legend(loc="upper left", fontsize=8)
+    ax.grid(alpha=0.3)
+    ax_count.set_yscale("log")
+    ax_count.set_title("Documents per confidence bin", fontsize=10)
+    ax_count.set_xlabel("confidence (top-label probability)")
+    ax_count.set_ylabel("documents")
+    fig.tight_layout()
+    return fig
+
+
+def plot_disagreement(table: pd.DataFrame) -> Figure:
+    """Documents per agreement case of two models, the part the ensemble gets right highlighted."""
+    missing = [c for c in ("documents", "ensemble_right") if c not in table.columns]
+    if missing:
+        raise ValueError(f"table lacks columns {missing}; pass stats.disagreement_table output")
+    ensemble = table.attrs.get("ensemble", "ensemble")
+    cases = table.index.astype(str).tolist()
+    documents = table["documents"].to_numpy(float)
+    right = table["ensemble_right"].to_numpy(float)
+    fig, ax = plt.subplots(figsize=(9, 0.6 * len(cases) + 1.8))
+    y = np.arange(len(cases))
+    ax.barh(y, documents, color="#d0d0d0", label="documents")
+    ax.barh(y, right, color=_PALETTE[2], label=f"{ensemble} right")
+    for yi, n, r in zip(y, documents, right):
+        share = f" ({r / n:.1%})" if n else ""
+        ax.text(n, yi, f"  {int(r):,} / {int(n):,}{share}", va="center", fontsize=9)
+    ax.set_yticks(y, cases)
+    ax.invert_yaxis()
+    ax.set_xlim(0, documents.max() * 1.35 if documents.max() > 0 else 1)
+    ax.set_xlabel("documents")
+    ax.set_ylabel("case")
+    ax.set_title(f"Where the models disagree, and how the {ensemble} does")
+    ax.legend(loc="lower right", fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def plot_pvalue_matrix(pvalues: pd.DataFrame) -> Figure:
+    """Model x model heatmap of McNemar p-values on a log colour scale; diagonal blank."""
+    if pvalues.shape[0] != pvalues.shape[1]:
+        raise ValueError(f"pvalues must be square (model x model), got shape {pvalues.shape}")
+    p = pvalues.to_numpy(float).copy()
+    np.fill_diagonal(p, np.nan)
+    n = len(p)
+    fig, ax = plt.subplots(figsize=(1.1 * n + 3, 1.0 * n + 2))
+    # Colour the clipped value (LogNorm cannot show p = 0); annotate the exact one.
+    im = _heatmap(ax, np.clip(p, 1e-6, 1), pvalues.index.astype(str), pvalues.columns.astype(str), None,
+                  fontsize=9, cmap="viridis", norm=LogNorm(vmin=1e-6, vmax=1))
+    for (i, j), v in np.ndenumerate(p):
+        if np.isfinite(v):
+            star = "*" if v < SIGNIFICANCE else ""
+            ax.text(j, i, f"{v:.3g}{star}", ha="center", va="center", fontsize=9,
+                    color=_text_color(im, max(v, 1e-6)))
+    im.colorbar.set_label("p-value (log scale)")
+    plt.setp(ax.get_xticklabels(), rotation=30, ha="right")
+    ax.set_xlabel("model")
+    ax.set_ylabel("model")
+    ax.set_title(f"McNemar p-values (* p < {SIGNIFICANCE})")
+    fig.tight_layout()
+    return fig

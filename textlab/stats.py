@@ -1,0 +1,186 @@
+"""Evaluation statistics: bootstrap confidence intervals, McNemar tests, calibration, disagreement.
+
+numpy/scipy/scikit-learn only, so the analysis runs without torch.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from scipy import stats as sps
+from sklearn.metrics import accuracy_score, f1_score
+
+METRICS = ("accuracy", "macro_f1")
+EXACT_BELOW = 25  # McNemar: exact binomial test when b + c is below this, else chi-square
+_BOOT_CHUNK = 250  # resamples per vectorised batch: bounds memory at ~chunk * n integers
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    """Row-wise softmax; subtracting the row maximum keeps exp() from overflowing."""
+    z = np.asarray(logits, dtype=float)
+    if z.ndim not in (1, 2) or z.size == 0:
+        raise ValueError(f"logits must be a non-empty 1-D or 2-D array, got shape {z.shape}")
+    e = np.exp(z - z.max(axis=-1, keepdims=True))
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def _labels(*arrays, names: tuple[str, ...]) -> list[np.ndarray]:
+    """Check that label arrays are non-empty, 1-D and of one length; return them as arrays."""
+    out = [np.asarray(a) for a in arrays]
+    for name, a in zip(names, out):
+        if a.ndim != 1:
+            raise ValueError(f"{name} must be 1-D, got shape {a.shape}")
+    lengths = {name: len(a) for name, a in zip(names, out)}
+    if len(set(lengths.values())) != 1:
+        raise ValueError(f"label arrays differ in length: {lengths}")
+    if len(out[0]) == 0:
+        raise ValueError(f"label arrays are empty: {lengths}")
+    return out
+
+
+def _macro_f1_rows(codes: np.ndarray, k: int) -> np.ndarray:
+    """Macro-F1 of each row of codes (true * k + pred), as sklearn computes it per row.
+
+    Classes absent from both truth and prediction of a row are left out of its average,
+    exactly as f1_score(average="macro") does with its default labels.
+    """
+    rows = codes.shape[0]
+    offsets = (np.arange(rows) * k * k)[:, None]
+    cm = np.bincount((codes + offsets).ravel(), minlength=rows * k * k).reshape(rows, k, k)
+    tp = np.diagonal(cm, axis1=1, axis2=2)
+    denom = cm.sum(axis=1) + cm.sum(axis=2)  # 2 TP + FP + FN per class
+    present = denom > 0
+    f1 = np.divide(2 * tp, denom, out=np.zeros(denom.shape), where=present)
+    return f1.sum(axis=1) / present.sum(axis=1)
+
+
+def bootstrap_ci(
+    y_true,
+    y_pred,
+    metric: str = "accuracy",
+    n_boot: int = 1000,
+    alpha: float = 0.05,
+    seed: int = 0,
+) -> tuple[float, float, float]:
+    """(point estimate, low, high): percentile bootstrap over documents of accuracy or macro-F1."""
+    if metric not in METRICS:
+        raise ValueError(f"unknown metric {metric!r}; valid metrics: {', '.join(METRICS)}")
+    if not isinstance(n_boot, (int, np.integer)) or n_boot < 1:
+        raise ValueError(f"n_boot must be a positive integer, got {n_boot!r}")
+    if not 0 < alpha < 1:
+        raise ValueError(f"alpha must lie strictly between 0 and 1, got {alpha!r}")
+    y_true, y_pred = _labels(y_true, y_pred, names=("y_true", "y_pred"))
+    n = len(y_true)
+    # Integer-code the labels so any label type (ints, strings) works with bincount.
+    classes, inverse = np.unique(np.concatenate([y_true, y_pred]), return_inverse=True)
+    k = len(classes)
+    codes = inverse[:n] * k + inverse[n:]
+    correct = (y_true == y_pred).astype(float)
+
+    def score(idx: np.ndarray) -> np.ndarray:
+        if metric == "accuracy":
+            return correct[idx].mean(axis=1)
+        return _macro_f1_rows(codes[idx], k)
+
+    rng = np.random.default_rng(seed)
+    scores = np.concatenate([
+        score(rng.integers(0, n, size=(min(_BOOT_CHUNK, n_boot - start), n)))
+        for start in range(0, n_boot, _BOOT_CHUNK)
+    ])
+    if metric == "accuracy":
+        point = accuracy_score(y_true, y_pred)
+    else:
+        point = f1_score(y_true, y_pred, average="macro", zero_division=0)
+    low, high = np.quantile(scores, [alpha / 2, 1 - alpha / 2])
+    return float(point), float(low), float(high)
+
+
+def mcnemar(y_true, pred_a, pred_b) -> dict:
+    """McNemar test of two classifiers on the same documents (exact binomial when b + c < 25)."""
+    y_true, pred_a, pred_b = _labels(y_true, pred_a, pred_b, names=("y_true", "pred_a", "pred_b"))
+    right_a, right_b = pred_a == y_true, pred_b == y_true
+    b = int(np.sum(right_a & ~right_b))
+    c = int(np.sum(~right_a & right_b))
+    if b + c == 0:
+        return {"b": b, "c": c, "statistic": 0.0, "p_value": 1.0, "method": "exact"}
+    if b + c < EXACT_BELOW:
+        p = sps.binomtest(min(b, c), b + c, 0.5).pvalue
+        return {"b": b, "c": c, "statistic": float(min(b, c)), "p_value": float(p), "method": "exact"}
+    statistic = (abs(b - c) - 1) ** 2 / (b + c)
+    p = sps.chi2.sf(statistic, df=1)
+    return {"b": b, "c": c, "statistic": float(statistic), "p_value": float(p), "method": "chi2"}
+
+
+def _probs(probs, y_true) -> tuple[np.ndarray, np.ndarray]:
+    """Check a (documents, classes) probability matrix against integer labels."""
+    p = np.asarray(probs, dtype=float)
+    y = np.asarray(y_true)
+    if p.ndim != 2 or p.shape[0] == 0:
+        raise ValueError(f"probs must be a non-empty 2-D array (documents, classes), got shape {p.shape}")
+    if y.ndim != 1 or len(y) != len(p):
+        raise ValueError(f"y_true must be 1-D with one label per row of probs: {y.shape} vs {p.shape}")
+    if not np.issubdtype(y.dtype, np.integer) or y.min() < 0 or y.max() >= p.shape[1]:
+        raise ValueError(f"y_true must hold integer class ids in [0, {p.shape[1]})")
+    if not np.all(np.isfinite(p)) or p.min() < 0 or p.max() > 1:
+        raise ValueError("probs must be finite and within [0, 1] (logits? apply softmax first)")
+    return p, y
+
+
+def reliability_bins(probs, y_true, n_bins: int = 15) -> pd.DataFrame:
+    """Top-label confidence vs accuracy in equal-width bins (lower, upper]; empty bins get NaN."""
+    if n_bins < 1:
+        raise ValueError(f"n_bins must be at least 1, got {n_bins}")
+    p, y = _probs(probs, y_true)
+    confidence = p.max(axis=1)
+    correct = (p.argmax(axis=1) == y).astype(float)
+    edges = np.linspace(0.0, 1.0, n_bins + 1)
+    # Bin i holds (edges[i], edges[i+1]]; confidence 0 falls into the first bin.
+    which = np.searchsorted(edges[1:-1], confidence, side="left")
+    count = np.bincount(which, minlength=n_bins)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        conf = np.bincount(which, weights=confidence, minlength=n_bins) / count
+        acc = np.bincount(which, weights=correct, minlength=n_bins) / count
+    return pd.DataFrame({
+        "bin_lower": edges[:-1],
+        "bin_upper": edges[1:],
+        "confidence": conf,
+        "accuracy": acc,
+        "count": count,
+    })
+
+
+def expected_calibration_error(probs, y_true, n_bins: int = 15) -> float:
+    """Expected calibration error: count-weighted mean of |accuracy - confidence| over bins."""
+    bins = reliability_bins(probs, y_true, n_bins)
+    gap = (bins["accuracy"] - bins["confidence"]).abs().fillna(0.0)
+    return float((gap * bins["count"]).sum() / bins["count"].sum())
+
+
+def disagreement_table(
+    y_true,
+    pred_a,
+    pred_b,
+    pred_ens,
+    names: tuple[str, str, str] = ("A", "B", "ensemble"),
+) -> pd.DataFrame:
+    """Documents by which of A and B is right, and how often the ensemble is right in each case."""
+    if len(names) != 3:
+        raise ValueError(f"names must hold three names (A, B, ensemble), got {names!r}")
+    y, a, b, e = _labels(y_true, pred_a, pred_b, pred_ens, names=("y_true", "pred_a", "pred_b", "pred_ens"))
+    right_a, right_b, right_e = a == y, b == y, e == y
+    cases = {
+        "both right": right_a & right_b,
+        f"only {names[0]} right": right_a & ~right_b,
+        f"only {names[1]} right": ~right_a & right_b,
+        "both wrong": ~right_a & ~right_b,
+    }
+    documents = np.array([m.sum() for m in cases.values()])
+    ensemble_right = np.array([(m & right_e).sum() for m in cases.values()])
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ensemble_accuracy = ensemble_right / documents  # NaN for a case with no documents
+    table = pd.DataFrame(
+        {"documents": documents, "ensemble_right": ensemble_right, "ensemble_accuracy": ensemble_accuracy},
+        index=pd.Index(list(cases), name="case"),
+    )
+    table.attrs["ensemble"] = names[2]  # lets plots name the ensemble
+    return table
