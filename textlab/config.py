@@ -152,19 +152,26 @@ def _coerce(value: Any, default: Any, key: str) -> Any:
     raise TypeError(f"override {key}={value!r} must be of type {type(default).__name__} like its default {default!r}")
 
 
-def _override(obj, key: str, value: Any):
+class UnknownSetting(KeyError):
+    def __str__(self) -> str:  # KeyError would print the message in quotes
+        return str(self.args[0])
+
+
+def _override(obj, key: str, value: Any, prefix: str = ""):
     head, _, rest = key.partition(".")
     names = [f.name for f in dataclasses.fields(obj)]
+    full = prefix + key
     if head not in names:
-        raise KeyError(f"unknown setting {key!r}; valid keys here: {', '.join(names)}")
+        raise UnknownSetting(f"unknown setting {full!r}; valid keys here: {', '.join(prefix + n for n in names)}")
     current = getattr(obj, head)
     if rest:
         if not dataclasses.is_dataclass(current):
-            raise KeyError(f"{head!r} has no sub-settings; cannot set {key!r}")
-        return dataclasses.replace(obj, **{head: _override(current, rest, value)})
+            raise UnknownSetting(f"{prefix + head!r} has no sub-settings; cannot set {full!r}")
+        return dataclasses.replace(obj, **{head: _override(current, rest, value, f"{prefix}{head}.")})
     if dataclasses.is_dataclass(current):
-        raise KeyError(f"{key!r} is a group; set one of its keys, e.g. {key}.{dataclasses.fields(current)[0].name}")
-    return dataclasses.replace(obj, **{head: _coerce(value, current, key)})
+        first = dataclasses.fields(current)[0].name
+        raise UnknownSetting(f"{full!r} is a group; set one of its keys, e.g. {full}.{first}")
+    return dataclasses.replace(obj, **{head: _coerce(value, current, full)})
 
 
 def get_profile(name: str | None = None, **overrides: Any) -> Profile:

@@ -100,6 +100,11 @@ class _Interrupt(KeyboardInterrupt):
     """Raised by the debug knob stop_after_steps, like a Ctrl-C after that optimizer step."""
 
 
+def _bar(accelerator: Accelerator) -> dict:
+    """tqdm on the main process only; there tqdm's own defaults apply (TQDM_DISABLE=1 silences CI logs)."""
+    return {} if accelerator.is_local_main_process else {"disable": True}
+
+
 def _model_inputs(batch: dict) -> dict:
     return {k: v for k, v in batch.items() if k != "idx"}
 
@@ -109,7 +114,7 @@ def predict_logits(model, loader, accelerator: Accelerator, desc: str = "predict
     """Logits and labels in dataset order (any sampler, any number of processes) and the mean loss."""
     model.eval()
     logits, labels, idx, loss_sum, n = [], [], [], 0.0, 0
-    for batch in tqdm(loader, desc=desc, leave=False, disable=not accelerator.is_local_main_process):
+    for batch in tqdm(loader, desc=desc, leave=False, **_bar(accelerator)):
         out = model(**_model_inputs(batch))
         if out.loss is not None:
             loss_sum += out.loss.float().item() * len(batch["labels"])
@@ -208,7 +213,7 @@ def fit(model: torch.nn.Module, data, tokenizer, cfg: TrainConfig, out_dir, *, m
             loader = accelerator.skip_first_batches(train_loader, state["micro_in_epoch"])
         t0 = time.perf_counter()
         bar = tqdm(total=micro_per_epoch, initial=state["micro_in_epoch"], desc=f"{desc} epoch {epoch + 1}/{cfg.epochs}",
-                   leave=False, disable=not accelerator.is_local_main_process)
+                   leave=False, **_bar(accelerator))
         for batch in loader:
             with accelerator.accumulate(model):
                 out = model(**_model_inputs(batch))

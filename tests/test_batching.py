@@ -1,0 +1,70 @@
+import numpy as np
+import pytest
+import torch
+
+from textlab.backbones import get_backbone
+from textlab.batching import Collator, LengthGroupedBatchSampler
+
+
+@pytest.fixture(scope="module")
+def lengths():
+    return np.random.default_rng(0).integers(2, 300, size=1_037).tolist()
+
+
+def test_each_index_exactly_once_per_epoch(lengths):
+    s = LengthGroupedBatchSampler(lengths, 16, seed=3)
+    for epoch in range(3):
+        s.set_epoch(epoch)
+        batches = list(s)
+        flat = [i for b in batches for i in b]
+        assert sorted(flat) == list(range(len(lengths)))
+        assert len(batches) == len(s)
+        assert all(1 <= len(b) <= 16 for b in batches)
+
+
+def test_batches_group_similar_lengths(lengths):
+    lengths_t = np.array(lengths)
+    grouped = LengthGroupedBatchSampler(lengths, 16, seed=0)
+
+    def waste(batches):
+        padded = sum(len(b) * lengths_t[b].max() for b in batches)
+        return 1 - lengths_t.sum() / padded
+
+    rng = np.random.default_rng(0)
+    perm = rng.permutation(len(lengths))
+    random_batches = [perm[i:i + 16] for i in range(0, len(perm), 16)]
+    assert waste(list(grouped)) < 0.1 < waste(random_batches)
+
+
+def test_order_is_random_but_reproducible(lengths):
+    a, b = LengthGroupedBatchSampler(lengths, 16, seed=0), LengthGroupedBatchSampler(lengths, 16, seed=0)
+    assert list(a) == list(b)
+    first = list(a)
+    a.set_epoch(1)
+    assert list(a) != first
+    sizes = [max(lengths[i] for i in batch) for batch in first]
+    assert sizes != sorted(sizes) and sizes != sorted(sizes, reverse=True)  # batch order shuffled
+
+
+def test_eval_order_sorted_by_length(lengths):
+    s = LengthGroupedBatchSampler(lengths, 64, shuffle=False)
+    flat = [i for b in s for i in b]
+    assert sorted(flat) == list(range(len(lengths)))
+    assert [lengths[i] for i in flat] == sorted(lengths, reverse=True)
+
+
+def test_collator_pads_only_to_batch_maximum():
+    tok = get_backbone("tiny").tokenizer()
+    feats = [{"input_ids": [101] + [7] * n + [102], "labels": 1, "idx": i, "length": n + 2} for i, n in enumerate((3, 9, 5))]
+    batch = Collator(tok)(feats)
+    assert batch["input_ids"].shape == (3, 16)  # max 11, rounded up to a multiple of 8
+    assert batch["attention_mask"].sum(1).tolist() == [5, 11, 7]
+    assert batch["labels"].tolist() == [1, 1, 1] and batch["idx"].tolist() == [0, 1, 2]
+    assert "length" not in batch
+    fixed = Collator(tok, max_length=32)(feats)
+    assert fixed["input_ids"].shape == (3, 32) and fixed["input_ids"].dtype == torch.long
+
+
+def test_bad_batch_size():
+    with pytest.raises(ValueError, match="batch_size must be >= 1"):
+        LengthGroupedBatchSampler([1, 2], 0)

@@ -1,0 +1,53 @@
+import pytest
+
+from textlab import config
+from textlab.backbones import BACKBONES
+
+
+@pytest.mark.parametrize("name", list(config.PROFILES))
+def test_every_profile_resolves(name):
+    p = config.get_profile(name)
+    assert p.name == name and p.backbone in BACKBONES
+    assert p.bert.epochs >= 1 and p.bilstm.epochs >= 1
+
+
+def test_profile_from_env(monkeypatch):
+    monkeypatch.setenv("TEXTLAB_PROFILE", "paper")
+    assert config.get_profile().backbone == "bert-base-uncased"
+    monkeypatch.delenv("TEXTLAB_PROFILE")
+    assert config.get_profile().name == "cpu"
+
+
+def test_paper_profile_is_the_seed_recipe():
+    p = config.get_profile("paper")
+    assert (p.bert.batch_size, p.bert.grad_accum, p.bert.precision, p.max_length) == (16, 2, "fp16", 256)
+
+
+def test_overrides_nested_and_typed():
+    p = config.get_profile("smoke", bert__epochs=3, **{"bilstm.lr": "0.01", "max_length": 48})
+    assert p.bert.epochs == 3 and p.bilstm.lr == 0.01 and p.max_length == 48
+    assert config.get_profile("smoke").bert.epochs == 1  # defaults untouched
+
+
+def test_unknown_key_lists_valid_ones():
+    with pytest.raises(KeyError, match="unknown setting 'bert.lrr'.*lr"):
+        config.get_profile("smoke", bert__lrr=1.0)
+    with pytest.raises(ValueError, match="unknown profile 'gpu'; choose one of: smoke, cpu, paper"):
+        config.get_profile("gpu")
+
+
+def test_wrong_types_and_values():
+    with pytest.raises(TypeError, match="must be of type int"):
+        config.get_profile("smoke", bert__epochs="many")
+    with pytest.raises(ValueError, match="unknown precision 'fp8'"):
+        config.get_profile("smoke", bert__precision="fp8")
+    with pytest.raises(ValueError, match="max_length"):
+        config.get_profile("smoke", max_length=1024)
+
+
+def test_only_cpu_profile_writes_committed_figures(monkeypatch, tmp_path):
+    monkeypatch.setenv("TEXTLAB_RUNS", str(tmp_path))
+    assert config.figures_dir("smoke") == tmp_path / "smoke" / "figures"
+    monkeypatch.delenv("TEXTLAB_RUNS")
+    monkeypatch.delenv("TEXTLAB_FIGURES", raising=False)
+    assert config.figures_dir("cpu") == config.PROJECT_ROOT / "figures"

@@ -1,0 +1,176 @@
+import io
+import json
+import tarfile
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from textlab import data
+from textlab.backbones import get_backbone
+from textlab.data import DataError
+
+
+@pytest.fixture(scope="module")
+def nga(archive):
+    return data.load_20newsgroups(archive)
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    return get_backbone("tiny").tokenizer()
+
+
+def test_archive_has_exact_bydate_sizes_and_20_classes(nga):
+    assert len(nga["train"]) == 11_314
+    assert len(nga["test"]) == 7_532
+    names = nga["train"].features["label"].names
+    assert len(names) == 20 and names[0] == "alt.atheism" and names[-1] == "talk.religion.misc"
+    assert len(set(nga["test"]["label"])) == 20
+
+
+def test_headers_footers_quotes_are_stripped(nga):
+    # Counts measured independently with scikit-learn's fetch_20newsgroups(remove=(...)) on this data.
+    assert sum(data.is_empty(t) for t in nga["train"]["text"]) == 300
+    assert sum(data.is_empty(t) for t in nga["test"]["text"]) == 215
+    texts = nga["train"]["text"][:500]
+    assert not any(t.startswith("From:") for t in texts)  # headers gone
+    assert not any(line.startswith(">") for t in texts for line in t.splitlines())  # quoted lines gone
+
+
+def test_validation_split_is_stratified_disjoint_and_reproducible(archive):
+    a = data.load_data(archive, val_fraction=0.1, seed=42)
+    b = data.load_data(archive, val_fraction=0.1, seed=42)
+    c = data.load_data(archive, val_fraction=0.1, seed=7)
+    assert len(a["train"]) + len(a["validation"]) == 11_314
+    assert len(a["validation"]) == 1_132 and len(a["test"]) == 7_532
+    assert not set(a["train"]["doc_id"]) & set(a["validation"]["doc_id"])
+    assert list(a["validation"]["doc_id"]) == list(b["validation"]["doc_id"])
+    assert list(a["validation"]["doc_id"]) != list(c["validation"]["doc_id"])
+    full = np.bincount(list(a["train"]["label"]) + list(a["validation"]["label"]), minlength=20)
+    val = np.bincount(a["validation"]["label"], minlength=20)
+    assert np.all(np.abs(val - 0.1 * full) <= 1.5)  # stratified: each class keeps ~10 %
+
+
+def test_extracted_folder_gives_the_same_data(archive, tmp_path, monkeypatch, nga):
+    monkeypatch.setenv("TEXTLAB_CACHE", str(tmp_path / "cache"))
+    with tarfile.open(archive) as tar:
+        tar.extractall(tmp_path / "x", filter="data")
+    folder = data.load_20newsgroups(tmp_path / "x")
+    assert list(folder["test"]["text"]) == list(nga["test"]["text"])
+    assert list(folder["train"]["label"]) == list(nga["train"]["label"])
+
+
+def test_missing_path_names_it_and_both_ways(tmp_path):
+    missing = tmp_path / "nowhere.tar.gz"
+    with pytest.raises(DataError) as e:
+        data.load_data(missing)
+    msg = str(e.value)
+    assert str(missing) in msg and "TEXTLAB_20NG" in msg and "fetch_20newsgroups" in msg
+
+
+def test_missing_env_path_is_reported(tmp_path, monkeypatch):
+    monkeypatch.setenv("TEXTLAB_20NG", str(tmp_path / "gone"))
+    with pytest.raises(DataError, match="TEXTLAB_20NG"):
+        data.load_20newsgroups()
+
+
+@pytest.mark.parametrize("how", ["truncated", "garbage"])
+def test_truncated_or_corrupt_archive_is_a_clear_error(archive, tmp_path, monkeypatch, how):
+    monkeypatch.setenv("TEXTLAB_CACHE", str(tmp_path / "cache"))
+    bad = tmp_path / "20news-bydate.tar.gz"
+    raw = archive.read_bytes()
+    bad.write_bytes(raw[: len(raw) // 3] if how == "truncated" else b"\x1f\x8b" + bytes(range(256)) * 100)
+    with pytest.raises(DataError, match="truncated or corrupt"):
+        data.load_20newsgroups(bad)
+
+
+def test_archive_without_20_groups_is_rejected(tmp_path, monkeypatch):
+    monkeypatch.setenv("TEXTLAB_CACHE", str(tmp_path / "cache"))
+    path = tmp_path / "small.tar.gz"
+    with tarfile.open(path, "w:gz") as tar:
+        for split in ("20news-bydate-train", "20news-bydate-test"):
+            info = tarfile.TarInfo(f"{split}/sci.space/1")
+            body = b"Subject: x\n\nhello"
+            info.size = len(body)
+            tar.addfile(info, io.BytesIO(body))
+    with pytest.raises(DataError, match="found 1 groups"):
+        data.load_20newsgroups(path)
+
+
+def _frame(n=90, classes=("neg", "neu", "pos")):
+    rng = np.random.default_rng(0)
+    labels = [classes[i % len(classes)] for i in range(n)]
+    return pd.DataFrame({"text": [f"doc {i} about {l} " + "w" * int(rng.integers(1, 5)) for i, l in enumerate(labels)],
+                         "label": labels})
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".jsonl", ".parquet"])
+def test_own_file_with_three_classes(tmp_path, suffix):
+    df = _frame()
+    path = tmp_path / f"mine{suffix}"
+    {".csv": lambda: df.to_csv(path, index=False), ".jsonl": lambda: df.to_json(path, orient="records", lines=True),
+     ".parquet": lambda: df.to_parquet(path)}[suffix]()
+    dsd = data.load_data(path, val_fraction=0.2, seed=1)
+    assert dsd["train"].features["label"].names == ["neg", "neu", "pos"]
+    assert len(dsd["train"]) + len(dsd["validation"]) + len(dsd["test"]) == 90
+    assert len(dsd["test"]) == 18  # 20 % carved for test
+    assert set(dsd["test"]["label"]) == {0, 1, 2}
+
+
+def test_own_file_split_column_is_honoured(tmp_path):
+    df = _frame()
+    df["split"] = ["test" if i < 30 else "train" for i in range(len(df))]
+    path = tmp_path / "mine.csv"
+    df.to_csv(path, index=False)
+    dsd = data.load_data(path)
+    assert len(dsd["test"]) == 30 and len(dsd["train"]) + len(dsd["validation"]) == 60
+
+
+def test_csv_without_text_column(tmp_path):
+    path = tmp_path / "bad.csv"
+    _frame().rename(columns={"text": "body"}).to_csv(path, index=False)
+    with pytest.raises(DataError, match=r"no 'text' column; found columns \['body', 'label'\]"):
+        data.load_data(path)
+
+
+def test_csv_with_empty_labels(tmp_path):
+    df = _frame()
+    df.loc[[3, 7], "label"] = ""
+    path = tmp_path / "bad.csv"
+    df.to_csv(path, index=False)
+    with pytest.raises(DataError, match=r"2 rows have an empty label \(e.g. file lines \[5, 9\]\)"):
+        data.load_data(path)
+
+
+def test_unsupported_own_file(tmp_path):
+    path = tmp_path / "x.json"
+    path.write_text("{not json")
+    with pytest.raises(DataError, match="could not be read"):
+        data.load_user_file(path)
+
+
+def test_tokenize_truncates_like_the_tokenizer_and_is_cached(tmp_path, monkeypatch, tokenizer):
+    monkeypatch.setenv("TEXTLAB_CACHE", str(tmp_path))
+    df = _frame(30)
+    df.loc[0, "text"] = "word " * 200  # longer than max_length
+    df.loc[1, "text"] = "   "  # empty after stripping
+    path = tmp_path / "t.csv"
+    df.to_csv(path, index=False)
+    dsd = data.load_data(path, seed=0)
+    tok = data.tokenize(dsd, tokenizer, max_length=16)
+    for split in tok:
+        for ids, text, n, full in zip(tok[split]["input_ids"], tok[split]["text"], tok[split]["length"],
+                                      tok[split]["full_length"]):
+            assert ids == tokenizer(text, truncation=True, max_length=16)["input_ids"]
+            assert n == len(ids) <= 16 and full >= n
+    assert len(list(tmp_path.glob("tok-*"))) == 1
+
+    def boom(*a, **k):
+        raise AssertionError("tokenizer called: cache not used")
+
+    monkeypatch.setattr(type(tokenizer), "__call__", boom)
+    again = data.tokenize(dsd, tokenizer, max_length=16)  # must come from the cache
+    assert list(again["train"]["input_ids"]) == list(tok["train"]["input_ids"])
+    with pytest.raises(AssertionError, match="cache not used"):
+        data.tokenize(dsd, tokenizer, max_length=20)  # another max_length is another cache entry

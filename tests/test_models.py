@@ -1,0 +1,86 @@
+import json
+
+import pytest
+import torch
+
+from textlab import cli
+from textlab.backbones import get_backbone, tiny_config
+from textlab.describe import architecture_stages, build_all, describe
+from textlab.models import BiLSTMClassifier, MetaMLP
+
+
+def test_bert_base_shapes_are_exact():
+    counts = describe("bert-base-uncased", 20)
+    assert counts["bert"] == {"total": 109_497_620, "trainable": 109_497_620, "frozen": 0}
+    assert counts["bilstm"]["trainable"] == 7_395_477
+    assert counts["bilstm"]["frozen"] == 23_837_184
+    assert counts["meta_mlp"] == {"total": 7_340, "trainable": 7_340, "frozen": 0}
+
+
+def test_describe_cli_json(capsys):
+    assert cli.main(["describe", "--arch", "bert-base-uncased", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["bert"]["total"] == 109_497_620 and out["bilstm"]["frozen"] == 23_837_184
+
+
+def test_describe_embedded_backbone():
+    counts = describe("minilm", 20)
+    assert counts["bert"]["total"] == 22_720_916  # MiniLM-L6-H384 + 20-class head
+    assert counts["bilstm"]["frozen"] == (30_522 + 512 + 2) * 384 + 2 * 384
+
+
+def test_unknown_arch_lists_choices():
+    with pytest.raises(ValueError, match="unknown arch 'gpt2'; choose one of: minilm, bert-base-uncased, tiny"):
+        describe("gpt2")
+    with pytest.raises(ValueError, match="unknown backbone 'gpt2'; choose one of"):
+        get_backbone("gpt2")
+
+
+def test_bert_classifier_head_is_pooler_dropout_linear():
+    model = get_backbone("tiny").classifier(20, dropout=0.3)
+    assert model.dropout.p == 0.3 and model.classifier.out_features == 20
+    assert all(p.requires_grad for p in model.parameters())
+    stages = architecture_stages(model, 256)
+    assert [s[0] for s in stages] == ["WordPiece tokens", "Embeddings", "Encoder × 2", "Pooler", "Dropout", "Linear"]
+    assert "64 → 20" in stages[-1][1]
+
+
+def _bilstm(n=5):
+    torch.manual_seed(0)
+    return BiLSTMClassifier.from_config(tiny_config(), n)
+
+
+def test_bilstm_embeddings_frozen_and_eval_mode():
+    m = _bilstm().train()
+    assert not any(p.requires_grad for p in m.embeddings.parameters())
+    assert not m.embeddings.training and m.lstm.training
+    assert [s[0] for s in architecture_stages(m)][2] == "BiLSTM × 2"
+
+
+def test_bilstm_handles_empty_and_padding_only_rows():
+    m = _bilstm().eval()
+    ids = torch.tensor([[101, 102, 0, 0], [101, 2000, 2001, 102], [0, 0, 0, 0]])
+    mask = (ids != 0).long()
+    out = m(input_ids=ids, attention_mask=mask, labels=torch.tensor([0, 1, 2]))
+    assert out.logits.shape == (3, 5) and torch.isfinite(out.logits).all() and torch.isfinite(out.loss)
+
+
+def test_bilstm_ignores_padding():
+    m = _bilstm().eval()
+    ids = torch.tensor([[101, 2000, 2001, 102]])
+    padded = torch.tensor([[101, 2000, 2001, 102, 0, 0, 0]])
+    a = m(input_ids=ids, attention_mask=torch.ones_like(ids)).logits
+    b = m(input_ids=padded, attention_mask=(padded != 0).long()).logits
+    torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
+
+
+def test_meta_mlp_seed_shape():
+    m = MetaMLP(40, 20)
+    assert sum(p.numel() for p in m.parameters()) == 7_340
+    assert m(torch.rand(8, 40)).shape == (8, 20)
+    assert architecture_stages(m)[0] == ("Member softmax, concatenated", "40 inputs")
+
+
+def test_build_all_allocates_nothing():
+    models = build_all("bert-base-uncased")
+    assert all(p.device.type == "meta" for m in models.values() for p in m.parameters())

@@ -1,0 +1,32 @@
+"""environment.yml (conda) and pyproject.toml must list the same dependencies."""
+
+import re
+import tomllib
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _name(req: str) -> str:
+    return re.split(r"[<>=!~\[ ]", req, 1)[0].strip().lower().replace("_", "-")
+
+
+def test_environment_yml_matches_pyproject():
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    wanted = {_name(r): r for r in project["dependencies"] + project["optional-dependencies"]["dev"]}
+    env = yaml.safe_load((ROOT / "environment.yml").read_text())
+    pip = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict))
+    listed = {_name(r): r for r in pip if not r.startswith("-e")}
+    assert set(listed) == set(wanted), f"only in environment.yml: {set(listed) - set(wanted)}; only in pyproject: {set(wanted) - set(listed)}"
+    for name, req in wanted.items():
+        if name != "torch":  # the yml pins the CPU build the Makefile installs
+            assert listed[name] == req, f"{name}: environment.yml says {listed[name]!r}, pyproject {req!r}"
+    assert listed["torch"] == "torch==2.13.0"
+    assert "python>=3.11" in env["dependencies"] and project["requires-python"] == ">=3.11"
+
+
+def test_makefile_installs_pinned_torch_first():
+    make = (ROOT / "Makefile").read_text()
+    assert make.index("torch==2.13.0") < make.index('pip install -q -e ".[dev]"')

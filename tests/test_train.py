@@ -1,0 +1,116 @@
+import dataclasses
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from helpers import keyword_csv
+from textlab import checkpoint as ckpt
+from textlab import pipeline
+from textlab.config import get_profile
+from textlab.train import NonFiniteLossError, fit, param_groups, resolve_precision
+
+
+@pytest.fixture(scope="module")
+def keyword_prep(tmp_path_factory):
+    csv = keyword_csv(tmp_path_factory.mktemp("kw") / "kw.csv", n=360)
+    profile = get_profile("smoke", data=str(csv), max_length=16, val_fraction=0.2, bert__epochs=6, bert__lr=2e-3,
+                          bert__batch_size=8, bert__patience=6)
+    return profile, pipeline.prepare(profile)
+
+
+def _fit(profile, prep, out, kind="bert", **kw):
+    torch.manual_seed(profile.seed)
+    model = pipeline.build_model(kind, prep.backbone, len(prep.label_names), profile)
+    cfg = dataclasses.replace(getattr(profile, kind), **kw.pop("cfg", {}))
+    return fit(model, prep.data, prep.tokenizer, cfg, out, meta=pipeline.model_meta(kind, prep),
+               seed=profile.seed, **kw)
+
+
+def _weights(out):
+    return ckpt.load_weights(ckpt.checkpoint_path(out, "best") / "model.safetensors")
+
+
+def test_loop_learns_a_learnable_task(keyword_prep, tmp_path):
+    profile, prep = keyword_prep
+    result = _fit(profile, prep, tmp_path / "m")
+    assert len(result.history) == 6
+    assert result.history[-1]["train_loss"] < result.history[0]["train_loss"]
+    assert result.best_metric >= 0.9  # validation accuracy on keyword classes
+    assert result.best_epoch == max(range(1, 7), key=lambda e: result.history[e - 1]["val_accuracy"])
+    saved = ckpt.read_json(tmp_path / "m" / "history.json")
+    assert [h["epoch"] for h in saved] == [1, 2, 3, 4, 5, 6]
+    assert all(h["tokens_per_s"] > 0 and h["seconds"] > 0 for h in saved)
+
+
+def test_same_seed_same_metrics_and_weights(keyword_prep, tmp_path):
+    profile, prep = keyword_prep
+    a = _fit(profile, prep, tmp_path / "a", cfg={"epochs": 2})
+    b = _fit(profile, prep, tmp_path / "b", cfg={"epochs": 2})
+    strip = lambda h: [{k: v for k, v in e.items() if k not in ("seconds", "tokens_per_s")} for e in h]
+    assert strip(a.history) == strip(b.history)
+    wa, wb = _weights(tmp_path / "a"), _weights(tmp_path / "b")
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)
+
+
+def test_early_stopping_and_max_steps(keyword_prep, tmp_path):
+    profile, prep = keyword_prep
+    r = _fit(profile, prep, tmp_path / "s", cfg={"epochs": 3, "max_steps": 5})
+    assert r.history[-1]["step"] == 5 and len(r.history) == 1
+    r = _fit(profile, prep, tmp_path / "p", cfg={"epochs": 6, "lr": 1e-9, "patience": 1})
+    assert r.stopped_early and len(r.history) < 6
+
+
+def test_resume_refuses_other_settings(keyword_prep, tmp_path):
+    profile, prep = keyword_prep
+    _fit(profile, prep, tmp_path / "m", cfg={"epochs": 1})
+    with pytest.raises(ckpt.CheckpointError, match="other settings"):
+        _fit(profile, prep, tmp_path / "m", cfg={"epochs": 1, "lr": 0.5})
+
+
+def test_non_finite_loss_names_step_and_precision(keyword_prep, tmp_path, monkeypatch):
+    profile, prep = keyword_prep
+    model = pipeline.build_model("bert", prep.backbone, len(prep.label_names), profile)
+    forward = model.forward
+
+    def nan_forward(*a, **k):
+        out = forward(*a, **k)
+        out.loss = out.loss * float("nan")
+        return out
+
+    model.forward = nan_forward
+    with pytest.raises(NonFiniteLossError, match=r"at optimizer step 1 \(epoch 1\) with precision fp32"):
+        fit(model, prep.data, prep.tokenizer, profile.bert, tmp_path / "n", meta=pipeline.model_meta("bert", prep))
+
+
+def test_precision_choices():
+    assert resolve_precision("fp32", "cpu") == "fp32"
+    assert resolve_precision("auto", "cpu") in ("bf16", "fp32")
+    with pytest.raises(ValueError, match="fp16 needs a CUDA GPU"):
+        resolve_precision("fp16", "cpu")
+
+
+def test_no_weight_decay_on_bias_and_layernorm(keyword_prep):
+    profile, prep = keyword_prep
+    model = pipeline.build_model("bert", prep.backbone, 3, profile)
+    decay, no_decay = param_groups(model, 0.01)
+    names = {id(p): n for n, p in model.named_parameters()}
+    assert no_decay["weight_decay"] == 0.0 and decay["weight_decay"] == 0.01
+    assert all(n.endswith("bias") or "LayerNorm" in n for n in (names[id(p)] for p in no_decay["params"]))
+    assert all(n.endswith("weight") and "LayerNorm" not in n for n in (names[id(p)] for p in decay["params"]))
+
+
+def test_two_cpu_processes_end_with_identical_weights(keyword_prep, tmp_path):
+    profile, _ = keyword_prep
+    script = Path(__file__).parent / "ddp_train.py"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(Path(__file__).parent)}
+    proc = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29517",
+         str(script), profile.data, str(tmp_path)], env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    ranks = [(tmp_path / f"rank{r}.txt").read_text().split() for r in (0, 1)]
+    assert ranks[0][0].endswith("MULTI_CPU") and ranks[0][1] == "2"
+    assert ranks[0][2] == ranks[1][2]
