@@ -1,0 +1,60 @@
+"""TF-IDF (1-2 grams, sublinear) + linear SVM: the lexical member and baseline, saved without pickle."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.svm import LinearSVC
+
+from ..checkpoint import CheckpointError, read_json, read_npy, write_json, write_npy
+
+# Fixed, never tuned on validation or test: a usual value for sublinear TF-IDF features, so this member
+# brings no selection bias of its own into the validation comparison.
+TFIDF_C = 0.5
+VECTORIZER = {"sublinear_tf": True, "ngram_range": (1, 2), "min_df": 2, "dtype": np.float32}
+
+
+class TfidfSVM:
+    def __init__(self, C: float = TFIDF_C, seed: int = 0):
+        self.C, self.seed = C, seed
+
+    def fit(self, texts, labels) -> "TfidfSVM":
+        self.vectorizer = TfidfVectorizer(**VECTORIZER)
+        svm = LinearSVC(C=self.C, random_state=self.seed).fit(self.vectorizer.fit_transform(texts), np.asarray(labels))
+        self.coef, self.intercept = svm.coef_.astype(np.float32), svm.intercept_.astype(np.float32)
+        return self
+
+    @property
+    def n_params(self) -> int:
+        return int(self.coef.size + self.intercept.size)
+
+    def decision_function(self, texts) -> np.ndarray:
+        scores = np.asarray(self.vectorizer.transform(texts) @ self.coef.T) + self.intercept  # (N, C) or (N, 1)
+        return np.column_stack([-scores[:, 0], scores[:, 0]]) if scores.shape[1] == 1 else scores
+
+    def save(self, path) -> Path:
+        path = Path(path)
+        vocab = {term: int(i) for term, i in self.vectorizer.vocabulary_.items()}
+        write_json(path / "vocabulary.json", vocab)
+        write_npy(path / "idf.npy", self.vectorizer.idf_.astype(np.float32))
+        write_npy(path / "coef.npy", self.coef)
+        write_npy(path / "intercept.npy", self.intercept)
+        write_json(path / "meta.json", {"kind": "tfidf", "C": self.C, "seed": self.seed})
+        return path
+
+    @classmethod
+    def load(cls, path) -> "TfidfSVM":
+        path = Path(path)
+        if not (path / "meta.json").exists():
+            raise CheckpointError(f"{path / 'meta.json'} is missing: the TF-IDF model was not saved (run notebook 04)")
+        meta = read_json(path / "meta.json")
+        model = cls(meta["C"], meta["seed"])
+        vec = TfidfVectorizer(**VECTORIZER, vocabulary=read_json(path / "vocabulary.json"))
+        vec.idf_ = read_npy(path / "idf.npy")
+        model.vectorizer = vec
+        model.coef, model.intercept = read_npy(path / "coef.npy"), read_npy(path / "intercept.npy")
+        if model.coef.shape[1] != len(vec.vocabulary):
+            raise CheckpointError(f"{path / 'coef.npy'} has {model.coef.shape[1]} features, vocabulary {len(vec.vocabulary)}")
+        return model
