@@ -152,7 +152,10 @@ def load_model(model_dir, device: str = "cpu") -> tuple[torch.nn.Module, dict]:
     if not meta_path.exists():
         raise ckpt.CheckpointError(f"{meta_path} is missing: the checkpoint cannot be rebuilt")
     meta = ckpt.read_json(meta_path)
-    model = build_from_meta(meta)
+    try:
+        model = build_from_meta(meta)
+    except (KeyError, TypeError, ValueError, ckpt.CheckpointError) as e:  # valid JSON, but not our metadata
+        raise ckpt.CheckpointError(f"{meta_path} does not describe a model (corrupt?): {e!r}") from e
     ckpt.load_into(model, best / "model.safetensors", meta)
     return model.to(device).eval(), meta
 
@@ -181,3 +184,80 @@ def member_logits(model_dir, prep: Prepared, splits=("validation", "test")) -> d
     del model
     gc.collect()
     return out
+
+
+# ---------------------------------------------------------------- TF-IDF member and the ensemble (notebook 04)
+
+
+def train_tfidf(profile: Profile, prep: Prepared) -> dict:
+    """TF-IDF + linear SVM on the training split (seconds on a CPU): the lexical member and baseline."""
+    from .models.tfidf import TfidfSVM
+
+    out = run_dir(profile) / "tfidf"
+    t0 = time.perf_counter()
+    model = TfidfSVM(seed=profile.seed).fit(prep.raw["train"]["text"], prep.raw["train"]["label"])
+    fit_seconds = time.perf_counter() - t0
+    model.save(out / "model")
+    splits = {}
+    for split in ("validation", "test"):
+        t0 = time.perf_counter()
+        scores = model.decision_function(prep.raw[split]["text"])
+        seconds = time.perf_counter() - t0
+        labels = np.asarray(prep.raw[split]["label"])
+        write_logits(out, split, scores, labels)
+        splits[split] = {**metrics(scores, labels, prep.label_names), "docs_per_s": len(labels) / seconds}
+    record = {
+        "model": "tfidf", "display_name": "TF-IDF + linear SVM", "backbone": "none (1-2 gram TF-IDF)",
+        "profile": profile.name, "params": {"total": model.n_params, "trainable": model.n_params, "frozen": 0},
+        "vocabulary": len(model.vectorizer.vocabulary_), "precision": "fp32", "device": "CPU (scikit-learn)",
+        "s_per_epoch": fit_seconds, "infer_docs_per_s": splits["test"]["docs_per_s"],
+        "checkpoint_bytes": sum(f.stat().st_size for f in (out / "model").iterdir()),
+        "validation": splits["validation"], "test": splits["test"], "label_names": prep.label_names,
+    }
+    ckpt.write_json(out / "metrics.json", record)
+    return record
+
+
+def build_ensemble(profile: Profile, prep: Prepared):
+    """Cached member logits -> every ensemble variant, compared on validation by cross-validation;
+    writes the table, the chosen and the seed-exact ensembles, and their test probabilities."""
+    from .ensemble import MetaMLPEnsemble, compare
+
+    root = run_dir(profile)
+    members = {kind: member_logits(root / kind, prep) for kind in KINDS}
+    tfidf = root / "tfidf" / "metrics.json"
+    if not tfidf.exists():
+        train_tfidf(profile, prep)
+    members["tfidf"] = {s: ckpt.read_npy(root / "tfidf" / f"logits_{s}.npy") for s in ("validation", "test")}
+    y_val, y_test = members["bert"]["validation"][1], members["bert"]["test"][1]
+    logits = {m: {s: v[0] if isinstance(v, tuple) else v for s, v in splits.items()} for m, splits in members.items()}
+    t0 = time.perf_counter()
+    report = compare(logits, y_val, y_test, profile.ensemble, seed=profile.seed)
+    seconds = time.perf_counter() - t0
+    out = root / "ensemble"
+    ckpt.write_text(out / "table.csv", report.table.to_csv(index=False))
+    seed_name = report.seed_meta_mlp.name
+
+    def stage(name: str, folder: str) -> dict:
+        """What the ensemble's own stage is: fitted parameters, seconds per epoch, checkpoint size."""
+        variant = report.fitted[name]
+        info = {"variant": name, "class": type(variant).__name__, "own_params": int(variant.n_fitted),
+                "seconds_per_epoch": None, "checkpoint_bytes": 0, **variant.describe()}
+        if isinstance(variant, MetaMLPEnsemble):
+            saved = variant.save(out / folder)
+            info.update(own_params=variant.n_params, seconds_per_epoch=variant.seconds_per_epoch, checkpoint=folder,
+                        checkpoint_bytes=sum(f.stat().st_size for f in saved.iterdir()))
+        return info
+
+    stages = {"seed": stage(seed_name, "seed_meta_mlp"), "chosen": stage(report.chosen, "chosen_meta_mlp")}
+    ckpt.write_json(out / "ensemble.json", stages["chosen"])
+    for tag, name in (("chosen", report.chosen), ("seed", seed_name)):
+        ckpt.write_npy(out / f"proba_test_{tag}.npy", report.test_proba[name].astype(np.float32))
+    table = report.table.set_index("variant")
+    singles = report.table[report.table["kind"] == "single"].sort_values("val_cv_accuracy", ascending=False)
+    record = {"chosen": report.chosen, "seed_exact": seed_name, "compare_seconds": seconds,
+              "rows": {tag: table.loc[st["variant"]].to_dict() for tag, st in stages.items()},
+              "stages": stages, "best_single_on_validation": singles["variant"].iloc[0],
+              "label_names": prep.label_names}
+    ckpt.write_json(out / "metrics.json", record)
+    return report, record

@@ -1,0 +1,143 @@
+"""Notebook 05: the comparison table and the statistics behind the figures, computed from a run's artifacts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .checkpoint import CheckpointError, read_json, read_npy
+from .stats import bootstrap_ci, mcnemar, softmax
+
+# The published student report this study starts from (bert-base-uncased on an RTX 3060), as reported there.
+SEED_REFERENCE = [
+    {"model": "seed report: BERT", "test_accuracy": 0.7023, "test_macro_f1": 0.6793, "s_per_epoch": 160.0},
+    {"model": "seed report: BiLSTM", "test_accuracy": 0.6800, "test_macro_f1": 0.6686, "s_per_epoch": 74.0},
+    {"model": "seed report: meta-MLP ensemble", "test_accuracy": 0.6948, "test_macro_f1": 0.6735, "s_per_epoch": 1.0},
+]
+COLUMNS = ["model", "total_params", "trainable_params", "frozen_params", "pretrained_backbone", "sequence_modelling",
+           "pooling", "precision", "s_per_epoch", "device", "infer_docs_per_s", "test_accuracy", "test_macro_f1",
+           "checkpoint_mb"]
+
+
+def _load(run: Path, kind: str) -> dict:
+    path = Path(run) / kind / "metrics.json"
+    if not path.exists():
+        notebook = {"bert": "02_bert", "bilstm": "03_bilstm", "tfidf": "04_ensemble", "ensemble": "04_ensemble"}[kind]
+        raise CheckpointError(f"{path} is missing: run notebook {notebook} for this profile first")
+    return read_json(path)
+
+
+def _architecture(kind: str, rec: dict, run: Path) -> tuple[str, str, str]:
+    """(pre-trained backbone, sequence modelling, pooling) from what the checkpoint stored."""
+    if kind in ("bert", "bilstm"):
+        from .checkpoint import checkpoint_path
+
+        meta = read_json(checkpoint_path(Path(run) / kind, "best") / "meta.json")
+        cfg = meta["model_config"]
+        if kind == "bert":
+            return (f"{rec['backbone']} (fine-tuned)",
+                    f"Transformer encoder × {cfg['num_hidden_layers']} (d={cfg['hidden_size']})", "[CLS] pooler")
+        return (f"{rec['backbone']} embeddings (frozen)",
+                f"BiLSTM × {meta['bilstm']['num_layers']} (hidden {cfg['hidden_size'] // 2} × 2)",
+                "masked attention")
+    return ("none", "bag of 1-2 grams", "none")
+
+
+def comparison_table(run) -> pd.DataFrame:
+    """One row per model of the run plus the seed report's rows (clearly labelled), every cell computed."""
+    run = Path(run)
+    rows, members = [], {}
+    for kind in ("bert", "bilstm", "tfidf"):
+        rec = _load(run, kind)
+        members[kind] = rec
+        backbone, seq, pool = _architecture(kind, rec, run)
+        rows.append({"model": rec["display_name"], "total_params": rec["params"]["total"],
+                     "trainable_params": rec["params"]["trainable"], "frozen_params": rec["params"]["frozen"],
+                     "pretrained_backbone": backbone, "sequence_modelling": seq, "pooling": pool,
+                     "precision": rec["precision"], "s_per_epoch": rec["s_per_epoch"], "device": rec["device"],
+                     "infer_docs_per_s": rec["infer_docs_per_s"], "test_accuracy": rec["test"]["accuracy"],
+                     "test_macro_f1": rec["test"]["macro_f1"], "checkpoint_mb": rec["checkpoint_bytes"] / 1e6})
+    ens = _load(run, "ensemble")
+    for tag, label in (("seed", "ensemble: seed-exact"), ("chosen", "ensemble: chosen on validation")):
+        row, stage = ens["rows"][tag], ens["stages"][tag]
+        names = row["members"].split("+")
+        frozen = sum(members[m]["params"]["total"] for m in names)
+        is_mlp = stage["class"] == "MetaMLPEnsemble"
+        rows.append({
+            "model": f"{label}: {stage['variant']}", "total_params": stage["own_params"] + frozen,
+            "trainable_params": stage["own_params"], "frozen_params": frozen,
+            "pretrained_backbone": "members' (frozen)", "sequence_modelling": "members'",
+            "pooling": "meta-MLP on member softmax" if is_mlp else "weighted probability average",
+            "precision": "fp32", "s_per_epoch": stage["seconds_per_epoch"] if is_mlp else np.nan,
+            "device": "CPU (cached logits)",
+            "infer_docs_per_s": 1 / sum(1 / members[m]["infer_docs_per_s"] for m in names),
+            "test_accuracy": row["test_accuracy"], "test_macro_f1": row["test_macro_f1"],
+            "checkpoint_mb": (sum(members[m]["checkpoint_bytes"] for m in names) + stage["checkpoint_bytes"]) / 1e6})
+    for ref in SEED_REFERENCE:
+        rows.append({**{c: np.nan for c in COLUMNS}, **ref, "device": "RTX 3060 (reported)",
+                     "pretrained_backbone": "bert-base-uncased", "precision": "fp16/fp32 (reported)"})
+    return pd.DataFrame(rows, columns=COLUMNS)
+
+
+def to_markdown(table: pd.DataFrame) -> str:
+    """A readable markdown table (percentages, thousands separators)."""
+    def fmt(col, v):
+        if isinstance(v, float) and np.isnan(v):
+            return "—"
+        if col in ("test_accuracy", "test_macro_f1"):
+            return f"{100 * v:.2f} %"
+        if col.endswith("_params"):
+            return f"{int(v):,}"
+        if col in ("s_per_epoch", "infer_docs_per_s", "checkpoint_mb"):
+            return f"{v:,.3g}" if v < 10 else f"{v:,.0f}"
+        return str(v)
+    header = "| " + " | ".join(table.columns) + " |\n|" + "---|" * len(table.columns) + "\n"
+    return header + "".join("| " + " | ".join(fmt(c, r[c]) for c in table.columns) + " |\n" for _, r in table.iterrows())
+
+
+def test_predictions(run) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Test labels and each model's test probabilities (softmax of logits; ensembles' own probabilities)."""
+    run = Path(run)
+    y = read_npy(run / "bert" / "labels_test.npy")
+    probs = {}
+    for kind in ("bert", "bilstm", "tfidf"):
+        rec = _load(run, kind)
+        if not np.array_equal(read_npy(run / kind / "labels_test.npy"), y):
+            raise CheckpointError(f"{run / kind / 'labels_test.npy'} is not in the order of the BERT test labels")
+        probs[rec["display_name"]] = softmax(read_npy(run / kind / "logits_test.npy"))
+    probs["meta-MLP (seed-exact)"] = read_npy(run / "ensemble" / "proba_test_seed.npy")
+    probs["ensemble (chosen)"] = read_npy(run / "ensemble" / "proba_test_chosen.npy")
+    return y, probs
+
+
+def bootstrap_table(y, probs: dict[str, np.ndarray], n_boot: int = 1000, seed: int = 0) -> pd.DataFrame:
+    rows = []
+    for name, p in probs.items():
+        pred = p.argmax(1)
+        acc, acc_lo, acc_hi = bootstrap_ci(y, pred, "accuracy", n_boot=n_boot, seed=seed)
+        f1, f1_lo, f1_hi = bootstrap_ci(y, pred, "macro_f1", n_boot=n_boot, seed=seed)
+        rows.append({"model": name, "accuracy": acc, "accuracy_lo": acc_lo, "accuracy_hi": acc_hi,
+                     "macro_f1": f1, "macro_f1_lo": f1_lo, "macro_f1_hi": f1_hi})
+    return pd.DataFrame(rows)
+
+
+def mcnemar_matrix(y, probs: dict[str, np.ndarray]) -> pd.DataFrame:
+    names = list(probs)
+    out = pd.DataFrame(np.nan, index=names, columns=names)
+    for i, a in enumerate(names):
+        for b in names[i + 1:]:
+            p = mcnemar(y, probs[a].argmax(1), probs[b].argmax(1))["p_value"]
+            out.loc[a, b] = out.loc[b, a] = p
+    return out
+
+
+def disagreement_examples(texts, y, pred_a, pred_b, pred_ens, label_names, k: int = 6, seed: int = 0) -> pd.DataFrame:
+    """A few test documents where the two models disagree: who is right, and what the ensemble says."""
+    y, pred_a, pred_b, pred_ens = map(np.asarray, (y, pred_a, pred_b, pred_ens))
+    idx = np.flatnonzero(pred_a != pred_b)
+    idx = np.random.default_rng(seed).choice(idx, size=min(k, len(idx)), replace=False) if len(idx) else idx
+    name = lambda i: label_names[int(i)]
+    return pd.DataFrame([{"text": " ".join(str(texts[i]).split())[:160], "true": name(y[i]), "BERT": name(pred_a[i]),
+                          "BiLSTM": name(pred_b[i]), "ensemble": name(pred_ens[i])} for i in sorted(idx)])
