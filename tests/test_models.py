@@ -84,3 +84,21 @@ def test_meta_mlp_seed_shape():
 def test_build_all_allocates_nothing():
     models = build_all("bert-base-uncased")
     assert all(p.device.type == "meta" for m in models.values() for p in m.parameters())
+
+
+def test_bilstm_under_bf16_autocast_is_finite_and_agrees():
+    """The seed trained the BiLSTM in fp32 for fear that LayerNorm (eps=1e-12) underflows under autocast.
+    Under CPU autocast the frozen embeddings (lookup + LayerNorm on fp32 inputs) stay fp32."""
+    m = _bilstm(20).eval()
+    torch.manual_seed(1)
+    ids = torch.randint(1000, 30000, (6, 40))
+    mask = torch.ones_like(ids)
+    mask[0, 2:] = 0  # an empty document: [CLS] [SEP]
+    with torch.no_grad():
+        ref = m(input_ids=ids, attention_mask=mask).logits
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            emb = m.embeddings(input_ids=ids)
+            out = m(input_ids=ids, attention_mask=mask).logits
+    assert emb.dtype == torch.float32 and torch.isfinite(out).all()
+    assert (out.float() - ref).abs().max() < 0.05
+    assert torch.equal(out.float().argmax(1), ref.argmax(1))

@@ -1,4 +1,4 @@
-"""python -m textlab {run, describe, predict}."""
+"""python -m textlab {run, train, describe, predict}."""
 
 from __future__ import annotations
 
@@ -18,6 +18,15 @@ def _run(args) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 1
     print(f"executed notebooks in {out}")
+    return 0
+
+
+def _train(args) -> int:
+    from .config import get_profile
+    from .pipeline import train_and_evaluate
+
+    record = train_and_evaluate(args.model, get_profile(args.profile))
+    print(json.dumps({k: record["test"][k] for k in ("accuracy", "macro_f1")}))
     return 0
 
 
@@ -48,6 +57,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--profile", choices=list(PROFILES), default=None, help="default: $TEXTLAB_PROFILE or cpu")
     p.add_argument("--only", nargs="+", metavar="NOTEBOOK", help="e.g. 02_bert or 02 (several allowed)")
     p.set_defaults(func=_run)
+
+    p = sub.add_parser("train", help="train and evaluate one model outside the notebooks "
+                                     "(e.g. under `accelerate launch -m textlab train ...` on several GPUs)")
+    p.add_argument("--profile", choices=list(PROFILES), default=None)
+    p.add_argument("--model", choices=["bert", "bilstm"], default="bert")
+    p.set_defaults(func=_train)
 
     p = sub.add_parser("describe", help="parameter counts of the three models, from config alone (offline)")
     p.add_argument("--arch", default="bert-base-uncased", help="bert-base-uncased, minilm, tiny")

@@ -1,0 +1,88 @@
+"""The notebooks' calls on a tiny trained run: artifacts, cached logits, resume, ensemble, comparison table."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from textlab import checkpoint as ckpt
+from textlab import compare, pipeline
+
+
+def test_records_and_artifacts(trained_run, tiny_prep):
+    run, records = trained_run
+    n_val, n_test = len(tiny_prep.data["validation"]), len(tiny_prep.data["test"])
+    for kind, rec in records.items():
+        folder = run / kind
+        assert ckpt.read_json(folder / "metrics.json")["test"]["accuracy"] == rec["test"]["accuracy"]
+        assert ckpt.read_npy(folder / "logits_validation.npy").shape == (n_val, 20)
+        assert ckpt.read_npy(folder / "logits_test.npy").shape == (n_test, 20)
+        assert np.array_equal(ckpt.read_npy(folder / "labels_test.npy"), tiny_prep.data["test"]["labels"])
+        assert 0.0 <= rec["test"]["accuracy"] <= 1.0 and rec["test"]["n"] == n_test
+        assert len(rec["test"]["confusion"]) == 20 and sum(map(sum, rec["test"]["confusion"])) == n_test
+        assert rec["params"]["total"] == rec["params"]["trainable"] + rec["params"]["frozen"]
+        assert rec["dropped_empty_train"] >= 0 and rec["n_train"] == len(tiny_prep.data["train"])
+    assert records["bert"]["params"]["frozen"] == 0 and records["bilstm"]["params"]["frozen"] > 0
+
+
+def test_saved_logits_match_the_selected_checkpoint(trained_run, tiny_prep):
+    run, _ = trained_run
+    model, meta = pipeline.load_model(run / "bert")
+    assert meta["kind"] == "bert" and meta["num_labels"] == 20 and meta["label_names"] == tiny_prep.label_names
+    cached = pipeline.member_logits(run / "bert", tiny_prep)
+    np.testing.assert_array_equal(cached["test"][0], ckpt.read_npy(run / "bert" / "logits_test.npy"))
+
+
+def test_member_logits_recomputed_when_checkpoint_changes(trained_run, tiny_prep, tmp_path):
+    import shutil
+
+    run, _ = trained_run
+    copy = tmp_path / "bilstm"
+    shutil.copytree(run / "bilstm", copy)
+    ckpt.write_json(copy / "logits.json", {"checkpoint": "ckpt-other", "weights_sha": "0"})
+    ckpt.write_npy(copy / "logits_test.npy", np.zeros((1, 20), np.float32))  # stale
+    fresh = pipeline.member_logits(copy, tiny_prep)
+    np.testing.assert_allclose(fresh["test"][0], ckpt.read_npy(run / "bilstm" / "logits_test.npy"), atol=1e-4)
+    assert ckpt.read_json(copy / "logits.json")["checkpoint"] == ckpt.checkpoint_path(copy, "best").name
+
+
+def test_rerun_reuses_the_finished_training(trained_run, tiny_profile, tiny_prep, monkeypatch):
+    run, records = trained_run
+    monkeypatch.setenv("TEXTLAB_RUNS", str(run.parent))
+    before = ckpt.read_pointer(run / "bert")
+    again = pipeline.train_and_evaluate("bert", tiny_profile, tiny_prep)
+    assert ckpt.read_pointer(run / "bert") == before  # nothing retrained
+    assert again["test"]["accuracy"] == records["bert"]["test"]["accuracy"]
+
+
+def test_unknown_kind():
+    with pytest.raises(ValueError, match="unknown model kind 'cnn'; choose one of: bert, bilstm"):
+        pipeline.build_model("cnn", None, 2, None)
+
+
+def test_ensemble_and_comparison_table(trained_run, tiny_profile, tiny_prep, monkeypatch):
+    run, _ = trained_run
+    monkeypatch.setenv("TEXTLAB_RUNS", str(run.parent))
+    report, record = pipeline.build_ensemble(tiny_profile, tiny_prep)
+    assert report.table["chosen"].sum() == 1 and record["chosen"] == report.chosen
+    assert record["stages"]["seed"]["own_params"] == 7_340  # the seed's meta-MLP: 2 members x 20 classes
+    assert record["stages"]["seed"]["checkpoint_bytes"] < 100_000
+    table = compare.comparison_table(run)
+    assert list(table.columns) == compare.COLUMNS
+    assert len(table) == 5 + len(compare.SEED_REFERENCE)
+    tfidf = table.set_index("model").loc["TF-IDF + linear SVM"]
+    assert 0.2 <= tfidf["test_accuracy"] <= 0.7  # lexical features learn something from 200 documents
+    seed_row = table[table["model"].str.startswith("ensemble: seed-exact")].iloc[0]
+    assert seed_row["trainable_params"] == 7_340
+    assert seed_row["frozen_params"] == sum(pipeline.count_params(pipeline.load_model(run / k)[0])["total"]
+                                            for k in ("bert", "bilstm"))
+    md = compare.to_markdown(table)
+    assert md.count("\n") == len(table) + 2 and "70.23 %" in md
+    y, probs = compare.test_predictions(run)
+    assert set(probs) >= {"BERT classifier", "ensemble (chosen)"}
+    assert all(np.allclose(p.sum(1), 1, atol=1e-4) for p in probs.values())
+    pvals = compare.mcnemar_matrix(y, probs)
+    assert np.allclose(pvals.values, pvals.values.T, equal_nan=True) and pvals.isna().values.diagonal().all()
+    ex = compare.disagreement_examples(tiny_prep.raw["test"]["text"], y, probs["BERT classifier"].argmax(1),
+                                       probs["TF-IDF + linear SVM"].argmax(1), probs["ensemble (chosen)"].argmax(1),
+                                       tiny_prep.label_names, k=3)
+    assert isinstance(ex, pd.DataFrame) and len(ex) <= 3 and (ex["BERT"] != ex["BiLSTM"]).all()
