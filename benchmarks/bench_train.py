@@ -4,6 +4,7 @@ Same model, same 20 Newsgroups training documents, same effective batch. Configu
   trainer-seed   Trainer as the seed ran it: padding to max_length, micro-batch 16 x 2, fp16 on GPU (fp32 on CPU)
   trainer-bf16   the same Trainer with bf16 (to separate precision from batching)
   ours-seed      our loop with the seed's settings (padding to max_length, same precision as trainer-seed)
+  ours-grouped-seedprec  our loop, length-grouped dynamic padding, the seed's precision (batching alone)
   ours           our loop as the profile runs it: length-grouped dynamic padding, bf16 where supported
 
 Reports documents/s, real (non-pad) tokens/s, the implied seconds per epoch over the train split, and each
@@ -52,13 +53,13 @@ def bench_trainer(prep, profile, steps: int, precision: str, out: Path) -> dict:
     return {"seconds": seconds, "docs": docs, "tokens": tokens}
 
 
-def bench_ours(prep, profile, steps: int, precision: str, length_grouped: bool, out: Path) -> dict:
+def bench_ours(prep, profile, steps: int, precision: str, length_grouped: bool, out: Path, kind: str = "bert") -> dict:
     torch.manual_seed(0)
-    model = pipeline.build_model("bert", prep.backbone, len(prep.label_names), profile)
-    cfg = dataclasses.replace(profile.bert, batch_size=16, grad_accum=2, max_steps=steps, epochs=1,
+    model = pipeline.build_model(kind, prep.backbone, len(prep.label_names), profile)
+    cfg = dataclasses.replace(getattr(profile, kind), batch_size=16, grad_accum=2, max_steps=steps, epochs=1,
                               precision=precision, length_grouped=length_grouped)
     data = {"train": prep.data["train"], "validation": prep.data["validation"].select(range(8))}
-    result = fit(model, data, prep.tokenizer, cfg, out, meta=pipeline.model_meta("bert", prep), resume=False)
+    result = fit(model, data, prep.tokenizer, cfg, out, meta=pipeline.model_meta(kind, prep), resume=False)
     h = result.history[0]
     docs = steps * 32
     return {"seconds": h["seconds"], "docs": docs, "tokens": h["tokens_per_s"] * h["seconds"]}
@@ -67,6 +68,8 @@ def bench_ours(prep, profile, steps: int, precision: str, length_grouped: bool, 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--backbone", default="minilm", help="minilm | bert-base-uncased-random | tiny")
+    parser.add_argument("--model", default="bert", choices=["bert", "bilstm"],
+                        help="bilstm: our loop only, padded to max_length vs length-grouped (no Trainer rows)")
     parser.add_argument("--steps", type=int, default=12, help="optimizer steps (x 32 documents) per configuration")
     parser.add_argument("--warmup-steps", type=int, default=2, help="untimed run first (kernel selection, JIT)")
     parser.add_argument("--max-length", type=int, default=256)
@@ -83,9 +86,12 @@ def main(argv=None) -> None:
     configs = {
         "trainer-seed": lambda out, steps: bench_trainer(prep, profile, steps, seed_precision, out),
         "trainer-bf16": lambda out, steps: bench_trainer(prep, profile, steps, "bf16", out),
-        "ours-seed": lambda out, steps: bench_ours(prep, profile, steps, seed_precision, False, out),
-        "ours": lambda out, steps: bench_ours(prep, profile, steps, best, True, out),
+        "ours-seed": lambda out, steps: bench_ours(prep, profile, steps, seed_precision, False, out, args.model),
+        "ours-grouped-seedprec": lambda out, steps: bench_ours(prep, profile, steps, seed_precision, True, out, args.model),
+        "ours": lambda out, steps: bench_ours(prep, profile, steps, best, True, out, args.model),
     }
+    if args.model != "bert":
+        configs = {k: v for k, v in configs.items() if k.startswith("ours")}
     n_train = len(prep.data["train"])
     rows = {}
     for name, run in configs.items():
@@ -99,15 +105,15 @@ def main(argv=None) -> None:
         r.update(docs_per_s=r["docs"] / r["seconds"], tokens_per_s=r["tokens"] / r["seconds"])
         r["s_per_epoch"] = n_train / r["docs_per_s"]
         rows[name] = r
-        print(f"{name:<13} {r['docs_per_s']:8.2f} docs/s {r['tokens_per_s']:9.0f} tokens/s "
+        print(f"{name:<22} {r['docs_per_s']:8.2f} docs/s {r['tokens_per_s']:9.0f} tokens/s "
               f"{r['s_per_epoch']:9.1f} s/epoch", flush=True)
-    base = rows.get("trainer-seed")
+    base = rows.get("trainer-seed") or rows.get("ours-seed")
     if base:
         for name, r in rows.items():
-            r["speedup_vs_trainer_seed"] = base["s_per_epoch"] / r["s_per_epoch"]
-            print(f"{name:<13} x{r['speedup_vs_trainer_seed']:.2f} vs trainer-seed")
+            r["speedup"] = base["s_per_epoch"] / r["s_per_epoch"]
+            print(f"{name:<22} x{r['speedup']:.2f} vs {'trainer-seed' if 'trainer-seed' in rows else 'ours-seed'}")
     name = torch.cuda.get_device_name() if device == "cuda" else f"CPU, {torch.get_num_threads()} threads"
-    result = {"device": name, "backbone": args.backbone, "max_length": args.max_length, "steps": args.steps,
+    result = {"device": name, "model": args.model, "backbone": args.backbone, "max_length": args.max_length, "steps": args.steps,
               "train_docs": n_train, "results": rows}
     if args.json:
         args.json.write_text(json.dumps(result, indent=2))

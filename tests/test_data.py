@@ -174,3 +174,16 @@ def test_tokenize_truncates_like_the_tokenizer_and_is_cached(tmp_path, monkeypat
     assert list(again["train"]["input_ids"]) == list(tok["train"]["input_ids"])
     with pytest.raises(AssertionError, match="cache not used"):
         data.tokenize(dsd, tokenizer, max_length=20)  # another max_length is another cache entry
+
+
+def test_no_path_and_no_download_says_both_ways(tmp_path, monkeypatch):
+    import sklearn.datasets
+
+    def offline(*a, **k):
+        raise OSError("network unreachable")
+
+    monkeypatch.delenv("TEXTLAB_20NG", raising=False)
+    monkeypatch.setenv("TEXTLAB_CACHE", str(tmp_path))
+    monkeypatch.setattr(sklearn.datasets, "fetch_20newsgroups", offline)
+    with pytest.raises(DataError, match=r"TEXTLAB_20NG.*internet.*fetch_20newsgroups|TEXTLAB_20NG.*fetch_20newsgroups"):
+        data.load_20newsgroups()
