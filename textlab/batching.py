@@ -79,7 +79,10 @@ def make_loader(ds, tokenizer, batch_size: int, *, shuffle: bool, seed: int = 0,
     ds = ds.select_columns([c for c in MODEL_COLUMNS if c in ds.column_names])
     if length_grouped:
         sampler = LengthGroupedBatchSampler(lengths, batch_size, shuffle=shuffle, seed=seed)
-        return DataLoader(ds, batch_sampler=sampler, collate_fn=Collator(tokenizer), num_workers=num_workers)
+        # Own generator: each iter() draws a worker base seed, which from the global RNG would shift dropout
+        # after a resume (the resumed run creates its iterators at other points of the RNG stream).
+        return DataLoader(ds, batch_sampler=sampler, collate_fn=Collator(tokenizer), num_workers=num_workers,
+                          generator=torch.Generator().manual_seed(seed))
     g = torch.Generator().manual_seed(seed)
     return DataLoader(ds, batch_size=batch_size, shuffle=shuffle, generator=g, num_workers=num_workers,
                       collate_fn=Collator(tokenizer, max_length=max_length))

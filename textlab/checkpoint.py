@@ -172,7 +172,13 @@ def save_checkpoint(out_dir, step: int, model_state: dict, meta: dict, training_
 
 def read_pointer(out_dir) -> dict:
     path = Path(out_dir) / POINTER
-    return read_json(path) if path.exists() else {}
+    if not path.exists():
+        return {}
+    pointer = read_json(path)
+    if not isinstance(pointer, dict) or not all(isinstance(v, str) for v in pointer.values()):
+        raise CheckpointError(f'{path} is not a checkpoint pointer {{"last": "ckpt-...", "best": "ckpt-..."}} '
+                              f"(corrupt?): found {str(pointer)[:80]}")
+    return pointer
 
 
 def checkpoint_path(out_dir, role: str = "best") -> Path:
@@ -180,7 +186,7 @@ def checkpoint_path(out_dir, role: str = "best") -> Path:
     pointer_file = out_dir / POINTER
     if not pointer_file.exists():
         raise CheckpointError(f"{out_dir} holds no checkpoint ({POINTER} is missing): train this model first")
-    name = read_json(pointer_file).get(role)
+    name = read_pointer(out_dir).get(role)
     if not name or not (out_dir / name).is_dir():
         raise CheckpointError(f"{pointer_file} names no existing {role!r} checkpoint (found {name!r})")
     return out_dir / name

@@ -295,6 +295,23 @@ class MetaMLPEnsemble(_Variant):
         return ens
 
 
+def load_variant(info: dict, folder) -> _Variant:
+    """A fitted variant from its describe() record (ensemble.json) and, for a meta-MLP, its saved folder."""
+    kinds = {"ProbAverage": ProbAverage, "TemperatureAverage": TemperatureAverage, "WeightedAverage": WeightedAverage}
+    name = info.get("class")
+    if name == "MetaMLPEnsemble":
+        return MetaMLPEnsemble.load(Path(folder) / info["checkpoint"])
+    if name not in kinds:
+        raise ValueError(f"{Path(folder) / 'ensemble.json'}: unknown ensemble class {name!r}; "
+                         f"expected one of {', '.join([*kinds, 'MetaMLPEnsemble'])}")
+    variant = kinds[name](info["members"])
+    if "temperatures" in info:
+        variant.temperatures = list(info["temperatures"])
+    if "weights" in info:
+        variant.weights = list(info["weights"])
+    return variant
+
+
 # ---------------------------------------------------------------- honest comparison
 
 

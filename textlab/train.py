@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import time
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -98,6 +99,27 @@ class FitResult:
 
 class _Interrupt(KeyboardInterrupt):
     """Raised by the debug knob stop_after_steps, like a Ctrl-C after that optimizer step."""
+
+
+class OutOfMemoryAdvice(RuntimeError):
+    """Out of memory in a training step; the message suggests a smaller micro-batch, same effective batch."""
+
+
+@contextmanager
+def _advise_on_oom(cfg: TrainConfig, batch: dict):
+    try:
+        yield
+    except torch.OutOfMemoryError as e:
+        b, a = cfg.batch_size, cfg.grad_accum
+        shape = " x ".join(map(str, batch["input_ids"].shape))
+        if b == 1:
+            fix = "batch_size is already 1: lower max_length, use precision bf16/fp16, or a smaller backbone"
+        else:
+            smaller = max(d for d in range(1, b) if b % d == 0)  # keeps batch_size * grad_accum exact
+            fix = (f"use a smaller micro-batch with more accumulation, same effective batch {b * a}: "
+                   f"batch_size={smaller}, grad_accum={a * b // smaller}")
+        raise OutOfMemoryAdvice(f"out of memory in a training step with micro-batch batch_size={b} "
+                                f"(input_ids {shape}) and grad_accum={a}: {fix}") from e
 
 
 def _bar(accelerator: Accelerator) -> dict:
@@ -203,10 +225,12 @@ def fit(model: torch.nn.Module, data, tokenizer, cfg: TrainConfig, out_dir, *, m
     done = state["global_step"] >= total_steps
     while state["epoch"] < cfg.epochs and not done:
         epoch = state["epoch"]
+        # Accelerate's loader re-seeds the sampler with its own count of iterations at every iter(): set that
+        # count too, else the epoch after a resumed (skip_first_batches) epoch would replay the previous order.
+        if hasattr(train_loader, "set_epoch"):
+            train_loader.set_epoch(epoch)
         if sampler is not None:
             sampler.set_epoch(epoch)
-        elif hasattr(train_loader, "set_epoch"):
-            train_loader.set_epoch(epoch)
         model.train()
         loader = train_loader
         if state["micro_in_epoch"]:
@@ -215,7 +239,7 @@ def fit(model: torch.nn.Module, data, tokenizer, cfg: TrainConfig, out_dir, *, m
         bar = tqdm(total=micro_per_epoch, initial=state["micro_in_epoch"], desc=f"{desc} epoch {epoch + 1}/{cfg.epochs}",
                    leave=False, **_bar(accelerator))
         for batch in loader:
-            with accelerator.accumulate(model):
+            with _advise_on_oom(cfg, batch), accelerator.accumulate(model):
                 out = model(**_model_inputs(batch))
                 loss = out.loss
                 if not torch.isfinite(loss.detach()):

@@ -1,0 +1,286 @@
+"""Classify new text with a trained run: `load_predictor(run, model).predict(texts)` and
+`python -m textlab predict --run runs/cpu [--model bert|bilstm|ensemble] [--file F | -] [TEXTS ...]`.
+
+The text is tokenized exactly as in training (head kept, truncated to the checkpoint's max_length),
+batched longest-first with per-batch padding, and the answers come back in input order.
+"""
+
+from __future__ import annotations
+
+import codecs
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .backbones import get_backbone
+from .batching import Collator
+from .checkpoint import POINTER, CheckpointError, checkpoint_path, read_json
+from .pipeline import load_model
+
+MODELS = ("bert", "bilstm", "ensemble")
+NOTEBOOKS = {"bert": "02_bert", "bilstm": "03_bilstm", "ensemble": "04_ensemble"}  # the notebook that trains each model
+CHARS_PER_TOKEN = 16  # a WordPiece token spans >= 1 character: a head of 16 x max_length characters is ample
+
+
+class Predictor:
+    """A trained BERT or BiLSTM checkpoint with its tokenizer, in eval mode on `device`."""
+
+    def __init__(self, model: torch.nn.Module, meta: dict, tokenizer, device: str | None = None):
+        self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        self.model = model.to(self.device).eval()
+        self.meta = meta
+        self.kind = meta["kind"]
+        self.label_names: list[str] = list(meta["label_names"])
+        self.max_length: int = int(meta["max_length"])
+        self.tokenizer = tokenizer
+        self.collator = Collator(tokenizer)  # the training loader's padding (dynamic, multiple of 8)
+        self._n_special = tokenizer.num_special_tokens_to_add(pair=False)  # [CLS] ... [SEP]
+
+    def encode(self, texts: list[str]) -> tuple[list[list[int]], list[bool]]:
+        """Token ids cut to max_length (as in training) and whether each text was longer than that.
+
+        A 1 MB text costs seconds to tokenize whole, yet only its head is kept: tokenize a head cut at a
+        space (WordPiece never joins across spaces, so its tokens are a prefix of the whole text's), and
+        the whole text only when that head is too short to fill max_length.
+        """
+        if not texts:
+            return [], []
+        texts = [_valid_str(t) for t in texts]
+        heads = [_head(t, CHARS_PER_TOKEN * self.max_length) for t in texts]
+        ids, truncated = self._encode(heads)
+        redo = [i for i, (h, t) in enumerate(zip(heads, texts)) if len(h) < len(t) and not truncated[i]]
+        if redo:
+            ids_redo, trunc_redo = self._encode([texts[i] for i in redo])
+            for j, i in enumerate(redo):
+                ids[i], truncated[i] = ids_redo[j], trunc_redo[j]
+        return ids, truncated
+
+    def _encode(self, texts: list[str]) -> tuple[list[list[int]], list[bool]]:
+        # truncation=True keeps [CLS] + the first max_length - 2 tokens + [SEP]; the overflow rows
+        # (one or more per text longer than max_length) only tell us that a text was cut.
+        enc = self.tokenizer(texts, truncation=True, max_length=self.max_length, return_overflowing_tokens=True,
+                             verbose=False)
+        ids: list = [None] * len(texts)
+        truncated = [False] * len(texts)
+        for row, i in enumerate(enc["overflow_to_sample_mapping"]):
+            if ids[i] is None:
+                ids[i] = enc["input_ids"][row]
+            else:
+                truncated[i] = True
+        return ids, truncated
+
+    def predict_logits(self, texts: list[str], batch_size: int = 32) -> np.ndarray:
+        """Logits (N, num_labels), float32, rows in input order."""
+        return self._logits(self.encode(_check_texts(texts))[0], batch_size)
+
+    def predict_proba(self, texts: list[str], batch_size: int = 32) -> np.ndarray:
+        """Class probabilities (N, num_labels), float32, rows in input order."""
+        return _softmax(self.predict_logits(texts, batch_size))
+
+    @torch.inference_mode()
+    def _logits(self, ids: list[list[int]], batch_size: int) -> np.ndarray:
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        logits = np.zeros((len(ids), len(self.label_names)), dtype=np.float32)
+        order = sorted(range(len(ids)), key=lambda i: -len(ids[i]))  # longest first: least padding
+        for start in range(0, len(order), batch_size):
+            rows = order[start : start + batch_size]
+            batch = self.collator([{"input_ids": ids[i]} for i in rows])
+            out = self.model(input_ids=batch["input_ids"].to(self.device),
+                             attention_mask=batch["attention_mask"].to(self.device))
+            logits[rows] = out.logits.float().cpu().numpy()  # (B, N)
+        return logits
+
+    def predict(self, texts: list[str], top_k: int = 3, batch_size: int = 32) -> list[dict]:
+        """One dict per text, in input order: label, label_id, top_k [{label, probability}] (most
+        probable first), truncated (longer than max_length tokens), empty (no token besides [CLS]/[SEP])."""
+        texts = _check_texts(texts)
+        if top_k < 1:
+            raise ValueError(f"top_k must be >= 1, got {top_k}")
+        ids, truncated = self.encode(texts)
+        proba = _softmax(self._logits(ids, batch_size))
+        return results(proba, self.label_names, top_k, truncated, [len(x) <= self._n_special for x in ids])
+
+
+class EnsemblePredictor:
+    """The ensemble chosen in notebook 04: its members' predictions combined by the fitted variant."""
+
+    def __init__(self, run, device: str | None = None):
+        from .ensemble import load_variant
+        from .models.tfidf import TfidfSVM
+
+        run = Path(run)
+        info_path = run / "ensemble" / "ensemble.json"
+        info = read_json(info_path)
+        self.variant = load_variant(info, run / "ensemble")
+        self.members = list(info["members"])
+        self.neural = {m: load_predictor(run, m, device) for m in self.members if m in ("bert", "bilstm")}
+        self.tfidf = TfidfSVM.load(run / "tfidf" / "model") if "tfidf" in self.members else None
+        if not self.neural:
+            raise CheckpointError(f"{info_path} names no neural member ({self.members})")
+        self.first = next(iter(self.neural.values()))
+        self.label_names = self.first.label_names
+
+    def predict(self, texts: list[str], top_k: int = 3, batch_size: int = 32) -> list[dict]:
+        texts = _check_texts(texts)
+        if top_k < 1:
+            raise ValueError(f"top_k must be >= 1, got {top_k}")
+        logits = [self.neural[m].predict_logits(texts, batch_size) if m in self.neural
+                  else self.tfidf.decision_function([_valid_str(t) for t in texts]) for m in self.members]
+        ids, truncated = self.first.encode(texts)
+        proba = self.variant.predict_proba(logits)
+        return results(proba, self.label_names, top_k, truncated, [len(x) <= self.first._n_special for x in ids])
+
+
+def results(proba: np.ndarray, label_names: list[str], top_k: int, truncated: list[bool], empty: list[bool]) -> list[dict]:
+    """One dict per text: label, label_id, top_k [{label, probability}] (most probable first), truncated, empty."""
+    k = min(top_k, len(label_names))
+    out = []
+    for p, cut, void in zip(proba, truncated, empty):
+        best = np.argsort(-p, kind="stable")[:k]
+        out.append({
+            "label": label_names[best[0]], "label_id": int(best[0]),
+            "top_k": [{"label": label_names[j], "probability": float(p[j])} for j in best],
+            "truncated": bool(cut), "empty": bool(void),
+        })
+    return out
+
+
+def _softmax(logits: np.ndarray) -> np.ndarray:
+    z = np.exp(logits - logits.max(axis=-1, keepdims=True))
+    return z / z.sum(axis=-1, keepdims=True)
+
+
+def _check_texts(texts) -> list[str]:
+    if isinstance(texts, (str, bytes)):
+        raise TypeError("predict takes a list of texts; wrap a single text in a list: predict([text])")
+    texts = list(texts)
+    bad = [i for i, t in enumerate(texts) if not isinstance(t, str)]
+    if bad:
+        raise TypeError(f"texts must be str; item {bad[0]} is {type(texts[bad[0]]).__name__}")
+    return texts
+
+
+def _valid_str(text: str) -> str:
+    """Lone surrogates (e.g. undecodable bytes in sys.argv) cannot reach the tokenizer: make them U+FFFD."""
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        return "".join("\ufffd" if 0xD800 <= ord(c) <= 0xDFFF else c for c in text)
+
+
+def _head(text: str, n: int) -> str:
+    """The first ~n characters, cut at a space; the whole text if it is short or has no space to cut at."""
+    if len(text) <= n:
+        return text
+    cut = max(text.rfind(" ", 0, n), text.rfind("\n", 0, n))
+    return text[:cut] if cut > 0 else text
+
+
+def load_predictor(run, model: str = "bert", device: str | None = None):
+    """The predictor of `model` ("bert", "bilstm" or "ensemble") trained in run folder `run` (e.g. runs/cpu)."""
+    if model not in MODELS:
+        raise ValueError(f"unknown model {model!r}; choose one of: {', '.join(MODELS)}")
+    run = Path(run)
+    if model == "ensemble":
+        if not (run / "ensemble" / "ensemble.json").exists():
+            raise CheckpointError(f"{run / 'ensemble'} holds no trained ensemble (ensemble.json is missing): "
+                                  f"{_how_to_train(run, model)}")
+        return EnsemblePredictor(run, device)
+    folder = run / model
+    if not (folder / POINTER).exists():
+        raise CheckpointError(f"{folder} holds no trained {model} model ({POINTER} is missing): "
+                              f"{_how_to_train(run, model)}")
+    net, meta = load_model(folder)
+    missing = [k for k in ("backbone", "label_names", "max_length") if k not in meta]
+    if missing:
+        raise CheckpointError(f"{checkpoint_path(folder, 'best') / 'meta.json'} lacks {', '.join(missing)}: "
+                              "it cannot serve predictions")
+    return Predictor(net, meta, get_backbone(meta["backbone"]).tokenizer(), device)
+
+
+def _how_to_train(run: Path, model: str) -> str:
+    from .config import PROFILES
+
+    profile = f" --profile {run.name}" if run.name in PROFILES else ""
+    return f"run notebook {NOTEBOOKS[model]} first (python -m textlab run{profile} --only {NOTEBOOKS[model]})"
+
+
+# ---------------------------------------------------------------- command line
+
+
+def _decode(raw: bytes, source: str) -> str:
+    """UTF-8 with undecodable bytes replaced by U+FFFD; a warning names the source and how many."""
+    if raw.startswith(codecs.BOM_UTF8):
+        raw = raw[len(codecs.BOM_UTF8):]
+    text = raw.decode("utf-8", errors="replace")
+    lost = [len(line) - len(line.decode("utf-8", "ignore").encode("utf-8")) for line in raw.split(b"\n")]
+    if sum(lost):
+        lines = [i + 1 for i, n in enumerate(lost) if n]
+        shown = ", ".join(map(str, lines[:10])) + (", ..." if len(lines) > 10 else "")
+        print(f"warning: {source}: {sum(lost)} undecodable byte(s) on {len(lines)} line(s) (line {shown}) are not "
+              f"UTF-8; replaced by U+FFFD", file=sys.stderr)
+    return text
+
+
+def _lines(text: str) -> list[str]:
+    """One document per line (only \\n and \\r\\n end a line: other control characters stay in the text)."""
+    lines = [line.removesuffix("\r") for line in text.split("\n")]
+    return lines[:-1] if lines and lines[-1] == "" else lines
+
+
+def _read_stdin() -> list[str]:
+    buffer = getattr(sys.stdin, "buffer", None)
+    text = _decode(buffer.read(), "<stdin>") if buffer is not None else sys.stdin.read()
+    return _lines(text)
+
+
+def _read_file(name: str) -> list[str]:
+    if name == "-":
+        return _read_stdin()
+    return _lines(_decode(Path(name).read_bytes(), name))
+
+
+def _arg(text: str, i: int) -> str:
+    """Command-line arguments with invalid UTF-8 arrive with surrogate escapes (PEP 383)."""
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        return _decode(text.encode("utf-8", "surrogateescape"), f"argument {i + 1}")
+
+
+def _format(result: dict) -> str:
+    p = result["top_k"][0]["probability"]
+    ranked = ", ".join(f"{t['label']} {t['probability']:.2f}" for t in result["top_k"])
+    line = f"{result['label']}  (p={p:.2f})  | top-{len(result['top_k'])}: {ranked}"
+    if result["empty"]:
+        line += "  [empty input]"
+    if result["truncated"]:
+        line += "  [truncated]"
+    return line
+
+
+def main(args) -> int:
+    """`python -m textlab predict`: args.run, args.model, args.file, args.top_k, args.json, args.texts."""
+    texts: list[str] = []
+    for i, t in enumerate(args.texts or []):
+        texts += _read_stdin() if t == "-" else [_arg(t, i)]
+    if args.file:
+        texts += _read_file(args.file)
+    if not texts:
+        print("error: no input: give TEXTS, --file F (one document per line) or - to read standard input",
+              file=sys.stderr)
+        return 2
+    predictor = load_predictor(args.run, args.model)
+    results = predictor.predict(texts, top_k=args.top_k)
+    for i, (text, result) in enumerate(zip(texts, results)):
+        if args.json:
+            print(json.dumps({"index": i, "text": text[:60], **result}))
+        else:
+            print(_format(result))
+    return 0
