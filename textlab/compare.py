@@ -45,6 +45,14 @@ def _architecture(kind: str, rec: dict, run: Path) -> tuple[str, str, str]:
     return ("none", "bag of 1-2 grams", "none")
 
 
+def _s_per_epoch(run: Path, kind: str, rec: dict) -> float:
+    """Median training seconds per epoch (robust to one epoch slowed by other work on the machine)."""
+    history = Path(run) / kind / "history.json"
+    if history.exists():
+        return float(np.median([h["seconds"] for h in read_json(history)]))
+    return rec["s_per_epoch"]
+
+
 def comparison_table(run) -> pd.DataFrame:
     """One row per model of the run plus the seed report's rows (clearly labelled), every cell computed."""
     run = Path(run)
@@ -56,7 +64,7 @@ def comparison_table(run) -> pd.DataFrame:
         rows.append({"model": rec["display_name"], "total_params": rec["params"]["total"],
                      "trainable_params": rec["params"]["trainable"], "frozen_params": rec["params"]["frozen"],
                      "pretrained_backbone": backbone, "sequence_modelling": seq, "pooling": pool,
-                     "precision": rec["precision"], "s_per_epoch": rec["s_per_epoch"], "device": rec["device"],
+                     "precision": rec["precision"], "s_per_epoch": _s_per_epoch(run, kind, rec), "device": rec["device"],
                      "infer_docs_per_s": rec["infer_docs_per_s"], "test_accuracy": rec["test"]["accuracy"],
                      "test_macro_f1": rec["test"]["macro_f1"], "checkpoint_mb": rec["checkpoint_bytes"] / 1e6})
     ens = _load(run, "ensemble")

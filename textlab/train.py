@@ -308,7 +308,7 @@ def fit(model: torch.nn.Module, data, tokenizer, cfg: TrainConfig, out_dir, *, m
     hist = state["history"]
     return FitResult(
         history=hist, best_epoch=state["best_epoch"], best_metric=state["best_metric"], precision=precision,
-        device=device_name(accelerator.device), s_per_epoch=float(np.mean([h["seconds"] for h in hist])) if hist else 0.0,
+        device=device_name(accelerator.device), s_per_epoch=float(np.median([h["seconds"] for h in hist])) if hist else 0.0,  # robust to one disturbed epoch
         out_dir=out_dir, stopped_early=stopped_early, extra={"accelerator": accelerator, "model": model},
     )
 
