@@ -10,7 +10,7 @@ from .config import BiLSTMConfig
 from .models import BiLSTMClassifier, MetaMLP
 
 
-def _counts(model: torch.nn.Module) -> dict:
+def count_params(model: torch.nn.Module) -> dict:
     total = sum(p.numel() for p in model.parameters())
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     return {"total": total, "trainable": trainable, "frozen": total - trainable}
@@ -34,7 +34,7 @@ def build_all(arch: str = "bert-base-uncased", num_labels: int = 20, members: in
 
 def describe(arch: str = "bert-base-uncased", num_labels: int = 20) -> dict[str, dict]:
     """{model: {total, trainable, frozen}} — the meta-MLP's own stage only (its members are frozen)."""
-    return {name: _counts(m) for name, m in build_all(arch, num_labels).items()}
+    return {name: count_params(m) for name, m in build_all(arch, num_labels).items()}
 
 
 def architecture_stages(model: torch.nn.Module, max_length: int | None = None) -> list[tuple[str, str]]:

@@ -18,6 +18,7 @@ from .backbones import Backbone, config_dict, get_backbone
 from .batching import make_loader
 from .config import Profile, run_dir
 from .data import load_for_profile, tokenize
+from .describe import count_params
 from .evaluate import metrics
 from .train import fit, make_accelerator, predict_logits
 
@@ -48,12 +49,6 @@ def prepare(profile: Profile) -> Prepared:
         data["train"] = data["train"].filter(lambda x: x > 2, input_columns="full_length")  # 2 = [CLS] [SEP]
         dropped = n - len(data["train"])
     return Prepared(profile, backbone, tokenizer, raw, data, raw["train"].features["label"].names, dropped)
-
-
-def count_params(model: torch.nn.Module) -> dict:
-    total = sum(p.numel() for p in model.parameters())
-    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    return {"total": total, "trainable": trainable, "frozen": total - trainable}
 
 
 def model_meta(kind: str, prep: Prepared) -> dict:
@@ -224,13 +219,12 @@ def build_ensemble(profile: Profile, prep: Prepared):
     from .ensemble import MetaMLPEnsemble, compare
 
     root = run_dir(profile)
-    members = {kind: member_logits(root / kind, prep) for kind in KINDS}
-    tfidf = root / "tfidf" / "metrics.json"
-    if not tfidf.exists():
+    if not (root / "tfidf" / "metrics.json").exists():
         train_tfidf(profile, prep)
-    members["tfidf"] = {s: ckpt.read_npy(root / "tfidf" / f"logits_{s}.npy") for s in ("validation", "test")}
-    y_val, y_test = members["bert"]["validation"][1], members["bert"]["test"][1]
-    logits = {m: {s: v[0] if isinstance(v, tuple) else v for s, v in splits.items()} for m, splits in members.items()}
+    cached = {kind: member_logits(root / kind, prep) for kind in KINDS}  # {kind: {split: (logits, labels)}}
+    logits = {kind: {s: pair[0] for s, pair in splits.items()} for kind, splits in cached.items()}
+    logits["tfidf"] = {s: ckpt.read_npy(root / "tfidf" / f"logits_{s}.npy") for s in ("validation", "test")}
+    y_val, y_test = cached["bert"]["validation"][1], cached["bert"]["test"][1]
     t0 = time.perf_counter()
     report = compare(logits, y_val, y_test, profile.ensemble, seed=profile.seed)
     seconds = time.perf_counter() - t0

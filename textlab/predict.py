@@ -19,6 +19,7 @@ from .backbones import get_backbone
 from .batching import Collator
 from .checkpoint import POINTER, CheckpointError, checkpoint_path, read_json
 from .pipeline import load_model
+from .stats import softmax
 
 MODELS = ("bert", "bilstm", "ensemble")
 NOTEBOOKS = {"bert": "02_bert", "bilstm": "03_bilstm", "ensemble": "04_ensemble"}  # the notebook that trains each model
@@ -78,7 +79,7 @@ class Predictor:
 
     def predict_proba(self, texts: list[str], batch_size: int = 32) -> np.ndarray:
         """Class probabilities (N, num_labels), float32, rows in input order."""
-        return _softmax(self.predict_logits(texts, batch_size))
+        return softmax(self.predict_logits(texts, batch_size)).astype(np.float32)
 
     @torch.inference_mode()
     def _logits(self, ids: list[list[int]], batch_size: int) -> np.ndarray:
@@ -101,7 +102,7 @@ class Predictor:
         if top_k < 1:
             raise ValueError(f"top_k must be >= 1, got {top_k}")
         ids, truncated = self.encode(texts)
-        proba = _softmax(self._logits(ids, batch_size))
+        proba = softmax(self._logits(ids, batch_size))
         return results(proba, self.label_names, top_k, truncated, [len(x) <= self._n_special for x in ids])
 
 
@@ -147,11 +148,6 @@ def results(proba: np.ndarray, label_names: list[str], top_k: int, truncated: li
             "truncated": bool(cut), "empty": bool(void),
         })
     return out
-
-
-def _softmax(logits: np.ndarray) -> np.ndarray:
-    z = np.exp(logits - logits.max(axis=-1, keepdims=True))
-    return z / z.sum(axis=-1, keepdims=True)
 
 
 def _check_texts(texts) -> list[str]:

@@ -7,7 +7,7 @@ import sys
 import time
 from pathlib import Path
 
-from .checkpoint import write_json
+from .checkpoint import read_json, write_json
 from .config import PROJECT_ROOT, get_profile, run_dir
 
 NOTEBOOK_DIR = PROJECT_ROOT / "notebooks"
@@ -60,9 +60,6 @@ def run(profile: str | None = None, only: list[str] | None = None, kernel_name: 
         timings[nb.stem] = round(time.perf_counter() - t0, 1)
         print(f"      done in {timings[nb.stem]:.0f} s", flush=True)
     log = run_dir(prof) / "run.json"
-    previous = {}
-    if log.exists():
-        import json
-        previous = json.loads(log.read_text()).get("seconds", {})
+    previous = read_json(log).get("seconds", {}) if log.exists() else {}
     write_json(log, {"profile": prof.name, "seconds": {**previous, **timings}})
     return out_dir

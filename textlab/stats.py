@@ -18,8 +18,8 @@ _BOOT_CHUNK = 250  # resamples per vectorised batch: bounds memory at ~chunk * n
 def softmax(logits: np.ndarray) -> np.ndarray:
     """Row-wise softmax; subtracting the row maximum keeps exp() from overflowing."""
     z = np.asarray(logits, dtype=float)
-    if z.ndim not in (1, 2) or z.size == 0:
-        raise ValueError(f"logits must be a non-empty 1-D or 2-D array, got shape {z.shape}")
+    if z.ndim not in (1, 2) or z.shape[-1] == 0:
+        raise ValueError(f"logits must be a 1-D or 2-D array with at least one class, got shape {z.shape}")
     e = np.exp(z - z.max(axis=-1, keepdims=True))
     return e / e.sum(axis=-1, keepdims=True)
 
