@@ -4,11 +4,12 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PROFILE ?= cpu
-# The original 20 Newsgroups archive; found beside the project when the user names none.
-TEXTLAB_20NG ?= $(firstword $(wildcard ../shared/data/20news-bydate.tar.gz))
+# The original 20 Newsgroups archive, found beside the project when the user names none; absolute, because
+# notebooks run with their own folder as working directory.
+TEXTLAB_20NG ?= $(abspath $(firstword $(wildcard ../shared/data/20news-bydate.tar.gz)))
 export TEXTLAB_20NG
 
-.PHONY: run test venv describe bench clean-runs
+.PHONY: run test venv describe bench
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)

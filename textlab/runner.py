@@ -35,11 +35,20 @@ def select(only: list[str] | None) -> list[Path]:
     return sorted(chosen)
 
 
+def _absolute_paths_in_env() -> None:
+    """Notebooks run with notebooks/ as working directory: a relative $TEXTLAB_20NG / $TEXTLAB_RUNS /
+    $TEXTLAB_CACHE / $TEXTLAB_FIGURES given from the caller's directory must not change meaning there."""
+    for name in ("TEXTLAB_20NG", "TEXTLAB_RUNS", "TEXTLAB_CACHE", "TEXTLAB_FIGURES"):
+        if os.environ.get(name):
+            os.environ[name] = os.path.abspath(os.environ[name])
+
+
 def run(profile: str | None = None, only: list[str] | None = None, kernel_name: str = "python3") -> Path:
     """Execute notebooks with papermill; on failure raise NotebookFailed naming notebook, cell and partial copy."""
     import papermill as pm
     from papermill.exceptions import PapermillExecutionError
 
+    _absolute_paths_in_env()
     prof = get_profile(profile)
     out_dir = run_dir(prof) / "notebooks"
     out_dir.mkdir(parents=True, exist_ok=True)
