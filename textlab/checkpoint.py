@@ -8,6 +8,7 @@ that follows the pointer never sees half a checkpoint, whenever the writer was k
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -21,6 +22,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 POINTER = "checkpoints.json"
+TRAINED_BY = {"bert": "02_bert", "bilstm": "03_bilstm", "tfidf": "04_ensemble", "ensemble": "04_ensemble"}
 
 
 class CheckpointError(RuntimeError):
@@ -94,6 +96,15 @@ def _jsonable(x):
     if isinstance(x, tuple):
         return list(x)
     raise TypeError(f"not JSON serialisable: {type(x).__name__}")
+
+
+def sha256_file(path, n: int = 16) -> str:
+    """First n hex digits of a file's SHA-256, read in 1 MiB chunks (cache keys)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()[:n]
 
 
 # ---------------------------------------------------------------- weights

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .checkpoint import CheckpointError, read_json, read_npy
+from .checkpoint import TRAINED_BY, CheckpointError, checkpoint_path, read_json, read_npy
 from .stats import bootstrap_ci, mcnemar, softmax
 
 # The published student report this study starts from (bert-base-uncased on an RTX 3060), as reported there.
@@ -24,16 +24,13 @@ COLUMNS = ["model", "total_params", "trainable_params", "frozen_params", "pretra
 def _load(run: Path, kind: str) -> dict:
     path = Path(run) / kind / "metrics.json"
     if not path.exists():
-        notebook = {"bert": "02_bert", "bilstm": "03_bilstm", "tfidf": "04_ensemble", "ensemble": "04_ensemble"}[kind]
-        raise CheckpointError(f"{path} is missing: run notebook {notebook} for this profile first")
+        raise CheckpointError(f"{path} is missing: run notebook {TRAINED_BY[kind]} for this profile first")
     return read_json(path)
 
 
 def _architecture(kind: str, rec: dict, run: Path) -> tuple[str, str, str]:
     """(pre-trained backbone, sequence modelling, pooling) from what the checkpoint stored."""
     if kind in ("bert", "bilstm"):
-        from .checkpoint import checkpoint_path
-
         meta = read_json(checkpoint_path(Path(run) / kind, "best") / "meta.json")
         cfg = meta["model_config"]
         if kind == "bert":

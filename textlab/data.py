@@ -23,6 +23,7 @@ from sklearn.datasets._twenty_newsgroups import (  # the exact functions fetch_2
 )
 from sklearn.model_selection import train_test_split
 
+from .checkpoint import sha256_file
 from .config import PROJECT_ROOT, Profile
 
 log = logging.getLogger(__name__)
@@ -110,11 +111,7 @@ def _source_key(path: Path | None) -> str:
     if path is None:
         return "sklearn"
     if path.is_file():
-        h = hashlib.sha256()
-        with open(path, "rb") as f:
-            for chunk in iter(lambda: f.read(1 << 20), b""):
-                h.update(chunk)
-        return h.hexdigest()[:16]
+        return sha256_file(path)
     listing = sorted(f"{p.relative_to(path)}:{p.stat().st_size}" for p in path.rglob("*") if p.is_file())
     return hashlib.sha256("\n".join(listing).encode()).hexdigest()[:16]
 

@@ -4,7 +4,6 @@ and write the run's artifacts (metrics JSON, history, checkpoints, validation/te
 from __future__ import annotations
 
 import gc
-import hashlib
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -85,14 +84,6 @@ def build_from_meta(meta: dict) -> torch.nn.Module:
     raise ckpt.CheckpointError(f"unknown model kind {meta['kind']!r} in checkpoint metadata")
 
 
-def _sha(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()[:16]
-
-
 def train_and_evaluate(kind: str, profile: Profile, prep: Prepared | None = None, **fit_kw) -> dict:
     """Train `kind` with the profile's settings (resuming if a checkpoint exists), evaluate the selected
     checkpoint on validation and, once, on test; write metrics.json and the logits for the ensemble."""
@@ -107,15 +98,11 @@ def train_and_evaluate(kind: str, profile: Profile, prep: Prepared | None = None
     accelerator, model = result.extra["accelerator"], result.extra["model"]
     splits = {}
     for split in ("validation", "test"):
-        loader = accelerator.prepare(make_loader(prep.data[split], prep.tokenizer, cfg.eval_batch_size, shuffle=False))
         t0 = time.perf_counter()
-        logits, labels, _ = predict_logits(model, loader, accelerator, desc=f"{kind} {split}")
-        seconds = time.perf_counter() - t0
-        splits[split] = metrics(logits, labels, prep.label_names)
-        splits[split]["docs_per_s"] = len(labels) / seconds
-        write_logits(out, split, logits, labels)
+        logits, labels = _split_logits(model, accelerator, prep, out, split, cfg.eval_batch_size, kind)
+        splits[split] = {**metrics(logits, labels, prep.label_names), "docs_per_s": len(labels) / (time.perf_counter() - t0)}
+    ckpt.write_json(out / "logits.json", _logits_key(out))
     best = ckpt.checkpoint_path(out, "best")
-    ckpt.write_json(out / "logits.json", {"checkpoint": best.name, "weights_sha": _sha(best / "model.safetensors")})
     record = {
         "model": kind, "display_name": DISPLAY[kind], "backbone": profile.backbone, "profile": profile.name,
         "params": params, "precision": result.precision, "device": result.device,
@@ -133,6 +120,20 @@ def train_and_evaluate(kind: str, profile: Profile, prep: Prepared | None = None
     if torch.cuda.is_available():
         torch.cuda.empty_cache()
     return record
+
+
+def _logits_key(model_dir: Path) -> dict:
+    """What cached logits belong to: the selected checkpoint, by name and weights."""
+    best = ckpt.checkpoint_path(model_dir, "best")
+    return {"checkpoint": best.name, "weights_sha": ckpt.sha256_file(best / "model.safetensors")}
+
+
+def _split_logits(model, accelerator, prep: Prepared, out: Path, split: str, batch_size: int, kind: str):
+    """Logits and labels of one split in dataset order, written next to the model for the ensemble."""
+    loader = accelerator.prepare(make_loader(prep.data[split], prep.tokenizer, batch_size, shuffle=False))
+    logits, labels, _ = predict_logits(model, loader, accelerator, desc=f"{kind} {split}")
+    write_logits(out, split, logits, labels)
+    return logits, labels
 
 
 def write_logits(out: Path, split: str, logits: np.ndarray, labels: np.ndarray) -> None:
@@ -159,8 +160,7 @@ def member_logits(model_dir, prep: Prepared, splits=("validation", "test")) -> d
     """Cached logits of a trained model, keyed by its selected checkpoint; recomputed (one model in memory
     at a time, then freed) when the checkpoint changed or the cache is missing."""
     model_dir = Path(model_dir)
-    best = ckpt.checkpoint_path(model_dir, "best")
-    key = {"checkpoint": best.name, "weights_sha": _sha(best / "model.safetensors")}
+    key = _logits_key(model_dir)
     cached = model_dir / "logits.json"
     if cached.exists() and ckpt.read_json(cached) == key and all(
             (model_dir / f"logits_{s}.npy").exists() for s in splits):
@@ -169,12 +169,7 @@ def member_logits(model_dir, prep: Prepared, splits=("validation", "test")) -> d
     model, meta = load_model(model_dir)
     accelerator = make_accelerator(getattr(prep.profile, meta["kind"]))
     model = accelerator.prepare(model)
-    out = {}
-    for s in splits:
-        loader = accelerator.prepare(make_loader(prep.data[s], prep.tokenizer, 64, shuffle=False))
-        logits, labels, _ = predict_logits(model, loader, accelerator, desc=f"{meta['kind']} {s}")
-        write_logits(model_dir, s, logits, labels)
-        out[s] = (logits, labels)
+    out = {s: _split_logits(model, accelerator, prep, model_dir, s, 64, meta["kind"]) for s in splits}
     ckpt.write_json(cached, key)
     del model
     gc.collect()

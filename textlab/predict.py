@@ -17,12 +17,11 @@ import torch
 
 from .backbones import get_backbone
 from .batching import Collator
-from .checkpoint import POINTER, CheckpointError, checkpoint_path, read_json
+from .checkpoint import POINTER, TRAINED_BY, CheckpointError, checkpoint_path, read_json
 from .pipeline import load_model
 from .stats import softmax
 
 MODELS = ("bert", "bilstm", "ensemble")
-NOTEBOOKS = {"bert": "02_bert", "bilstm": "03_bilstm", "ensemble": "04_ensemble"}  # the notebook that trains each model
 CHARS_PER_TOKEN = 16  # a WordPiece token spans >= 1 character: a head of 16 x max_length characters is ample
 
 
@@ -75,7 +74,7 @@ class Predictor:
 
     def predict_logits(self, texts: list[str], batch_size: int = 32) -> np.ndarray:
         """Logits (N, num_labels), float32, rows in input order."""
-        return self._logits(self.encode(_check_texts(texts))[0], batch_size)
+        return self.logits_and_flags(texts, batch_size)[0]
 
     def predict_proba(self, texts: list[str], batch_size: int = 32) -> np.ndarray:
         """Class probabilities (N, num_labels), float32, rows in input order."""
@@ -95,15 +94,17 @@ class Predictor:
             logits[rows] = out.logits.float().cpu().numpy()  # (B, N)
         return logits
 
+    def logits_and_flags(self, texts: list[str], batch_size: int = 32) -> tuple[np.ndarray, list[bool], list[bool]]:
+        """Logits in input order, and per text whether it was truncated and whether it was empty."""
+        ids, truncated = self.encode(_check_texts(texts))
+        return self._logits(ids, batch_size), truncated, [len(x) <= self._n_special for x in ids]
+
     def predict(self, texts: list[str], top_k: int = 3, batch_size: int = 32) -> list[dict]:
         """One dict per text, in input order: label, label_id, top_k [{label, probability}] (most
         probable first), truncated (longer than max_length tokens), empty (no token besides [CLS]/[SEP])."""
-        texts = _check_texts(texts)
-        if top_k < 1:
-            raise ValueError(f"top_k must be >= 1, got {top_k}")
-        ids, truncated = self.encode(texts)
-        proba = softmax(self._logits(ids, batch_size))
-        return results(proba, self.label_names, top_k, truncated, [len(x) <= self._n_special for x in ids])
+        _check_top_k(top_k)
+        logits, truncated, empty = self.logits_and_flags(texts, batch_size)
+        return results(softmax(logits), self.label_names, top_k, truncated, empty)
 
 
 class EnsemblePredictor:
@@ -122,18 +123,16 @@ class EnsemblePredictor:
         self.tfidf = TfidfSVM.load(run / "tfidf" / "model") if "tfidf" in self.members else None
         if not self.neural:
             raise CheckpointError(f"{info_path} names no neural member ({self.members})")
-        self.first = next(iter(self.neural.values()))
-        self.label_names = self.first.label_names
+        self.label_names = next(iter(self.neural.values())).label_names
 
     def predict(self, texts: list[str], top_k: int = 3, batch_size: int = 32) -> list[dict]:
+        _check_top_k(top_k)
         texts = _check_texts(texts)
-        if top_k < 1:
-            raise ValueError(f"top_k must be >= 1, got {top_k}")
-        logits = [self.neural[m].predict_logits(texts, batch_size) if m in self.neural
-                  else self.tfidf.decision_function([_valid_str(t) for t in texts]) for m in self.members]
-        ids, truncated = self.first.encode(texts)
-        proba = self.variant.predict_proba(logits)
-        return results(proba, self.label_names, top_k, truncated, [len(x) <= self.first._n_special for x in ids])
+        neural = {m: p.logits_and_flags(texts, batch_size) for m, p in self.neural.items()}
+        logits = [neural[m][0] if m in neural else self.tfidf.decision_function([_valid_str(t) for t in texts])
+                  for m in self.members]
+        _, truncated, empty = neural[next(iter(neural))]  # flags of the first neural member's tokenization
+        return results(self.variant.predict_proba(logits), self.label_names, top_k, truncated, empty)
 
 
 def results(proba: np.ndarray, label_names: list[str], top_k: int, truncated: list[bool], empty: list[bool]) -> list[dict]:
@@ -148,6 +147,11 @@ def results(proba: np.ndarray, label_names: list[str], top_k: int, truncated: li
             "truncated": bool(cut), "empty": bool(void),
         })
     return out
+
+
+def _check_top_k(top_k: int) -> None:
+    if top_k < 1:
+        raise ValueError(f"top_k must be >= 1, got {top_k}")
 
 
 def _check_texts(texts) -> list[str]:
@@ -203,7 +207,7 @@ def _how_to_train(run: Path, model: str) -> str:
     from .config import PROFILES
 
     profile = f" --profile {run.name}" if run.name in PROFILES else ""
-    return f"run notebook {NOTEBOOKS[model]} first (python -m textlab run{profile} --only {NOTEBOOKS[model]})"
+    return f"run notebook {TRAINED_BY[model]} first (python -m textlab run{profile} --only {TRAINED_BY[model]})"
 
 
 # ---------------------------------------------------------------- command line
