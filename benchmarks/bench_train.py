@@ -6,6 +6,7 @@ Same model, same 20 Newsgroups training documents, same effective batch. Configu
   ours-seed      our loop with the seed's settings (padding to max_length, same precision as trainer-seed)
   ours-grouped-seedprec  our loop, length-grouped dynamic padding, the seed's precision (batching alone)
   ours           our loop as the profile runs it: length-grouped dynamic padding, bf16 where supported
+  ours-compiled  ours + torch.compile (inductor), batches padded to 4 length buckets (GPU; on CPU only with --only)
 
 Reports documents/s, real (non-pad) tokens/s, the implied seconds per epoch over the train split, and each
 configuration's speed-up over trainer-seed. Usage:
@@ -53,11 +54,12 @@ def bench_trainer(prep, profile, steps: int, precision: str, out: Path) -> dict:
     return {"seconds": seconds, "docs": docs, "tokens": tokens}
 
 
-def bench_ours(prep, profile, steps: int, precision: str, length_grouped: bool, out: Path, kind: str = "bert") -> dict:
+def bench_ours(prep, profile, steps: int, precision: str, length_grouped: bool, out: Path, kind: str = "bert",
+               compile: str = "") -> dict:
     torch.manual_seed(0)
     model = pipeline.build_model(kind, prep.backbone, len(prep.label_names), profile)
     cfg = dataclasses.replace(getattr(profile, kind), batch_size=16, grad_accum=2, max_steps=steps, epochs=1,
-                              precision=precision, length_grouped=length_grouped)
+                              precision=precision, length_grouped=length_grouped, compile=compile)
     data = {"train": prep.data["train"], "validation": prep.data["validation"].select(range(8))}
     result = fit(model, data, prep.tokenizer, cfg, out, meta=pipeline.model_meta(kind, prep), resume=False)
     h = result.history[0]
@@ -89,7 +91,12 @@ def main(argv=None) -> None:
         "ours-seed": lambda out, steps: bench_ours(prep, profile, steps, seed_precision, False, out, args.model),
         "ours-grouped-seedprec": lambda out, steps: bench_ours(prep, profile, steps, seed_precision, True, out, args.model),
         "ours": lambda out, steps: bench_ours(prep, profile, steps, best, True, out, args.model),
+        # torch.compile (inductor) with batches padded to 4 length buckets; the untimed warm-up run compiles
+        # the shapes it meets, the timed run compiles any bucket not met yet (included in its time)
+        "ours-compiled": lambda out, steps: bench_ours(prep, profile, steps, best, True, out, args.model, "inductor"),
     }
+    if device == "cpu" and not (args.only and "ours-compiled" in args.only):
+        del configs["ours-compiled"]  # minutes of compilation on a 2-core CPU: ask for it with --only
     if args.model != "bert":
         configs = {k: v for k, v in configs.items() if k.startswith("ours")}
     n_train = len(prep.data["train"])

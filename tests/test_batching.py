@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from textlab.backbones import get_backbone
-from textlab.batching import Collator, LengthGroupedBatchSampler
+from textlab.batching import Collator, LengthGroupedBatchSampler, default_buckets
 
 
 @pytest.fixture(scope="module")
@@ -63,6 +63,20 @@ def test_collator_pads_only_to_batch_maximum():
     assert "length" not in batch
     fixed = Collator(tok, max_length=32)(feats)
     assert fixed["input_ids"].shape == (3, 32) and fixed["input_ids"].dtype == torch.long
+
+
+def test_collator_pads_to_the_smallest_bucket_that_fits():
+    tok = get_backbone("tiny").tokenizer()
+
+    def feats(*ns):
+        return [{"input_ids": [101] + [7] * n + [102], "labels": 0, "idx": i} for i, n in enumerate(ns)]
+
+    collate = Collator(tok, buckets=(64, 16, 32))
+    assert collate(feats(3, 9))["input_ids"].shape == (2, 16)
+    assert collate(feats(3, 14))["input_ids"].shape == (2, 16)  # 16 tokens with [CLS]/[SEP]: fits exactly
+    assert collate(feats(15))["input_ids"].shape == (1, 32)
+    assert collate(feats(70))["input_ids"].shape == (1, 72)  # longer than every bucket: dynamic padding
+    assert default_buckets(256) == (64, 128, 192, 256) and default_buckets(512)[-1] == 512
 
 
 def test_bad_batch_size():

@@ -27,6 +27,10 @@ def test_overrides_nested_and_typed():
     p = config.get_profile("smoke", bert__epochs=3, **{"bilstm.lr": "0.01", "max_length": 48})
     assert p.bert.epochs == 3 and p.bilstm.lr == 0.01 and p.max_length == 48
     assert config.get_profile("smoke").bert.epochs == 1  # defaults untouched
+    p = config.get_profile("smoke", **{"bert.pad_buckets": "64,128", "bert.compile": "inductor"})
+    assert p.bert.pad_buckets == (64, 128) and p.bert.compile == "inductor"
+    with pytest.raises(ValueError, match="pad_buckets must be positive token lengths"):
+        config.get_profile("smoke", **{"bert.pad_buckets": "64,-1"})
 
 
 def test_unknown_key_lists_valid_ones():
@@ -51,3 +55,15 @@ def test_only_cpu_profile_writes_committed_figures(monkeypatch, tmp_path):
     monkeypatch.delenv("TEXTLAB_RUNS")
     monkeypatch.delenv("TEXTLAB_FIGURES", raising=False)
     assert config.figures_dir("cpu") == config.PROJECT_ROOT / "figures"
+
+
+def test_train_cli_overrides_fail_before_any_work(capsys):
+    from textlab import cli
+
+    assert cli.main(["train", "--profile", "smoke", "--set", "bilstm.lr"]) == 2
+    assert "--set expects KEY=VALUE" in capsys.readouterr().err
+    assert cli.main(["train", "--profile", "smoke", "--set", "bilstm.nope=1"]) == 2
+    err = capsys.readouterr().err
+    assert "unknown setting 'bilstm.nope'" in err and "bilstm.lr" in err
+    assert cli.main(["train", "--profile", "smoke", "--set", "bilstm.epochs=two"]) == 2
+    assert "must be of type int" in capsys.readouterr().err

@@ -57,6 +57,20 @@ def test_bilstm_embeddings_frozen_and_eval_mode():
     assert [s[0] for s in architecture_stages(m)][2] == "BiLSTM × 2"
 
 
+def test_bilstm_input_dropout_acts_in_training_only_and_adds_no_parameters():
+    torch.manual_seed(0)
+    plain, noisy = _bilstm(), BiLSTMClassifier.from_config(tiny_config(), 5, input_dropout=0.5)
+    assert sum(p.numel() for p in plain.parameters()) == sum(p.numel() for p in noisy.parameters())
+    noisy.load_state_dict(plain.state_dict())
+    ids = torch.tensor([[101, 2000, 2001, 2002, 102]])
+    with torch.no_grad():
+        torch.testing.assert_close(noisy.eval()(input_ids=ids).logits, plain.eval()(input_ids=ids).logits)
+        noisy.train()
+        assert not noisy.embeddings.training  # the frozen module itself never drops out
+        a, b = noisy(input_ids=ids).logits, noisy(input_ids=ids).logits
+    assert not torch.equal(a, b)
+
+
 def test_bilstm_handles_empty_and_padding_only_rows():
     m = _bilstm().eval()
     ids = torch.tensor([[101, 102, 0, 0], [101, 2000, 2001, 102], [0, 0, 0, 0]])

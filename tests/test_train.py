@@ -71,6 +71,23 @@ def test_resume_refuses_other_settings(keyword_prep, tmp_path):
         _fit(profile, prep, tmp_path / "m", cfg={"epochs": 1, "lr": 0.5})
 
 
+def test_resume_refuses_other_model_settings(keyword_prep, tmp_path):
+    profile, prep = keyword_prep
+    _fit(profile, prep, tmp_path / "m", kind="bilstm", cfg={"epochs": 1})
+    _fit(profile, prep, tmp_path / "m", kind="bilstm", cfg={"epochs": 1})  # same settings: resumes (done)
+    other = dataclasses.replace(profile, bilstm_model=dataclasses.replace(profile.bilstm_model, input_dropout=0.3))
+    with pytest.raises(ckpt.CheckpointError, match="input_dropout"):
+        _fit(other, dataclasses.replace(prep, profile=other), tmp_path / "m", kind="bilstm", cfg={"epochs": 1})
+    # a checkpoint written before settings were added (no compile/pad_buckets/input_dropout keys) still resumes
+    last = ckpt.checkpoint_path(tmp_path / "m", "last") / "meta.json"
+    meta = ckpt.read_json(last)
+    for key in ("compile", "pad_buckets"):
+        del meta["config"][key]
+    del meta["bilstm"]["input_dropout"]
+    ckpt.write_json(last, meta)
+    assert _fit(profile, prep, tmp_path / "m", kind="bilstm", cfg={"epochs": 1}).best_epoch == 1
+
+
 def test_non_finite_loss_names_step_and_precision(keyword_prep, tmp_path, monkeypatch):
     profile, prep = keyword_prep
     model = pipeline.build_model("bert", prep.backbone, len(prep.label_names), profile)
@@ -114,3 +131,17 @@ def test_two_cpu_processes_end_with_identical_weights(keyword_prep, tmp_path):
     ranks = [(tmp_path / f"rank{r}.txt").read_text().split() for r in (0, 1)]
     assert ranks[0][0].endswith("MULTI_CPU") and ranks[0][1] == "2"
     assert ranks[0][2] == ranks[1][2]
+
+
+def test_compiled_training_pads_to_buckets_and_matches_eager(keyword_prep, tmp_path):
+    """The torch.compile path (Accelerate's dynamo plugin; the cheap "eager" backend here) trains the same
+    model: bucket padding is masked, so validation scores equal those of dynamic padding."""
+    import torch._dynamo
+
+    profile, prep = keyword_prep
+    plain = _fit(profile, prep, tmp_path / "plain", cfg={"epochs": 2})
+    torch._dynamo.reset()
+    compiled = _fit(profile, prep, tmp_path / "compiled", cfg={"epochs": 2, "compile": "eager", "pad_buckets": (8, 16)})
+    assert [h["val_accuracy"] for h in compiled.history] == [h["val_accuracy"] for h in plain.history]
+    assert [h["val_loss"] for h in compiled.history] == pytest.approx([h["val_loss"] for h in plain.history], rel=1e-4)
+    assert compiled.history[0]["train_loss"] == pytest.approx(plain.history[0]["train_loss"], rel=1e-4)

@@ -59,20 +59,36 @@ class LengthGroupedBatchSampler(Sampler[list[int]]):
 
 
 class Collator:
-    """Dynamic padding to the batch maximum (rounded up to `pad_to_multiple_of`), or to a fixed length."""
+    """Dynamic padding to the batch maximum (rounded up to `pad_to_multiple_of`), to the smallest of a few
+    length `buckets` that fits (few distinct shapes, for torch.compile), or to a fixed `max_length`."""
 
-    def __init__(self, tokenizer, pad_to_multiple_of: int | None = 8, max_length: int | None = None):
+    def __init__(self, tokenizer, pad_to_multiple_of: int | None = 8, max_length: int | None = None,
+                 buckets: tuple = ()):
         padding = "max_length" if max_length else True
         self.inner = DataCollatorWithPadding(
             tokenizer, padding=padding, max_length=max_length, pad_to_multiple_of=None if max_length else pad_to_multiple_of
         )
+        self.buckets = sorted(set(buckets)) if not max_length else []
+        self.by_bucket = {b: DataCollatorWithPadding(tokenizer, padding="max_length", max_length=b)
+                          for b in self.buckets}
 
     def __call__(self, features: list[dict]) -> dict[str, torch.Tensor]:
-        return self.inner([{k: f[k] for k in MODEL_COLUMNS if k in f} for f in features])
+        features = [{k: f[k] for k in MODEL_COLUMNS if k in f} for f in features]
+        if self.buckets:
+            longest = max(len(f["input_ids"]) for f in features)
+            fits = [b for b in self.buckets if b >= longest]
+            if fits:
+                return self.by_bucket[fits[0]](features)
+        return self.inner(features)
+
+
+def default_buckets(max_length: int, n: int = 4) -> tuple:
+    """n even steps up to max_length, multiples of 8: 256 -> (64, 128, 192, 256)."""
+    return tuple(sorted({max(8, -(-max_length * i // n) // 8 * 8) for i in range(1, n)} | {max_length}))
 
 
 def make_loader(ds, tokenizer, batch_size: int, *, shuffle: bool, seed: int = 0, length_grouped: bool = True,
-                max_length: int | None = None, num_workers: int = 0) -> DataLoader:
+                max_length: int | None = None, num_workers: int = 0, buckets: tuple = ()) -> DataLoader:
     """Length-grouped, dynamically padded batches; or (length_grouped=False) the seed's recipe: random
     batches padded to `max_length`."""
     lengths = ds["length"] if "length" in ds.column_names else [len(x) for x in ds["input_ids"]]
@@ -81,7 +97,8 @@ def make_loader(ds, tokenizer, batch_size: int, *, shuffle: bool, seed: int = 0,
         sampler = LengthGroupedBatchSampler(lengths, batch_size, shuffle=shuffle, seed=seed)
         # Own generator: each iter() draws a worker base seed, which from the global RNG would shift dropout
         # after a resume (the resumed run creates its iterators at other points of the RNG stream).
-        return DataLoader(ds, batch_sampler=sampler, collate_fn=Collator(tokenizer), num_workers=num_workers,
+        return DataLoader(ds, batch_sampler=sampler, collate_fn=Collator(tokenizer, buckets=buckets),
+                          num_workers=num_workers,
                           generator=torch.Generator().manual_seed(seed))
     g = torch.Generator().manual_seed(seed)
     return DataLoader(ds, batch_size=batch_size, shuffle=shuffle, generator=g, num_workers=num_workers,

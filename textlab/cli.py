@@ -25,7 +25,13 @@ def _train(args) -> int:
     from .config import get_profile
     from .pipeline import train_and_evaluate
 
-    record = train_and_evaluate(args.model, get_profile(args.profile))
+    overrides = {}
+    for item in args.set or []:
+        key, eq, value = item.partition("=")
+        if not eq or not key:
+            raise ValueError(f"--set expects KEY=VALUE (e.g. bilstm.lr=1e-3), got {item!r}")
+        overrides[key] = value
+    record = train_and_evaluate(args.model, get_profile(args.profile, **overrides))
     print(json.dumps({k: record["test"][k] for k in ("accuracy", "macro_f1")}))
     return 0
 
@@ -62,6 +68,9 @@ def main(argv: list[str] | None = None) -> int:
                                      "(e.g. under `accelerate launch -m textlab train ...` on several GPUs)")
     p.add_argument("--profile", choices=list(PROFILES), default=None)
     p.add_argument("--model", choices=["bert", "bilstm"], default="bert")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE",
+                   help="override a profile setting, e.g. --set bilstm.lr=1e-3 (repeatable; "
+                        "use a separate TEXTLAB_RUNS folder for tuning runs)")
     p.set_defaults(func=_train)
 
     p = sub.add_parser("describe", help="parameter counts of the three models, from config alone (offline)")
@@ -82,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.func(args)
-    except (ValueError, FileNotFoundError, RuntimeError) as e:
+    except (ValueError, FileNotFoundError, RuntimeError, KeyError, TypeError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
 

@@ -6,6 +6,7 @@ anything else is an error that lists the valid keys.
 
 from __future__ import annotations
 
+import ast
 import dataclasses
 import os
 from dataclasses import dataclass, field
@@ -36,6 +37,10 @@ class TrainConfig:
     save_every_steps: int = 0  # 0: checkpoint at the end of each epoch only
     max_steps: int = 0  # debug knob: stop after this many optimizer steps (0: no limit)
     log_with: str = ""  # "" (off), "tensorboard" or "wandb": Accelerate trackers
+    # torch.compile through Accelerate ("" off; "inductor" on a GPU). Compiled graphs are specialised to shapes,
+    # so batches are then padded up to a few length buckets (empty: 4 even steps up to max_length).
+    compile: str = ""
+    pad_buckets: tuple = ()
 
     def __post_init__(self):
         if self.precision not in PRECISIONS:
@@ -47,6 +52,8 @@ class TrainConfig:
         for name in ("epochs", "batch_size", "grad_accum", "eval_batch_size"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if any(not isinstance(b, int) or b < 1 for b in self.pad_buckets):
+            raise ValueError(f"pad_buckets must be positive token lengths, got {self.pad_buckets}")
         if self.lr <= 0:
             raise ValueError(f"lr must be > 0, got {self.lr}")
 
@@ -56,6 +63,7 @@ class BiLSTMConfig:
     num_layers: int = 2
     dropout: float = 0.3  # head dropout (seed: 0.3)
     lstm_dropout: float = 0.2  # between the LSTM layers
+    input_dropout: float = 0.0  # on the frozen embedding outputs, training only (the embedding module stays in eval)
 
 
 @dataclass(frozen=True)
@@ -147,6 +155,11 @@ def _coerce(value: Any, default: Any, key: str) -> Any:
             return type(default)(value)
     elif isinstance(default, tuple) and isinstance(value, (list, tuple)):
         return tuple(value)
+    elif isinstance(default, tuple) and isinstance(value, str):  # command line: "64,128,256"
+        try:
+            return tuple(ast.literal_eval(f"({value},)")) if value.strip() else ()
+        except (ValueError, SyntaxError):
+            pass
     elif isinstance(default, str) and isinstance(value, str):
         return value
     raise TypeError(f"override {key}={value!r} must be of type {type(default).__name__} like its default {default!r}")

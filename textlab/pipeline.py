@@ -19,7 +19,7 @@ from .config import Profile, run_dir
 from .data import load_for_profile, tokenize
 from .describe import count_params
 from .evaluate import metrics
-from .train import fit, make_accelerator, predict_logits
+from .train import fit, make_accelerator, pad_buckets, predict_logits
 
 KINDS = ("bert", "bilstm")
 DISPLAY = {"bert": "BERT classifier", "bilstm": "BiLSTM (frozen BERT embeddings)"}
@@ -99,7 +99,8 @@ def train_and_evaluate(kind: str, profile: Profile, prep: Prepared | None = None
     splits = {}
     for split in ("validation", "test"):
         t0 = time.perf_counter()
-        logits, labels = _split_logits(model, accelerator, prep, out, split, cfg.eval_batch_size, kind)
+        logits, labels = _split_logits(model, accelerator, prep, out, split, cfg.eval_batch_size, kind,
+                                       pad_buckets(cfg, profile.max_length))
         splits[split] = {**metrics(logits, labels, prep.label_names), "docs_per_s": len(labels) / (time.perf_counter() - t0)}
     ckpt.write_json(out / "logits.json", _logits_key(out))
     best = ckpt.checkpoint_path(out, "best")
@@ -128,9 +129,11 @@ def _logits_key(model_dir: Path) -> dict:
     return {"checkpoint": best.name, "weights_sha": ckpt.sha256_file(best / "model.safetensors")}
 
 
-def _split_logits(model, accelerator, prep: Prepared, out: Path, split: str, batch_size: int, kind: str):
+def _split_logits(model, accelerator, prep: Prepared, out: Path, split: str, batch_size: int, kind: str,
+                  buckets: tuple = ()):
     """Logits and labels of one split in dataset order, written next to the model for the ensemble."""
-    loader = accelerator.prepare(make_loader(prep.data[split], prep.tokenizer, batch_size, shuffle=False))
+    loader = accelerator.prepare(make_loader(prep.data[split], prep.tokenizer, batch_size, shuffle=False,
+                                             buckets=buckets))
     logits, labels, _ = predict_logits(model, loader, accelerator, desc=f"{kind} {split}")
     write_logits(out, split, logits, labels)
     return logits, labels
@@ -167,9 +170,11 @@ def member_logits(model_dir, prep: Prepared, splits=("validation", "test")) -> d
         return {s: (ckpt.read_npy(model_dir / f"logits_{s}.npy"), ckpt.read_npy(model_dir / f"labels_{s}.npy"))
                 for s in splits}
     model, meta = load_model(model_dir)
-    accelerator = make_accelerator(getattr(prep.profile, meta["kind"]))
+    cfg = getattr(prep.profile, meta["kind"])
+    accelerator = make_accelerator(cfg)
     model = accelerator.prepare(model)
-    out = {s: _split_logits(model, accelerator, prep, model_dir, s, 64, meta["kind"]) for s in splits}
+    buckets = pad_buckets(cfg, prep.profile.max_length)
+    out = {s: _split_logits(model, accelerator, prep, model_dir, s, 64, meta["kind"], buckets) for s in splits}
     ckpt.write_json(cached, key)
     del model
     gc.collect()

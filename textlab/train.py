@@ -8,6 +8,7 @@ same final weights as an uninterrupted run.
 
 from __future__ import annotations
 
+import json
 import math
 import time
 from contextlib import contextmanager
@@ -18,13 +19,13 @@ import numpy as np
 import torch
 from accelerate import Accelerator
 from accelerate.state import AcceleratorState
-from accelerate.utils import set_seed
+from accelerate.utils import TorchDynamoPlugin, set_seed
 from tqdm.auto import tqdm
 from transformers import get_linear_schedule_with_warmup
 
 from . import checkpoint as ckpt
-from .batching import make_loader
-from .config import TrainConfig
+from .batching import default_buckets, make_loader
+from .config import BiLSTMConfig, TrainConfig
 from .evaluate import metrics
 
 
@@ -65,13 +66,26 @@ def make_accelerator(cfg: TrainConfig, project_dir: Path | None = None, cpu: boo
     # One process trains several models (notebooks, tests) with different precisions: Accelerate keeps a
     # process-wide singleton that refuses a change, so reset it (the distributed PartialState is kept).
     AcceleratorState._reset_state(reset_partial_state=False)
+    dynamo = None
+    if cfg.compile:
+        # Static shapes (the collator pads to a few buckets); each bucket x train/eval is one graph.
+        dynamo = TorchDynamoPlugin(backend=cfg.compile, dynamic=False)
+        torch._dynamo.config.cache_size_limit = max(torch._dynamo.config.cache_size_limit, 64)
     return Accelerator(
         mixed_precision="no" if precision == "fp32" else precision,
         gradient_accumulation_steps=cfg.grad_accum,
         cpu=cpu,
         log_with=cfg.log_with or None,
         project_dir=str(project_dir) if project_dir else None,
+        dynamo_plugin=dynamo,
     )
+
+
+def pad_buckets(cfg: TrainConfig, max_length: int | None) -> tuple:
+    """Length buckets the batches are padded to: only when compiling (dynamic padding otherwise)."""
+    if not cfg.compile:
+        return ()
+    return tuple(cfg.pad_buckets) or default_buckets(max_length or 512)
 
 
 def param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
@@ -148,6 +162,19 @@ def predict_logits(model, loader, accelerator: Accelerator, desc: str = "predict
     return logits[order].numpy(), labels[order].numpy(), loss_sum / max(n, 1)
 
 
+def train_settings(meta: dict) -> dict:
+    """A checkpoint's loop settings as stored (JSON: tuples are lists); keys added later take their defaults."""
+    return json.loads(json.dumps({**asdict(TrainConfig()), **meta.get("config", {})}))
+
+
+def model_settings(meta: dict) -> dict:
+    """The model's own settings stored with a checkpoint (BiLSTM layers/dropouts; keys added later take
+    their defaults, so older checkpoints still compare equal to an unchanged profile)."""
+    if meta.get("kind") != "bilstm":
+        return {}
+    return {**asdict(BiLSTMConfig()), **meta.get("bilstm", {})}
+
+
 def _state(model, optimizer, scheduler, accelerator) -> dict:
     state = {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
              "rng_cpu": torch.get_rng_state()}
@@ -170,9 +197,10 @@ def fit(model: torch.nn.Module, data, tokenizer, cfg: TrainConfig, out_dir, *, m
     precision = "fp32" if accelerator.mixed_precision == "no" else accelerator.mixed_precision
     set_seed(seed)
 
+    buckets = pad_buckets(cfg, meta.get("max_length"))
     train_loader = make_loader(data["train"], tokenizer, cfg.batch_size, shuffle=True, seed=seed,
-                               length_grouped=cfg.length_grouped, max_length=meta.get("max_length"))
-    val_loader = make_loader(data["validation"], tokenizer, cfg.eval_batch_size, shuffle=False)
+                               length_grouped=cfg.length_grouped, max_length=meta.get("max_length"), buckets=buckets)
+    val_loader = make_loader(data["validation"], tokenizer, cfg.eval_batch_size, shuffle=False, buckets=buckets)
     sampler = train_loader.batch_sampler if cfg.length_grouped else None
     optimizer = torch.optim.AdamW(param_groups(model, cfg.weight_decay), lr=cfg.lr)
     model, optimizer, train_loader, val_loader = accelerator.prepare(model, optimizer, train_loader, val_loader)
@@ -192,10 +220,12 @@ def fit(model: torch.nn.Module, data, tokenizer, cfg: TrainConfig, out_dir, *, m
     if pointer.get("last"):
         last = ckpt.checkpoint_path(out_dir, "last")
         saved = ckpt.read_json(last / "meta.json")
-        if saved.get("config") != asdict(cfg) or saved.get("backbone") != meta.get("backbone"):
+        if (train_settings(saved) != train_settings({"config": asdict(cfg)})
+                or saved.get("backbone") != meta.get("backbone") or model_settings(saved) != model_settings(meta)):
             raise ckpt.CheckpointError(
                 f"{last} was made with other settings (backbone {saved.get('backbone')!r}, config "
-                f"{saved.get('config')}); resume with the same settings or use a fresh output folder")
+                f"{saved.get('config')}, model {model_settings(saved)}); resume with the same settings "
+                f"or use a fresh output folder")
         ckpt.load_into(accelerator.unwrap_model(model), last / "model.safetensors", saved)
         ts = ckpt.load_training_state(last)
         optimizer.load_state_dict(ts["optimizer"])

@@ -14,15 +14,16 @@ class BiLSTMClassifier(nn.Module):
     """d = the backbone's hidden size (768 for bert-base, 384 for MiniLM).
 
     The embedding module (word + position + token-type + LayerNorm) is frozen and always runs in eval
-    mode: frozen features are then identical in training and inference (its dropout would only add
-    input noise, which the LSTM dropout and head dropout already provide).
+    mode: frozen features are then identical in training and inference. Input noise, where wanted, is a
+    separate `input_dropout` on the embedding outputs (no parameters; 0 = off).
     """
 
     def __init__(self, embeddings: BertEmbeddings, num_labels: int, num_layers: int = 2, dropout: float = 0.3,
-                 lstm_dropout: float = 0.2):
+                 lstm_dropout: float = 0.2, input_dropout: float = 0.0):
         super().__init__()
         d = embeddings.word_embeddings.embedding_dim
         self.embeddings = embeddings.requires_grad_(False)
+        self.input_dropout = nn.Dropout(input_dropout)
         self.lstm = nn.LSTM(d, d // 2, num_layers=num_layers, batch_first=True, bidirectional=True,
                             dropout=lstm_dropout if num_layers > 1 else 0.0)
         self.attention = nn.Linear(d, 1)  # one learned score per time step
@@ -46,6 +47,7 @@ class BiLSTMClassifier(nn.Module):
         mask[:, 0] |= ~mask.any(1)  # a row with no token at all still gets one step (no NaN softmax)
         with torch.no_grad():
             x = self.embeddings(input_ids=input_ids)  # (B, T, d)
+        x = self.input_dropout(x)
         lengths = mask.sum(1).cpu()  # pack_padded_sequence wants CPU lengths
         packed = pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)
         h, _ = self.lstm(packed)
