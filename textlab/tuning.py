@@ -1,0 +1,80 @@
+"""Tuning log: what each training run of a model changed, and what validation said about it.
+
+A record is distilled from a trained model folder (metrics.json, history.json and the selected checkpoint's
+meta.json), so the table is regenerated from run artifacts, never typed. Choices are made on validation
+accuracy only; the test column is shown for the record, after the choice.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .checkpoint import CheckpointError, checkpoint_path, read_json, write_json
+from .train import model_settings
+
+TUNED_KEYS = ("epochs", "lr", "weight_decay", "warmup_ratio", "batch_size", "grad_accum", "precision")
+
+
+def record(model_dir, label: str) -> dict:
+    """The settings and validation history of one trained model folder (small enough to commit)."""
+    model_dir = Path(model_dir)
+    paths = {name: model_dir / f"{name}.json" for name in ("metrics", "history")}
+    for name, path in paths.items():
+        if not path.exists():
+            raise CheckpointError(f"{path} is missing: {model_dir} is not a finished training run")
+    metrics, history = read_json(paths["metrics"]), read_json(paths["history"])
+    meta = read_json(checkpoint_path(model_dir, "best") / "meta.json")
+    return {
+        "label": label, "kind": meta["kind"], "backbone": meta["backbone"], "max_length": meta["max_length"],
+        "train": {k: meta["config"][k] for k in TUNED_KEYS}, "model": model_settings(meta),
+        "best_epoch": metrics["best_epoch"], "epochs_run": metrics["epochs_run"],
+        "val_accuracy": metrics["validation"]["accuracy"], "val_macro_f1": metrics["validation"]["macro_f1"],
+        "test_accuracy": metrics["test"]["accuracy"], "test_macro_f1": metrics["test"]["macro_f1"],
+        "s_per_epoch": float(np.median([h["seconds"] for h in history])),
+        "history": [{k: h[k] for k in ("epoch", "train_loss", "val_loss", "val_accuracy", "val_macro_f1")}
+                    for h in history],
+    }
+
+
+def save_record(model_dir, label: str, out_dir) -> Path:
+    rec = record(model_dir, label)
+    path = Path(out_dir) / f"{rec['kind']}-{label}.json"
+    write_json(path, rec)
+    return path
+
+
+def _settings(rec: dict) -> dict:
+    return {"max_length": rec["max_length"], **rec["train"], **{f"model.{k}": v for k, v in rec["model"].items()}}
+
+
+def tuning_table(records: list[dict], baseline: str) -> pd.DataFrame:
+    """One row per run of one model kind: the settings it changed against `baseline` (a label) and its
+    validation (selection) and test (reported only) scores, best validation first."""
+    kinds = {r["kind"] for r in records}
+    if len(kinds) != 1:
+        raise ValueError(f"a tuning table compares runs of one model kind, got {sorted(kinds)}")
+    by_label = {r["label"]: r for r in records}
+    if baseline not in by_label:
+        raise ValueError(f"baseline {baseline!r} is not among the runs: {', '.join(by_label)}")
+    base = _settings(by_label[baseline])
+    rows = []
+    for r in records:
+        s = _settings(r)
+        changed = ", ".join(f"{k}={s[k]}" for k in s if s[k] != base.get(k)) or "(baseline)"
+        rows.append({"run": r["label"], "changed": changed, "epochs (best)": f"{r['epochs_run']} ({r['best_epoch']})",
+                     "val_accuracy": r["val_accuracy"], "val_macro_f1": r["val_macro_f1"],
+                     "test_accuracy": r["test_accuracy"], "test_macro_f1": r["test_macro_f1"],
+                     "s_per_epoch": r["s_per_epoch"]})
+    return pd.DataFrame(rows).sort_values("val_accuracy", ascending=False, kind="stable").reset_index(drop=True)
+
+
+def to_markdown(table: pd.DataFrame) -> str:
+    out = table.copy()
+    for col in ("val_accuracy", "val_macro_f1", "test_accuracy", "test_macro_f1"):
+        out[col] = out[col].map(lambda v: f"{100 * v:.2f} %")
+    out["s_per_epoch"] = out["s_per_epoch"].map(lambda v: f"{v:.0f}")
+    head = "| " + " | ".join(out.columns) + " |\n|" + "---|" * len(out.columns) + "\n"
+    return head + "".join("| " + " | ".join(str(v) for v in row) + " |\n" for row in out.itertuples(index=False))
