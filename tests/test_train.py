@@ -145,3 +145,7 @@ def test_compiled_training_pads_to_buckets_and_matches_eager(keyword_prep, tmp_p
     assert [h["val_accuracy"] for h in compiled.history] == [h["val_accuracy"] for h in plain.history]
     assert [h["val_loss"] for h in compiled.history] == pytest.approx([h["val_loss"] for h in plain.history], rel=1e-4)
     assert compiled.history[0]["train_loss"] == pytest.approx(plain.history[0]["train_loss"], rel=1e-4)
+    assert _weights(tmp_path / "compiled").keys() == _weights(tmp_path / "plain").keys()  # no "_orig_mod." names
+    # compile and buckets change speed, not results: a finished plain run re-evaluates under compile
+    again = _fit(profile, prep, tmp_path / "plain", cfg={"epochs": 2, "compile": "eager", "pad_buckets": (8, 16)})
+    assert again.history == plain.history and again.best_epoch == plain.best_epoch

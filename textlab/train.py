@@ -162,9 +162,14 @@ def predict_logits(model, loader, accelerator: Accelerator, desc: str = "predict
     return logits[order].numpy(), labels[order].numpy(), loss_sum / max(n, 1)
 
 
+EXECUTION_ONLY = ("compile", "pad_buckets")  # change speed, not results: a run may resume with other values
+
+
 def train_settings(meta: dict) -> dict:
-    """A checkpoint's loop settings as stored (JSON: tuples are lists); keys added later take their defaults."""
-    return json.loads(json.dumps({**asdict(TrainConfig()), **meta.get("config", {})}))
+    """A checkpoint's loop settings as stored (JSON: tuples are lists), without the execution-only ones;
+    keys added later take their defaults."""
+    settings = json.loads(json.dumps({**asdict(TrainConfig()), **meta.get("config", {})}))
+    return {k: v for k, v in settings.items() if k not in EXECUTION_ONLY}
 
 
 def model_settings(meta: dict) -> dict:
@@ -173,6 +178,17 @@ def model_settings(meta: dict) -> dict:
     if meta.get("kind") != "bilstm":
         return {}
     return {**asdict(BiLSTMConfig()), **meta.get("bilstm", {})}
+
+
+def _bare(accelerator: Accelerator, model: torch.nn.Module) -> torch.nn.Module:
+    """The model itself: without DDP, mixed-precision or torch.compile wrappers."""
+    return accelerator.unwrap_model(model, keep_torch_compile=False)
+
+
+def _plain_state_dict(accelerator: Accelerator, model: torch.nn.Module) -> dict:
+    """Weights under the model's own names: a compiled model's keys lose their "_orig_mod." prefix, so a
+    checkpoint loads the same with or without torch.compile."""
+    return {k.replace("_orig_mod.", ""): v for k, v in accelerator.get_state_dict(model).items()}
 
 
 def _state(model, optimizer, scheduler, accelerator) -> dict:
@@ -226,7 +242,7 @@ def fit(model: torch.nn.Module, data, tokenizer, cfg: TrainConfig, out_dir, *, m
                 f"{last} was made with other settings (backbone {saved.get('backbone')!r}, config "
                 f"{saved.get('config')}, model {model_settings(saved)}); resume with the same settings "
                 f"or use a fresh output folder")
-        ckpt.load_into(accelerator.unwrap_model(model), last / "model.safetensors", saved)
+        ckpt.load_into(_bare(accelerator, model), last / "model.safetensors", saved)
         ts = ckpt.load_training_state(last)
         optimizer.load_state_dict(ts["optimizer"])
         scheduler.load_state_dict(ts["scheduler"])
@@ -246,7 +262,7 @@ def fit(model: torch.nn.Module, data, tokenizer, cfg: TrainConfig, out_dir, *, m
         accelerator.wait_for_everyone()
         if accelerator.is_main_process:
             ckpt.save_checkpoint(
-                out_dir, state["global_step"], accelerator.get_state_dict(model),
+                out_dir, state["global_step"], _plain_state_dict(accelerator, model),
                 {**meta, "config": asdict(cfg), "loop": dict(state), "precision": precision},
                 _state(model, optimizer, scheduler, accelerator), role=role)
         accelerator.wait_for_everyone()
@@ -333,7 +349,7 @@ def fit(model: torch.nn.Module, data, tokenizer, cfg: TrainConfig, out_dir, *, m
     if trackers:
         accelerator.end_training()
     best = ckpt.checkpoint_path(out_dir, "best")
-    ckpt.load_into(accelerator.unwrap_model(model), best / "model.safetensors")
+    ckpt.load_into(_bare(accelerator, model), best / "model.safetensors")
     ckpt.write_json(out_dir / "history.json", state["history"])
     hist = state["history"]
     return FitResult(
