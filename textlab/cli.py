@@ -22,7 +22,7 @@ def _run(args) -> int:
 
 
 def _train(args) -> int:
-    from .config import get_profile
+    from .config import UnknownSetting, get_profile
     from .pipeline import train_and_evaluate
 
     overrides = {}
@@ -31,7 +31,11 @@ def _train(args) -> int:
         if not eq or not key:
             raise ValueError(f"--set expects KEY=VALUE (e.g. bilstm.lr=1e-3), got {item!r}")
         overrides[key] = value
-    record = train_and_evaluate(args.model, get_profile(args.profile, **overrides))
+    try:
+        profile = get_profile(args.profile, **overrides)
+    except (UnknownSetting, TypeError) as e:  # a bad --set: reported like any other bad input
+        raise ValueError(str(e)) from e
+    record = train_and_evaluate(args.model, profile)
     print(json.dumps({k: record["test"][k] for k in ("accuracy", "macro_f1")}))
     return 0
 
@@ -91,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.func(args)
-    except (ValueError, FileNotFoundError, RuntimeError, KeyError, TypeError) as e:
+    except (ValueError, FileNotFoundError, RuntimeError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
 

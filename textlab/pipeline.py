@@ -96,11 +96,10 @@ def train_and_evaluate(kind: str, profile: Profile, prep: Prepared | None = None
     result = fit(model, prep.data, prep.tokenizer, cfg, out, meta=model_meta(kind, prep), seed=profile.seed,
                  desc=kind, **fit_kw)
     accelerator, model = result.extra["accelerator"], result.extra["model"]
-    splits = {}
+    splits, buckets = {}, pad_buckets(cfg, profile.max_length)
     for split in ("validation", "test"):
         t0 = time.perf_counter()
-        logits, labels = _split_logits(model, accelerator, prep, out, split, cfg.eval_batch_size, kind,
-                                       pad_buckets(cfg, profile.max_length))
+        logits, labels = _split_logits(model, accelerator, prep, out, split, cfg.eval_batch_size, kind, buckets)
         splits[split] = {**metrics(logits, labels, prep.label_names), "docs_per_s": len(labels) / (time.perf_counter() - t0)}
     ckpt.write_json(out / "logits.json", _logits_key(out))
     best = ckpt.checkpoint_path(out, "best")
