@@ -67,3 +67,10 @@ def test_train_cli_overrides_fail_before_any_work(capsys):
     assert "unknown setting 'bilstm.nope'" in err and "bilstm.lr" in err
     assert cli.main(["train", "--profile", "smoke", "--set", "bilstm.epochs=two"]) == 2
     assert "must be of type int" in capsys.readouterr().err
+
+
+def test_per_model_max_length():
+    assert config.get_profile("cpu").bert.max_length == 0  # 0: the profile's
+    assert config.get_profile("smoke", **{"bert.max_length": "384"}).bert.max_length == 384
+    with pytest.raises(ValueError, match=r"max_length must be 0 \(the profile's\) or in \[8, 512\]"):
+        config.get_profile("smoke", **{"bert.max_length": 1024})

@@ -6,6 +6,7 @@ import pytest
 
 from textlab import checkpoint as ckpt
 from textlab import compare, pipeline
+from textlab.config import get_profile
 
 
 def test_records_and_artifacts(trained_run, tiny_prep):
@@ -86,3 +87,27 @@ def test_ensemble_and_comparison_table(trained_run, tiny_profile, tiny_prep, mon
                                        probs["TF-IDF + linear SVM"].argmax(1), probs["ensemble (chosen)"].argmax(1),
                                        tiny_prep.label_names, k=3)
     assert isinstance(ex, pd.DataFrame) and len(ex) <= 3 and (ex["BERT"] != ex["BiLSTM"]).all()
+
+
+def test_a_model_can_read_more_tokens_than_the_profile(tiny_profile, tiny_prep, tmp_path, monkeypatch):
+    """bert.max_length overrides the profile's for BERT alone: trained, stored and re-evaluated at its length."""
+    monkeypatch.setenv("TEXTLAB_RUNS", str(tmp_path))
+    p = get_profile("smoke", max_train_samples=200, max_eval_samples=100, max_length=32,
+                    **{"bert.max_length": 48, "bert.max_steps": 2})
+    assert (pipeline.model_max_length(p, "bert"), pipeline.model_max_length(p, "bilstm")) == (48, 32)
+    longer = pipeline.model_data(tiny_prep, 48)
+    assert pipeline.model_data(tiny_prep, 32) is tiny_prep.data
+    assert max(longer["train"]["length"]) == 48 and max(tiny_prep.data["train"]["length"]) == 32
+    assert max(longer["test"]["length"]) == 48  # so evaluating at 32 tokens would give other logits
+    assert longer["test"]["labels"] == tiny_prep.data["test"]["labels"]
+
+    record = pipeline.train_and_evaluate("bert", p, tiny_prep)
+    assert record["max_length"] == 48
+    _, meta = pipeline.load_model(tmp_path / "smoke" / "bert")
+    assert meta["max_length"] == 48
+    folder = tmp_path / "smoke" / "bert"
+    trained = ckpt.read_npy(folder / "logits_test.npy")
+    ckpt.write_json(folder / "logits.json", {"checkpoint": "other", "weights_sha": "0"})  # force re-evaluation
+    again = pipeline.member_logits(folder, tiny_prep)  # tiny_prep holds 32-token data; the checkpoint says 48
+    np.testing.assert_allclose(again["test"][0], trained, atol=1e-5)
+

@@ -41,6 +41,8 @@ class TrainConfig:
     # so batches are then padded up to a few length buckets (empty: 4 even steps up to max_length).
     compile: str = ""
     pad_buckets: tuple = ()
+    # Tokens this model reads (0: the profile's max_length). Lets BERT read longer documents than the BiLSTM.
+    max_length: int = 0
 
     def __post_init__(self):
         if self.precision not in PRECISIONS:
@@ -56,6 +58,8 @@ class TrainConfig:
             raise ValueError(f"pad_buckets must be positive token lengths, got {self.pad_buckets}")
         if self.lr <= 0:
             raise ValueError(f"lr must be > 0, got {self.lr}")
+        if self.max_length and not 8 <= self.max_length <= 512:
+            raise ValueError(f"max_length must be 0 (the profile's) or in [8, 512] (BERT positions), got {self.max_length}")
 
 
 @dataclass(frozen=True)

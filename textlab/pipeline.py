@@ -41,19 +41,39 @@ def prepare(profile: Profile) -> Prepared:
     backbone = get_backbone(profile.backbone)
     tokenizer = backbone.tokenizer()
     raw = load_for_profile(profile)
-    data = tokenize(raw, tokenizer, profile.max_length)
+    data, dropped = _tokenized(raw, tokenizer, profile, profile.max_length)
+    return Prepared(profile, backbone, tokenizer, raw, data, raw["train"].features["label"].names, dropped)
+
+
+def _tokenized(raw, tokenizer, profile: Profile, max_length: int):
+    """Tokenized splits (cached on disk) and how many empty training documents were dropped."""
+    data = tokenize(raw, tokenizer, max_length)
     dropped = 0
     if profile.drop_empty_train:
         n = len(data["train"])
         data["train"] = data["train"].filter(lambda x: x > 2, input_columns="full_length")  # 2 = [CLS] [SEP]
         dropped = n - len(data["train"])
-    return Prepared(profile, backbone, tokenizer, raw, data, raw["train"].features["label"].names, dropped)
+    return data, dropped
 
 
-def model_meta(kind: str, prep: Prepared) -> dict:
-    p = prep.profile
+def model_max_length(profile: Profile, kind: str) -> int:
+    """Tokens `kind` reads: its own TrainConfig.max_length, else the profile's."""
+    return getattr(profile, kind).max_length or profile.max_length
+
+
+def model_data(prep: Prepared, max_length: int):
+    """The tokenized splits at `max_length`: prep.data at the profile's length, else tokenized (and cached) anew."""
+    if max_length == prep.profile.max_length:
+        return prep.data
+    return _tokenized(prep.raw, prep.tokenizer, prep.profile, max_length)[0]
+
+
+def model_meta(kind: str, prep: Prepared, profile: Profile | None = None) -> dict:
+    """What a checkpoint stores about its model; `profile` (default: the one `prep` was made with) gives the
+    model's own settings."""
+    p = profile or prep.profile
     return {"kind": kind, "backbone": p.backbone, "num_labels": len(prep.label_names), "label_names": prep.label_names,
-            "max_length": p.max_length, "model_config": config_dict(prep.backbone.config),
+            "max_length": model_max_length(p, kind), "model_config": config_dict(prep.backbone.config),
             "bilstm": asdict(p.bilstm_model), "profile": p.name}
 
 
@@ -93,13 +113,16 @@ def train_and_evaluate(kind: str, profile: Profile, prep: Prepared | None = None
     torch.manual_seed(profile.seed)
     model = build_model(kind, prep.backbone, len(prep.label_names), profile)
     params = count_params(model)
-    result = fit(model, prep.data, prep.tokenizer, cfg, out, meta=model_meta(kind, prep), seed=profile.seed,
+    max_length = model_max_length(profile, kind)
+    data = model_data(prep, max_length)
+    result = fit(model, data, prep.tokenizer, cfg, out, meta=model_meta(kind, prep, profile), seed=profile.seed,
                  desc=kind, **fit_kw)
     accelerator, model = result.extra["accelerator"], result.extra["model"]
-    splits, buckets = {}, pad_buckets(cfg, profile.max_length)
+    splits, buckets = {}, pad_buckets(cfg, max_length)
     for split in ("validation", "test"):
         t0 = time.perf_counter()
-        logits, labels = _split_logits(model, accelerator, prep, out, split, cfg.eval_batch_size, kind, buckets)
+        logits, labels = _split_logits(model, accelerator, data[split], prep.tokenizer, out, split,
+                                       cfg.eval_batch_size, kind, buckets)
         splits[split] = {**metrics(logits, labels, prep.label_names), "docs_per_s": len(labels) / (time.perf_counter() - t0)}
     ckpt.write_json(out / "logits.json", _logits_key(out))
     best = ckpt.checkpoint_path(out, "best")
@@ -110,7 +133,7 @@ def train_and_evaluate(kind: str, profile: Profile, prep: Prepared | None = None
         "stopped_early": result.stopped_early, "select_metric": cfg.select_metric,
         "infer_docs_per_s": splits["test"]["docs_per_s"],
         "checkpoint_bytes": (best / "model.safetensors").stat().st_size,
-        "dropped_empty_train": prep.dropped_empty_train, "n_train": len(prep.data["train"]),
+        "dropped_empty_train": prep.dropped_empty_train, "n_train": len(data["train"]), "max_length": max_length,
         "validation": splits["validation"], "test": splits["test"], "label_names": prep.label_names,
         "config": asdict(cfg),
     }
@@ -128,11 +151,10 @@ def _logits_key(model_dir: Path) -> dict:
     return {"checkpoint": best.name, "weights_sha": ckpt.sha256_file(best / "model.safetensors")}
 
 
-def _split_logits(model, accelerator, prep: Prepared, out: Path, split: str, batch_size: int, kind: str,
+def _split_logits(model, accelerator, dataset, tokenizer, out: Path, split: str, batch_size: int, kind: str,
                   buckets: tuple = ()):
     """Logits and labels of one split in dataset order, written next to the model for the ensemble."""
-    loader = accelerator.prepare(make_loader(prep.data[split], prep.tokenizer, batch_size, shuffle=False,
-                                             buckets=buckets))
+    loader = accelerator.prepare(make_loader(dataset, tokenizer, batch_size, shuffle=False, buckets=buckets))
     logits, labels, _ = predict_logits(model, loader, accelerator, desc=f"{kind} {split}")
     write_logits(out, split, logits, labels)
     return logits, labels
@@ -172,8 +194,10 @@ def member_logits(model_dir, prep: Prepared, splits=("validation", "test")) -> d
     cfg = getattr(prep.profile, meta["kind"])
     accelerator = make_accelerator(cfg)
     model = accelerator.prepare(model)
-    buckets = pad_buckets(cfg, prep.profile.max_length)
-    out = {s: _split_logits(model, accelerator, prep, model_dir, s, 64, meta["kind"], buckets) for s in splits}
+    max_length = int(meta["max_length"])  # read as it was trained
+    data, buckets = model_data(prep, max_length), pad_buckets(cfg, max_length)
+    out = {s: _split_logits(model, accelerator, data[s], prep.tokenizer, model_dir, s, 64, meta["kind"], buckets)
+           for s in splits}
     ckpt.write_json(cached, key)
     del model
     gc.collect()
