@@ -74,3 +74,10 @@ def test_per_model_max_length():
     assert config.get_profile("smoke", **{"bert.max_length": "384"}).bert.max_length == 384
     with pytest.raises(ValueError, match=r"max_length must be 0 \(the profile's\) or in \[8, 512\]"):
         config.get_profile("smoke", **{"bert.max_length": 1024})
+
+
+def test_truncation_strategy_is_checked():
+    assert config.get_profile("cpu").bilstm.truncation == "head"
+    assert config.get_profile("smoke", **{"bert.truncation": "head_tail"}).bert.truncation == "head_tail"
+    with pytest.raises(ValueError, match="unknown truncation 'tail'; choose one of: head, head_tail"):
+        config.get_profile("smoke", **{"bert.truncation": "tail"})

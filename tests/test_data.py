@@ -176,6 +176,41 @@ def test_tokenize_truncates_like_the_tokenizer_and_is_cached(tmp_path, monkeypat
         data.tokenize(dsd, tokenizer, max_length=20)  # another max_length is another cache entry
 
 
+def test_truncate_ids_head_and_head_tail():
+    ids = [101] + list(range(1000, 1030)) + [102]  # [CLS] 30 tokens [SEP]
+    assert data.truncate_ids(ids, 64, "head_tail", 102) == ids  # short sequences are never cut
+    head = data.truncate_ids(ids, 16, "head", 102)
+    assert head == [101] + list(range(1000, 1014)) + [102]
+    both = data.truncate_ids(ids, 16, "head_tail", 102)  # 16 // 4 = 4 from the head, 12 from the tail
+    assert both == [101, 1000, 1001, 1002] + list(range(1019, 1030)) + [102]
+    with pytest.raises(ValueError, match="unknown truncation 'middle'; choose one of: head, head_tail"):
+        data.truncate_ids(ids, 16, "middle", 102)
+
+
+def test_tokenize_head_tail_is_its_own_cache_entry(tmp_path, monkeypatch, tokenizer):
+    monkeypatch.setenv("TEXTLAB_CACHE", str(tmp_path))
+    df = _frame(30)
+    df.loc[0, "text"] = " ".join(f"w{i}" for i in range(200))  # longer than max_length
+    path = tmp_path / "t.csv"
+    df.to_csv(path, index=False)
+    dsd = data.load_data(path, seed=0)
+    head = data.tokenize(dsd, tokenizer, max_length=16)
+    both = data.tokenize(dsd, tokenizer, max_length=16, truncation="head_tail")
+    assert len(list(tmp_path.glob("tok-*"))) == 2
+    cut = 0
+    for split in both:
+        for text, h, b in zip(both[split]["text"], head[split]["input_ids"], both[split]["input_ids"]):
+            full = tokenizer(text, truncation=False, verbose=False)["input_ids"]
+            assert b == data.truncate_ids(full, 16, "head_tail", tokenizer.sep_token_id) and len(b) <= 16
+            assert h[:4] == b[:4]
+            if len(full) > 16:
+                assert b[-12:] == full[-12:] and h != b
+                cut += 1
+    assert cut >= 1
+    with pytest.raises(ValueError, match="unknown truncation"):
+        data.tokenize(dsd, tokenizer, max_length=16, truncation="tail")
+
+
 def test_no_path_and_no_download_says_both_ways(tmp_path, monkeypatch):
     import sklearn.datasets
 

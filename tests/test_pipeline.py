@@ -111,3 +111,25 @@ def test_a_model_can_read_more_tokens_than_the_profile(tiny_profile, tiny_prep, 
     again = pipeline.member_logits(folder, tiny_prep)  # tiny_prep holds 32-token data; the checkpoint says 48
     np.testing.assert_allclose(again["test"][0], trained, atol=1e-5)
 
+
+def test_head_tail_truncation_is_trained_stored_and_served(tiny_prep, tmp_path, monkeypatch):
+    """bert.truncation=head_tail: the model trains on head+tail cuts, the checkpoint says so, and both the
+    ensemble's re-evaluation and the predictor cut documents the same way."""
+    from textlab.predict import load_predictor
+
+    monkeypatch.setenv("TEXTLAB_RUNS", str(tmp_path))
+    p = get_profile("smoke", max_train_samples=200, max_eval_samples=100, max_length=32,
+                    **{"bert.truncation": "head_tail", "bert.max_steps": 2})
+    both = pipeline.model_data(tiny_prep, 32, "head_tail")
+    assert both["test"]["input_ids"] != tiny_prep.data["test"]["input_ids"]  # some test documents are longer
+    record = pipeline.train_and_evaluate("bert", p, tiny_prep)
+    folder = tmp_path / "smoke" / "bert"
+    assert record["truncation"] == "head_tail" and pipeline.load_model(folder)[1]["truncation"] == "head_tail"
+    trained = ckpt.read_npy(folder / "logits_test.npy")
+    ckpt.write_json(folder / "logits.json", {"checkpoint": "other", "weights_sha": "0"})  # force re-evaluation
+    np.testing.assert_allclose(pipeline.member_logits(folder, tiny_prep)["test"][0], trained, atol=1e-5)
+    pred = load_predictor(tmp_path / "smoke", "bert", device="cpu")
+    ids, truncated = pred.encode(list(tiny_prep.raw["test"]["text"]))
+    assert ids == list(both["test"]["input_ids"]) and truncated == [n > 32 for n in both["test"]["full_length"]]
+    np.testing.assert_allclose(pred.predict_logits(list(tiny_prep.raw["test"]["text"])), trained, atol=1e-4)
+

@@ -16,6 +16,7 @@ from typing import Any
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 SELECT_METRICS = ("accuracy", "macro_f1")
+TRUNCATIONS = ("head", "head_tail")  # what a document longer than max_length keeps (see textlab.data.truncate_ids)
 
 
 @dataclass(frozen=True)
@@ -43,10 +44,15 @@ class TrainConfig:
     pad_buckets: tuple = ()
     # Tokens this model reads (0: the profile's max_length). Lets BERT read longer documents than the BiLSTM.
     max_length: int = 0
+    # "head": the first max_length tokens; "head_tail": the first quarter and the last three quarters of them
+    # (Sun et al. 2019, "How to Fine-Tune BERT for Text Classification?": head+tail beat head-only on long reviews).
+    truncation: str = "head"
 
     def __post_init__(self):
         if self.precision not in PRECISIONS:
             raise ValueError(f"unknown precision {self.precision!r}; choose one of: {', '.join(PRECISIONS)}")
+        if self.truncation not in TRUNCATIONS:
+            raise ValueError(f"unknown truncation {self.truncation!r}; choose one of: {', '.join(TRUNCATIONS)}")
         if self.select_metric not in SELECT_METRICS:
             raise ValueError(
                 f"unknown select_metric {self.select_metric!r}; choose one of: {', '.join(SELECT_METRICS)}"

@@ -24,7 +24,7 @@ from sklearn.datasets._twenty_newsgroups import (  # the exact functions fetch_2
 from sklearn.model_selection import train_test_split
 
 from .checkpoint import sha256_file
-from .config import PROJECT_ROOT, Profile
+from .config import PROJECT_ROOT, TRUNCATIONS, Profile
 
 log = logging.getLogger(__name__)
 
@@ -297,9 +297,11 @@ def _tokenizer_key(tokenizer) -> str:
     return json.dumps(ident, sort_keys=True)
 
 
-def _content_key(dsd: DatasetDict, tokenizer, max_length: int) -> str:
+def _content_key(dsd: DatasetDict, tokenizer, max_length: int, truncation: str = "head") -> str:
     # Our own key, not datasets' fingerprint: hashing a tokenizer object is not stable across processes.
-    h = hashlib.sha256(f"v{TOKENIZATION_VERSION}|{max_length}|{_tokenizer_key(tokenizer)}".encode())
+    # "head" adds nothing to the key, so caches written before truncation strategies existed stay valid.
+    cut = "" if truncation == "head" else f"|{truncation}"
+    h = hashlib.sha256(f"v{TOKENIZATION_VERSION}|{max_length}{cut}|{_tokenizer_key(tokenizer)}".encode())
     for split in sorted(dsd):
         h.update(split.encode())
         for text in dsd[split]["text"]:
@@ -320,22 +322,41 @@ def _save_atomic(dsd: DatasetDict, target: Path) -> None:
             raise
 
 
-def tokenize(dsd: DatasetDict, tokenizer, max_length: int = 256, num_proc: int | None = None) -> DatasetDict:
-    """Add `input_ids` (truncated to max_length, [CLS] ... [SEP]), `length`, `full_length`, `labels`, `idx`.
+def truncate_ids(ids: list[int], max_length: int, truncation: str, sep: int) -> list[int]:
+    """Cut one [CLS] ... [SEP] sequence to max_length tokens.
 
-    Cached under .cache/tok-<key>: a second call with the same texts, tokenizer and max_length loads it.
+    "head" keeps the first max_length - 1 tokens and ends with [SEP], exactly as the tokenizer's
+    truncation=True does; "head_tail" keeps the first max_length // 4 tokens ([CLS] first) and the last
+    max_length - max_length // 4 (ending with the sequence's own [SEP]).
     """
-    target = cache_dir() / f"tok-{_content_key(dsd, tokenizer, max_length)}"
+    if truncation not in TRUNCATIONS:
+        raise ValueError(f"unknown truncation {truncation!r}; choose one of: {', '.join(TRUNCATIONS)}")
+    if len(ids) <= max_length:
+        return list(ids)
+    if truncation == "head":
+        return list(ids[: max_length - 1]) + [sep]
+    head = max_length // 4
+    return list(ids[:head]) + list(ids[len(ids) - (max_length - head):])
+
+
+def tokenize(dsd: DatasetDict, tokenizer, max_length: int = 256, num_proc: int | None = None,
+             truncation: str = "head") -> DatasetDict:
+    """Add `input_ids` (cut to max_length by `truncation`, see truncate_ids), `length`, `full_length`, `labels`, `idx`.
+
+    Cached under .cache/tok-<key>: a second call with the same texts, tokenizer, max_length and truncation loads it.
+    """
+    if truncation not in TRUNCATIONS:
+        raise ValueError(f"unknown truncation {truncation!r}; choose one of: {', '.join(TRUNCATIONS)}")
+    target = cache_dir() / f"tok-{_content_key(dsd, tokenizer, max_length, truncation)}"
     if target.exists():
         log.info("tokenization cache hit: %s", target)
         return load_from_disk(str(target))
     sep = tokenizer.sep_token_id
 
     def encode(batch, indices):
-        # No truncation here, so the untruncated length is known; then cut exactly as
-        # truncation=True does for a single sequence (keep the head, end with [SEP]).
+        # No truncation by the tokenizer, so the untruncated length is known; then cut (truncate_ids).
         ids = tokenizer(batch["text"], add_special_tokens=True, truncation=False, verbose=False)["input_ids"]
-        cut = [x if len(x) <= max_length else x[: max_length - 1] + [sep] for x in ids]
+        cut = [truncate_ids(x, max_length, truncation, sep) for x in ids]
         return {
             "input_ids": cut,
             "length": [len(x) for x in cut],

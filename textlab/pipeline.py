@@ -45,9 +45,9 @@ def prepare(profile: Profile) -> Prepared:
     return Prepared(profile, backbone, tokenizer, raw, data, raw["train"].features["label"].names, dropped)
 
 
-def _tokenized(raw, tokenizer, profile: Profile, max_length: int):
+def _tokenized(raw, tokenizer, profile: Profile, max_length: int, truncation: str = "head"):
     """Tokenized splits (cached on disk) and how many empty training documents were dropped."""
-    data = tokenize(raw, tokenizer, max_length)
+    data = tokenize(raw, tokenizer, max_length, truncation=truncation)
     dropped = 0
     if profile.drop_empty_train:
         n = len(data["train"])
@@ -61,11 +61,12 @@ def model_max_length(profile: Profile, kind: str) -> int:
     return getattr(profile, kind).max_length or profile.max_length
 
 
-def model_data(prep: Prepared, max_length: int):
-    """The tokenized splits at `max_length`: prep.data at the profile's length, else tokenized (and cached) anew."""
-    if max_length == prep.profile.max_length:
+def model_data(prep: Prepared, max_length: int, truncation: str = "head"):
+    """The tokenized splits at `max_length` cut by `truncation`: prep.data at the profile's length with the head
+    kept, else tokenized (and cached) anew."""
+    if max_length == prep.profile.max_length and truncation == "head":
         return prep.data
-    return _tokenized(prep.raw, prep.tokenizer, prep.profile, max_length)[0]
+    return _tokenized(prep.raw, prep.tokenizer, prep.profile, max_length, truncation)[0]
 
 
 def model_meta(kind: str, prep: Prepared, profile: Profile | None = None) -> dict:
@@ -73,7 +74,8 @@ def model_meta(kind: str, prep: Prepared, profile: Profile | None = None) -> dic
     model's own settings."""
     p = profile or prep.profile
     return {"kind": kind, "backbone": p.backbone, "num_labels": len(prep.label_names), "label_names": prep.label_names,
-            "max_length": model_max_length(p, kind), "model_config": config_dict(prep.backbone.config),
+            "max_length": model_max_length(p, kind), "truncation": getattr(p, kind).truncation,
+            "model_config": config_dict(prep.backbone.config),
             "bilstm": asdict(p.bilstm_model), "profile": p.name}
 
 
@@ -114,7 +116,7 @@ def train_and_evaluate(kind: str, profile: Profile, prep: Prepared | None = None
     model = build_model(kind, prep.backbone, len(prep.label_names), profile)
     params = count_params(model)
     max_length = model_max_length(profile, kind)
-    data = model_data(prep, max_length)
+    data = model_data(prep, max_length, cfg.truncation)
     result = fit(model, data, prep.tokenizer, cfg, out, meta=model_meta(kind, prep, profile), seed=profile.seed,
                  desc=kind, **fit_kw)
     accelerator, model = result.extra["accelerator"], result.extra["model"]
@@ -134,6 +136,7 @@ def train_and_evaluate(kind: str, profile: Profile, prep: Prepared | None = None
         "infer_docs_per_s": splits["test"]["docs_per_s"],
         "checkpoint_bytes": (best / "model.safetensors").stat().st_size,
         "dropped_empty_train": prep.dropped_empty_train, "n_train": len(data["train"]), "max_length": max_length,
+        "truncation": cfg.truncation,
         "validation": splits["validation"], "test": splits["test"], "label_names": prep.label_names,
         "config": asdict(cfg),
     }
@@ -194,8 +197,8 @@ def member_logits(model_dir, prep: Prepared, splits=("validation", "test")) -> d
     cfg = getattr(prep.profile, meta["kind"])
     accelerator = make_accelerator(cfg)
     model = accelerator.prepare(model)
-    max_length = int(meta["max_length"])  # read as it was trained
-    data, buckets = model_data(prep, max_length), pad_buckets(cfg, max_length)
+    max_length = int(meta["max_length"])  # read as it was trained (checkpoints older than truncation kept the head)
+    data, buckets = model_data(prep, max_length, meta.get("truncation", "head")), pad_buckets(cfg, max_length)
     out = {s: _split_logits(model, accelerator, data[s], prep.tokenizer, model_dir, s, 64, meta["kind"], buckets)
            for s in splits}
     ckpt.write_json(cached, key)

@@ -1,7 +1,7 @@
 """Classify new text with a trained run: `load_predictor(run, model).predict(texts)` and
 `python -m textlab predict --run runs/cpu [--model bert|bilstm|ensemble] [--file F | -] [TEXTS ...]`.
 
-The text is tokenized exactly as in training (head kept, truncated to the checkpoint's max_length),
+The text is tokenized exactly as in training (cut to the checkpoint's max_length and truncation),
 batched longest-first with per-batch padding, and the answers come back in input order.
 """
 
@@ -18,6 +18,7 @@ import torch
 from .backbones import get_backbone
 from .batching import Collator
 from .checkpoint import POINTER, TRAINED_BY, CheckpointError, checkpoint_path, read_json
+from .data import truncate_ids
 from .pipeline import load_model
 from .stats import softmax
 
@@ -35,6 +36,7 @@ class Predictor:
         self.kind = meta["kind"]
         self.label_names: list[str] = list(meta["label_names"])
         self.max_length: int = int(meta["max_length"])
+        self.truncation: str = meta.get("truncation", "head")  # checkpoints older than the setting kept the head
         self.tokenizer = tokenizer
         self.collator = Collator(tokenizer)  # the training loader's padding (dynamic, multiple of 8)
         self._n_special = tokenizer.num_special_tokens_to_add(pair=False)  # [CLS] ... [SEP]
@@ -42,13 +44,18 @@ class Predictor:
     def encode(self, texts: list[str]) -> tuple[list[list[int]], list[bool]]:
         """Token ids cut to max_length (as in training) and whether each text was longer than that.
 
-        A 1 MB text costs seconds to tokenize whole, yet only its head is kept: tokenize a head cut at a
+        With the head kept, a 1 MB text costs seconds to tokenize whole, yet only its head is kept: tokenize a head cut at a
         space (WordPiece never joins across spaces, so its tokens are a prefix of the whole text's), and
         the whole text only when that head is too short to fill max_length.
         """
         if not texts:
             return [], []
         texts = [_valid_str(t) for t in texts]
+        if self.truncation != "head":  # the tail is needed: tokenize whole texts, cut as in training
+            ids = self.tokenizer(texts, add_special_tokens=True, truncation=False, verbose=False)["input_ids"]
+            sep = self.tokenizer.sep_token_id
+            return ([truncate_ids(x, self.max_length, self.truncation, sep) for x in ids],
+                    [len(x) > self.max_length for x in ids])
         heads = [_head(t, CHARS_PER_TOKEN * self.max_length) for t in texts]
         ids, truncated = self._encode(heads)
         redo = [i for i, (h, t) in enumerate(zip(heads, texts)) if len(h) < len(t) and not truncated[i]]
@@ -131,7 +138,9 @@ class EnsemblePredictor:
         neural = {m: p.logits_and_flags(texts, batch_size) for m, p in self.neural.items()}
         logits = [neural[m][0] if m in neural else self.tfidf.decision_function([_valid_str(t) for t in texts])
                   for m in self.members]
-        _, truncated, empty = neural[next(iter(neural))]  # flags of the first neural member's tokenization
+        # members may read different lengths: truncated if any member did not read the whole text
+        truncated = [any(flags) for flags in zip(*(v[1] for v in neural.values()))]
+        empty = neural[next(iter(neural))][2]  # the same for every member: no token besides [CLS]/[SEP]
         return results(self.variant.predict_proba(logits), self.label_names, top_k, truncated, empty)
 
 
