@@ -149,3 +149,27 @@ def test_compiled_training_pads_to_buckets_and_matches_eager(keyword_prep, tmp_p
     # compile and buckets change speed, not results: a finished plain run re-evaluates under compile
     again = _fit(profile, prep, tmp_path / "plain", cfg={"epochs": 2, "compile": "eager", "pad_buckets": (8, 16)})
     assert again.history == plain.history and again.best_epoch == plain.best_epoch
+
+
+def test_label_smoothing_changes_the_training_loss_only(keyword_prep, tmp_path, monkeypatch):
+    from types import SimpleNamespace
+
+    import torch.nn.functional as F
+
+    from textlab import train
+
+    logits = torch.tensor([[4.0, 0.0, -1.0], [0.5, 2.0, 0.0]])
+    labels = torch.tensor([0, 1])
+    out = SimpleNamespace(loss=F.cross_entropy(logits, labels), logits=logits)
+    assert train.train_loss(out, labels) is out.loss
+    smoothed = train.train_loss(out, labels, 0.1)
+    assert torch.isclose(smoothed, F.cross_entropy(logits, labels, label_smoothing=0.1))
+    assert smoothed > out.loss  # confident right answers pay for the mass kept off the other classes
+    with pytest.raises(ValueError, match=r"label_smoothing must be in \[0, 1\), got 1.0"):
+        get_profile("smoke", bert__label_smoothing=1.0)
+
+    seen, real = [], train.train_loss
+    monkeypatch.setattr(train, "train_loss", lambda o, y, ls=0.0: seen.append(ls) or real(o, y, ls))
+    profile, prep = keyword_prep
+    result = _fit(profile, prep, tmp_path / "ls", cfg={"label_smoothing": 0.2, "max_steps": 3, "epochs": 1})
+    assert seen == [0.2] * 3 and result.history[0]["train_loss"] > 0

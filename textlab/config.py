@@ -47,6 +47,8 @@ class TrainConfig:
     # "head": the first max_length tokens; "head_tail": the first quarter and the last three quarters of them
     # (Sun et al. 2019, "How to Fine-Tune BERT for Text Classification?": head+tail beat head-only on long reviews).
     truncation: str = "head"
+    # Training loss only (validation loss stays plain cross-entropy): spreads this much target mass over all classes.
+    label_smoothing: float = 0.0
 
     def __post_init__(self):
         if self.precision not in PRECISIONS:
@@ -62,6 +64,8 @@ class TrainConfig:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if any(not isinstance(b, int) or b < 1 for b in self.pad_buckets):
             raise ValueError(f"pad_buckets must be positive token lengths, got {self.pad_buckets}")
+        if not 0.0 <= self.label_smoothing < 1.0:
+            raise ValueError(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
         if self.lr <= 0:
             raise ValueError(f"lr must be > 0, got {self.lr}")
         if self.max_length and not 8 <= self.max_length <= 512:

@@ -141,6 +141,13 @@ def _bar(accelerator: Accelerator) -> dict:
     return {} if accelerator.is_local_main_process else {"disable": True}
 
 
+def train_loss(out, labels: torch.Tensor, label_smoothing: float = 0.0) -> torch.Tensor:
+    """The model's own cross-entropy, or (label_smoothing > 0) cross-entropy against smoothed targets."""
+    if not label_smoothing:
+        return out.loss
+    return torch.nn.functional.cross_entropy(out.logits.float(), labels, label_smoothing=label_smoothing)
+
+
 def _model_inputs(batch: dict) -> dict:
     return {k: v for k, v in batch.items() if k != "idx"}
 
@@ -286,8 +293,7 @@ def fit(model: torch.nn.Module, data, tokenizer, cfg: TrainConfig, out_dir, *, m
                    leave=False, **_bar(accelerator))
         for batch in loader:
             with _advise_on_oom(cfg, batch), accelerator.accumulate(model):
-                out = model(**_model_inputs(batch))
-                loss = out.loss
+                loss = train_loss(model(**_model_inputs(batch)), batch["labels"], cfg.label_smoothing)
                 if not torch.isfinite(loss.detach()):
                     raise NonFiniteLossError(
                         f"non-finite loss ({loss.item()}) at optimizer step {state['global_step'] + 1} "
