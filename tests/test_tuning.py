@@ -48,3 +48,10 @@ def test_table_refuses_mixed_kinds_and_unknown_baseline():
         tuning_table([_rec("a", 0.7), _rec("b", 0.7, kind="bert")], "a")
     with pytest.raises(ValueError, match="baseline 'x' is not among the runs: a"):
         tuning_table([_rec("a", 0.7)], "x")
+
+
+def test_settings_added_later_count_as_their_default_in_older_records():
+    old = _rec("baseline", 0.72)  # written before truncation / label_smoothing existed
+    new = _rec("ls", 0.73)
+    new["train"].update(truncation="head", label_smoothing=0.1)
+    assert list(tuning_table([old, new], "baseline")["changed"]) == ["label_smoothing=0.1", "(baseline)"]
