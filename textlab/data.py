@@ -329,14 +329,14 @@ def truncate_ids(ids: list[int], max_length: int, truncation: str, sep: int) -> 
     truncation=True does; "head_tail" keeps the first max_length // 4 tokens ([CLS] first) and the last
     max_length - max_length // 4 (ending with the sequence's own [SEP]).
     """
-    if truncation not in TRUNCATIONS:
-        raise ValueError(f"unknown truncation {truncation!r}; choose one of: {', '.join(TRUNCATIONS)}")
     if len(ids) <= max_length:
         return list(ids)
     if truncation == "head":
         return list(ids[: max_length - 1]) + [sep]
-    head = max_length // 4
-    return list(ids[:head]) + list(ids[len(ids) - (max_length - head):])
+    if truncation == "head_tail":
+        head = max_length // 4
+        return list(ids[:head]) + list(ids[len(ids) - (max_length - head):])
+    raise ValueError(f"unknown truncation {truncation!r}; choose one of: {', '.join(TRUNCATIONS)}")
 
 
 def tokenize(dsd: DatasetDict, tokenizer, max_length: int = 256, num_proc: int | None = None,

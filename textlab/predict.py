@@ -44,9 +44,9 @@ class Predictor:
     def encode(self, texts: list[str]) -> tuple[list[list[int]], list[bool]]:
         """Token ids cut to max_length (as in training) and whether each text was longer than that.
 
-        With the head kept, a 1 MB text costs seconds to tokenize whole, yet only its head is kept: tokenize a head cut at a
-        space (WordPiece never joins across spaces, so its tokens are a prefix of the whole text's), and
-        the whole text only when that head is too short to fill max_length.
+        A 1 MB text costs seconds to tokenize whole. When only its head is kept (truncation "head"), tokenize a
+        head cut at a space (WordPiece never joins across spaces, so its tokens are a prefix of the whole text's),
+        and the whole text only when that head is too short to fill max_length; "head_tail" needs the whole text.
         """
         if not texts:
             return [], []
