@@ -7,19 +7,16 @@ accuracy only; the test column is shown for the record, after the choice.
 
 from __future__ import annotations
 
-from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from .checkpoint import CheckpointError, checkpoint_path, read_json, write_json
-from .config import TrainConfig
-from .train import model_settings
+from .train import model_settings, train_settings
 
 TUNED_KEYS = ("epochs", "lr", "weight_decay", "warmup_ratio", "batch_size", "grad_accum", "precision", "truncation",
               "label_smoothing")
-DEFAULTS = asdict(TrainConfig())  # for records and checkpoints older than a setting: they ran with its default
 
 
 def record(model_dir, label: str) -> dict:
@@ -33,7 +30,7 @@ def record(model_dir, label: str) -> dict:
     meta = read_json(checkpoint_path(model_dir, "best") / "meta.json")
     return {
         "label": label, "kind": meta["kind"], "backbone": meta["backbone"], "max_length": meta["max_length"],
-        "train": {k: meta["config"].get(k, DEFAULTS[k]) for k in TUNED_KEYS}, "model": model_settings(meta),
+        "train": _tuned(meta), "model": model_settings(meta),
         "best_epoch": metrics["best_epoch"], "epochs_run": metrics["epochs_run"],
         "val_accuracy": metrics["validation"]["accuracy"], "val_macro_f1": metrics["validation"]["macro_f1"],
         "test_accuracy": metrics["test"]["accuracy"], "test_macro_f1": metrics["test"]["macro_f1"],
@@ -50,9 +47,16 @@ def save_record(model_dir, label: str, out_dir) -> Path:
     return path
 
 
+def _tuned(meta: dict) -> dict:
+    """The tuned loop settings of a checkpoint's meta (or a record's "train"); keys added later take their
+    defaults, as on resume (train_settings), so older runs show what they ran with."""
+    settings = train_settings(meta)
+    return {k: settings[k] for k in TUNED_KEYS}
+
+
 def _settings(rec: dict) -> dict:
-    train = {k: rec["train"].get(k, DEFAULTS[k]) for k in TUNED_KEYS}
-    return {"max_length": rec["max_length"], **train, **{f"model.{k}": v for k, v in rec["model"].items()}}
+    model = {f"model.{k}": v for k, v in rec["model"].items()}
+    return {"max_length": rec["max_length"], **_tuned({"config": rec["train"]}), **model}
 
 
 def tuning_table(records: list[dict], baseline: str) -> pd.DataFrame:
