@@ -173,3 +173,16 @@ def test_label_smoothing_changes_the_training_loss_only(keyword_prep, tmp_path, 
     profile, prep = keyword_prep
     result = _fit(profile, prep, tmp_path / "ls", cfg={"label_smoothing": 0.2, "max_steps": 3, "epochs": 1})
     assert seen == [0.2] * 3 and result.history[0]["train_loss"] > 0
+
+
+def test_tracking_is_off_by_default_and_asks_for_its_package(keyword_prep, tmp_path, monkeypatch):
+    from textlab import train
+
+    assert get_profile("cpu").bert.log_with == "" and get_profile("cpu").bilstm.log_with == ""
+    with pytest.raises(ValueError, match="unknown log_with 'mlflow'; choose one of: '' \\(off\\), tensorboard, wandb"):
+        get_profile("smoke", bert__log_with="mlflow")
+    monkeypatch.setattr(train, "_installed", lambda package: False)  # Accelerate alone would only warn
+    profile, prep = keyword_prep
+    with pytest.raises(ImportError, match="needs the tensorboard package: pip install tensorboard"):
+        _fit(profile, prep, tmp_path / "tb", cfg={"log_with": "tensorboard"})
+    assert not (tmp_path / "tb").exists() or not any((tmp_path / "tb").iterdir())  # stopped before any work

@@ -16,6 +16,7 @@ from typing import Any
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 SELECT_METRICS = ("accuracy", "macro_f1")
+TRACKERS = ("", "tensorboard", "wandb")  # Accelerate trackers for TrainConfig.log_with ("": off)
 TRUNCATIONS = ("head", "head_tail")  # what a document longer than max_length keeps (see textlab.data.truncate_ids)
 
 
@@ -53,6 +54,8 @@ class TrainConfig:
     def __post_init__(self):
         if self.precision not in PRECISIONS:
             raise ValueError(f"unknown precision {self.precision!r}; choose one of: {', '.join(PRECISIONS)}")
+        if self.log_with not in TRACKERS:
+            raise ValueError(f"unknown log_with {self.log_with!r}; choose one of: '' (off), tensorboard, wandb")
         if self.truncation not in TRUNCATIONS:
             raise ValueError(f"unknown truncation {self.truncation!r}; choose one of: {', '.join(TRUNCATIONS)}")
         if self.select_metric not in SELECT_METRICS:

@@ -8,6 +8,7 @@ same final weights as an uninterrupted run.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import math
 import time
@@ -58,6 +59,10 @@ def resolve_precision(precision: str, device: str) -> str:
     if device == "cuda":
         return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
     return "bf16" if cpu_supports_bf16() else "fp32"
+
+
+def _installed(package: str) -> bool:
+    return importlib.util.find_spec(package) is not None
 
 
 def make_accelerator(cfg: TrainConfig, project_dir: Path | None = None, cpu: bool = False) -> Accelerator:
@@ -215,6 +220,10 @@ def fit(model: torch.nn.Module, data, tokenizer, cfg: TrainConfig, out_dir, *, m
     `meta` (kind, backbone, label_names, ...) is stored with every checkpoint so it can be rebuilt.
     If `out_dir` holds a checkpoint and resume=True, training continues from it.
     """
+    if cfg.log_with and not _installed(cfg.log_with):
+        # Accelerate would only warn and track nothing: a user who asked for tracking should know before training.
+        raise ImportError(f"log_with={cfg.log_with!r} needs the {cfg.log_with} package: pip install {cfg.log_with} "
+                          "(or leave log_with empty to train without tracking)")
     out_dir = Path(out_dir)
     accelerator = make_accelerator(cfg, out_dir, cpu=cpu)
     precision = "fp32" if accelerator.mixed_precision == "no" else accelerator.mixed_precision
