@@ -3,8 +3,9 @@ import json
 import pytest
 import torch
 
-from textlab import cli
+from textlab import cli, pipeline
 from textlab.backbones import get_backbone, tiny_config
+from textlab.config import get_profile
 from textlab.describe import architecture_stages, build_all, describe
 from textlab.models import BiLSTMClassifier, MetaMLP
 
@@ -116,3 +117,25 @@ def test_bilstm_under_bf16_autocast_is_finite_and_agrees():
     assert emb.dtype == torch.float32 and torch.isfinite(out).all()
     assert (out.float() - ref).abs().max() < 0.05
     assert torch.equal(out.float().argmax(1), ref.argmax(1))
+
+
+def test_attention_dropout_setting_reaches_every_attention_layer_only():
+    profile = get_profile("smoke", **{"bert_model.attention_dropout": 0.0})
+    default, fused = (pipeline.build_model("bert", get_backbone("tiny"), 20, p) for p in (get_profile("smoke"), profile))
+    attention = lambda m: [x.dropout.p for x in m.modules() if type(x).__name__ == "BertSelfAttention"]
+    assert attention(default) == [0.1, 0.1] and attention(fused) == [0.0, 0.0]
+    assert fused.dropout.p == 0.3 and fused.bert.encoder.layer[0].output.dropout.p == 0.1  # head, hidden: unchanged
+    assert sum(p.numel() for p in fused.parameters()) == sum(p.numel() for p in default.parameters())
+    # in training mode, with every other dropout off, only attention dropout makes two passes differ
+    ids = torch.randint(5, 100, (4, 12))
+    outs = {}
+    for name, attn in (("off", 0.0), ("on", 0.5)):
+        torch.manual_seed(0)
+        m = get_backbone("tiny").classifier(20, dropout=0.0, attention_dropout=attn).train()
+        for mod in m.modules():
+            if isinstance(mod, torch.nn.Dropout) and mod.p != attn:
+                mod.p = 0.0
+        outs[name] = [m(input_ids=ids).logits for _ in range(2)]
+    assert torch.equal(*outs["off"]) and not torch.allclose(*outs["on"])
+    with pytest.raises(ValueError, match=r"attention_dropout must be in \[0, 1\), got 1.0"):
+        get_profile("cpu", **{"bert_model.attention_dropout": 1.0})

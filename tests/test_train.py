@@ -88,6 +88,21 @@ def test_resume_refuses_other_model_settings(keyword_prep, tmp_path):
     assert _fit(profile, prep, tmp_path / "m", kind="bilstm", cfg={"epochs": 1}).best_epoch == 1
 
 
+def test_resume_refuses_other_bert_attention_dropout(keyword_prep, tmp_path):
+    profile, prep = keyword_prep
+    _fit(profile, prep, tmp_path / "m", cfg={"epochs": 1})
+    other = dataclasses.replace(profile, bert_model=dataclasses.replace(profile.bert_model, attention_dropout=0.0))
+    with pytest.raises(ckpt.CheckpointError, match="attention_dropout"):
+        _fit(other, dataclasses.replace(prep, profile=other), tmp_path / "m", cfg={"epochs": 1})
+    # checkpoints from before the setting existed ran with BERT's 0.1: they still resume under the default
+    last = ckpt.checkpoint_path(tmp_path / "m", "last") / "meta.json"
+    meta = ckpt.read_json(last)
+    assert meta["bert_model"] == {"attention_dropout": 0.1}
+    del meta["bert_model"]
+    ckpt.write_json(last, meta)
+    assert _fit(profile, prep, tmp_path / "m", cfg={"epochs": 1}).best_epoch == 1
+
+
 def test_non_finite_loss_names_step_and_precision(keyword_prep, tmp_path, monkeypatch):
     profile, prep = keyword_prep
     model = pipeline.build_model("bert", prep.backbone, len(prep.label_names), profile)

@@ -55,3 +55,11 @@ def test_settings_added_later_count_as_their_default_in_older_records():
     new = _rec("ls", 0.73)
     new["train"].update(truncation="head", label_smoothing=0.1)
     assert list(tuning_table([old, new], "baseline")["changed"]) == ["label_smoothing=0.1", "(baseline)"]
+
+
+def test_bert_model_settings_added_later_count_as_their_default():
+    old = {**_rec("baseline", 0.72, kind="bert"), "model": {}}  # written before attention_dropout existed
+    same = {**_rec("same", 0.71, kind="bert"), "model": {"attention_dropout": 0.1}}
+    fused = {**_rec("fused", 0.73, kind="bert"), "model": {"attention_dropout": 0.0}}
+    table = tuning_table([old, same, fused], "baseline")
+    assert list(table["changed"]) == ["model.attention_dropout=0.0", "(baseline)", "(baseline)"]

@@ -29,14 +29,16 @@ class Backbone:
     def tokenizer(self):
         return AutoTokenizer.from_pretrained(self.tokenizer_source)
 
-    def classifier(self, num_labels: int, dropout: float = 0.3):
-        """Pooler output -> Dropout(dropout) -> Linear(hidden -> num_labels); nothing frozen."""
+    def classifier(self, num_labels: int, dropout: float = 0.3, attention_dropout: float | None = None):
+        """Pooler output -> Dropout(dropout) -> Linear(hidden -> num_labels); nothing frozen.
+        `attention_dropout` (None: the backbone's own) is the dropout on the attention probabilities."""
+        extra = {} if attention_dropout is None else {"attention_probs_dropout_prob": attention_dropout}
         if self.pretrained is None:
             config = self.config.__class__(**{**config_dict(self.config), "num_labels": num_labels,
-                                               "classifier_dropout": dropout})
+                                               "classifier_dropout": dropout, **extra})
             return AutoModelForSequenceClassification.from_config(config)
         return AutoModelForSequenceClassification.from_pretrained(
-            self.pretrained, num_labels=num_labels, classifier_dropout=dropout
+            self.pretrained, num_labels=num_labels, classifier_dropout=dropout, **extra
         )
 
 

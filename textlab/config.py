@@ -76,6 +76,18 @@ class TrainConfig:
 
 
 @dataclass(frozen=True)
+class BertModelConfig:
+    # Dropout on the attention probabilities (BERT's and MiniLM's own value: 0.1). At 0 PyTorch's fused
+    # attention kernel can run instead of materialising and masking every [L x L] probability matrix: on this
+    # CPU a 256-token training step took half the time (measured 5.10 -> 2.63 s at batch 32, bf16).
+    attention_dropout: float = 0.1
+
+    def __post_init__(self):
+        if not 0.0 <= self.attention_dropout < 1.0:
+            raise ValueError(f"attention_dropout must be in [0, 1), got {self.attention_dropout}")
+
+
+@dataclass(frozen=True)
 class BiLSTMConfig:
     num_layers: int = 2
     dropout: float = 0.3  # head dropout (seed: 0.3)
@@ -107,6 +119,7 @@ class Profile:
     drop_empty_train: bool = True  # empty-after-stripping documents carry no signal to learn from
     bert: TrainConfig = field(default_factory=TrainConfig)
     bilstm: TrainConfig = field(default_factory=TrainConfig)
+    bert_model: BertModelConfig = field(default_factory=BertModelConfig)
     bilstm_model: BiLSTMConfig = field(default_factory=BiLSTMConfig)
     ensemble: EnsembleConfig = field(default_factory=EnsembleConfig)
 

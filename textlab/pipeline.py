@@ -76,13 +76,14 @@ def model_meta(kind: str, prep: Prepared, profile: Profile | None = None) -> dic
     return {"kind": kind, "backbone": p.backbone, "num_labels": len(prep.label_names), "label_names": prep.label_names,
             "max_length": model_max_length(p, kind), "truncation": getattr(p, kind).truncation,
             "model_config": config_dict(prep.backbone.config),
-            "bilstm": asdict(p.bilstm_model), "profile": p.name}
+            "bert_model": asdict(p.bert_model), "bilstm": asdict(p.bilstm_model), "profile": p.name}
 
 
 def build_model(kind: str, backbone: Backbone, num_labels: int, profile: Profile) -> torch.nn.Module:
     """Pre-trained weights where the backbone has them (BERT: all of it; BiLSTM: its embeddings)."""
     if kind == "bert":
-        return backbone.classifier(num_labels, dropout=CLASSIFIER_DROPOUT)
+        return backbone.classifier(num_labels, dropout=CLASSIFIER_DROPOUT,
+                                   attention_dropout=profile.bert_model.attention_dropout)
     if kind == "bilstm":
         from .models import BiLSTMClassifier
 

@@ -26,7 +26,7 @@ from transformers import get_linear_schedule_with_warmup
 
 from . import checkpoint as ckpt
 from .batching import default_buckets, make_loader
-from .config import BiLSTMConfig, TrainConfig
+from .config import BertModelConfig, BiLSTMConfig, TrainConfig
 from .evaluate import metrics
 
 
@@ -184,12 +184,17 @@ def train_settings(meta: dict) -> dict:
     return {k: v for k, v in settings.items() if k not in EXECUTION_ONLY}
 
 
+# Per model kind: the checkpoint meta key holding the model's own settings, and their dataclass.
+MODEL_SETTINGS = {"bert": ("bert_model", BertModelConfig), "bilstm": ("bilstm", BiLSTMConfig)}
+
+
 def model_settings(meta: dict) -> dict:
-    """The model's own settings stored with a checkpoint (BiLSTM layers/dropouts; keys added later take
-    their defaults, so older checkpoints still compare equal to an unchanged profile)."""
-    if meta.get("kind") != "bilstm":
+    """The model's own settings stored with a checkpoint (BERT: attention dropout; BiLSTM: layers/dropouts);
+    keys added later take their defaults, so older checkpoints still compare equal to an unchanged profile."""
+    if meta.get("kind") not in MODEL_SETTINGS:
         return {}
-    return {**asdict(BiLSTMConfig()), **meta.get("bilstm", {})}
+    key, defaults = MODEL_SETTINGS[meta["kind"]]
+    return {**asdict(defaults()), **meta.get(key, {})}
 
 
 def _bare(accelerator: Accelerator, model: torch.nn.Module) -> torch.nn.Module:
