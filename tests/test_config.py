@@ -70,7 +70,8 @@ def test_train_cli_overrides_fail_before_any_work(capsys):
 
 
 def test_per_model_max_length():
-    assert config.get_profile("cpu").bert.max_length == 0  # 0: the profile's
+    cpu = config.get_profile("cpu")
+    assert (cpu.max_length, cpu.bert.max_length, cpu.bilstm.max_length) == (256, 512, 0)  # 0: the profile's
     assert config.get_profile("smoke", **{"bert.max_length": "384"}).bert.max_length == 384
     with pytest.raises(ValueError, match=r"max_length must be 0 \(the profile's\) or in \[8, 512\]"):
         config.get_profile("smoke", **{"bert.max_length": 1024})
