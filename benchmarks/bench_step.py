@@ -11,7 +11,6 @@ a dropout mask over them; without it, the fused kernel runs. Usage:
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import time
 from pathlib import Path
@@ -58,9 +57,7 @@ def main(argv=None) -> None:
     precision = resolve_precision("auto", device)
     rows = {}
     for attention_dropout in (0.1, 0.0):
-        profile = get_profile("cpu", backbone=args.backbone)
-        profile = dataclasses.replace(profile, bert_model=dataclasses.replace(profile.bert_model,
-                                                                              attention_dropout=attention_dropout))
+        profile = get_profile("cpu", backbone=args.backbone, bert_model__attention_dropout=attention_dropout)
         torch.manual_seed(0)
         model = pipeline.build_model("bert", get_backbone(args.backbone), 20, profile).to(device).train()
         for length in args.lengths:

@@ -188,13 +188,16 @@ def train_settings(meta: dict) -> dict:
 MODEL_SETTINGS = {"bert": ("bert_model", BertModelConfig), "bilstm": ("bilstm", BiLSTMConfig)}
 
 
+def fill_model_settings(kind: str, stored: dict) -> dict:
+    """A `kind` model's own settings as stored, keys added later filled with their defaults (older runs ran with them)."""
+    return {**asdict(MODEL_SETTINGS[kind][1]()), **stored} if kind in MODEL_SETTINGS else {}
+
+
 def model_settings(meta: dict) -> dict:
     """The model's own settings stored with a checkpoint (BERT: attention dropout; BiLSTM: layers/dropouts);
     keys added later take their defaults, so older checkpoints still compare equal to an unchanged profile."""
-    if meta.get("kind") not in MODEL_SETTINGS:
-        return {}
-    key, defaults = MODEL_SETTINGS[meta["kind"]]
-    return {**asdict(defaults()), **meta.get(key, {})}
+    kind = meta.get("kind")
+    return fill_model_settings(kind, meta.get(MODEL_SETTINGS[kind][0], {}) if kind in MODEL_SETTINGS else {})
 
 
 def _bare(accelerator: Accelerator, model: torch.nn.Module) -> torch.nn.Module:

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from .checkpoint import CheckpointError, checkpoint_path, read_json, write_json
-from .train import MODEL_SETTINGS, model_settings, train_settings
+from .train import fill_model_settings, model_settings, train_settings
 
 TUNED_KEYS = ("epochs", "lr", "weight_decay", "warmup_ratio", "batch_size", "grad_accum", "precision", "truncation",
               "label_smoothing")
@@ -55,9 +55,7 @@ def _tuned(meta: dict) -> dict:
 
 
 def _settings(rec: dict) -> dict:
-    """A record's settings, model settings added later filled with their defaults (older runs ran with them)."""
-    stored = {"kind": rec["kind"], MODEL_SETTINGS[rec["kind"]][0]: rec["model"]} if rec["kind"] in MODEL_SETTINGS else {}
-    model = {f"model.{k}": v for k, v in model_settings(stored).items()}
+    model = {f"model.{k}": v for k, v in fill_model_settings(rec["kind"], rec["model"]).items()}
     return {"max_length": rec["max_length"], **_tuned({"config": rec["train"]}), **model}
 
 
