@@ -10,7 +10,7 @@ import torch
 from helpers import keyword_csv
 from textlab import checkpoint as ckpt
 from textlab import pipeline
-from textlab.config import get_profile
+from textlab.config import TrainConfig, get_profile
 from textlab.train import NonFiniteLossError, fit, param_groups, resolve_precision
 
 
@@ -201,3 +201,46 @@ def test_tracking_is_off_by_default_and_asks_for_its_package(keyword_prep, tmp_p
     with pytest.raises(ImportError, match="needs the tensorboard package: pip install tensorboard"):
         _fit(profile, prep, tmp_path / "tb", cfg={"log_with": "tensorboard"})
     assert not (tmp_path / "tb").exists() or not any((tmp_path / "tb").iterdir())  # stopped before any work
+
+
+def test_layer_lr_decay_scales_each_transformer_layer(keyword_prep):
+    profile, prep = keyword_prep
+    model = pipeline.build_model("bert", prep.backbone, 3, profile)
+    layers = model.config.num_hidden_layers
+    groups = param_groups(model, 0.01, lr=1e-3, layer_lr_decay=0.5)
+    lr_of = {id(p): g["lr"] for g in groups for p in g["params"]}
+    wd_of = {id(p): g["weight_decay"] for g in groups for p in g["params"]}
+    named = dict(model.named_parameters())
+    assert len(lr_of) == len(named)  # every trainable parameter, once
+    assert lr_of[id(named["classifier.weight"])] == 1e-3
+    assert lr_of[id(named["bert.pooler.dense.weight"])] == 1e-3
+    top_layer = f"bert.encoder.layer.{layers - 1}.attention.self.query.weight"
+    assert lr_of[id(named[top_layer])] == pytest.approx(5e-4)
+    assert lr_of[id(named["bert.encoder.layer.0.output.dense.weight"])] == pytest.approx(1e-3 * 0.5 ** layers)
+    assert lr_of[id(named["bert.embeddings.word_embeddings.weight"])] == pytest.approx(1e-3 * 0.5 ** (layers + 1))
+    # weight decay grouping is unchanged by the decay
+    assert wd_of[id(named["bert.embeddings.LayerNorm.weight"])] == 0.0
+    assert wd_of[id(named["bert.encoder.layer.0.output.dense.bias"])] == 0.0
+    assert wd_of[id(named[top_layer])] == 0.01
+    # 1.0 is off: the two plain groups, no per-group learning rate
+    plain = param_groups(model, 0.01, lr=1e-3, layer_lr_decay=1.0)
+    assert len(plain) == 2 and all("lr" not in g for g in plain)
+
+
+def test_layer_lr_decay_refuses_a_model_without_layers(keyword_prep):
+    profile, prep = keyword_prep
+    model = pipeline.build_model("bilstm", prep.backbone, 3, profile)
+    with pytest.raises(ValueError, match="encoder.layer.N stack.*layer_lr_decay=1.0"):
+        param_groups(model, 0.01, lr=1e-3, layer_lr_decay=0.8)
+    with pytest.raises(ValueError, match=r"layer_lr_decay must be in \(0, 1\]"):
+        TrainConfig(layer_lr_decay=1.5)
+
+
+def test_fit_trains_with_layer_lr_decay(keyword_prep, tmp_path):
+    profile, prep = keyword_prep
+    layers = pipeline.build_model("bert", prep.backbone, 3, profile).config.num_hidden_layers
+    _fit(profile, prep, tmp_path / "d", cfg={"layer_lr_decay": 0.5, "max_steps": 3, "epochs": 1, "lr": 1e-3})
+    groups = ckpt.load_training_state(ckpt.checkpoint_path(tmp_path / "d", "last"))["optimizer"]["param_groups"]
+    initial = sorted({g["initial_lr"] for g in groups})
+    assert initial == pytest.approx([1e-3 * 0.5 ** k for k in range(layers + 1, -1, -1)])
+    assert all(g["lr"] == 0.0 for g in groups)  # the linear schedule ran every group down to zero at max_steps

@@ -50,6 +50,9 @@ class TrainConfig:
     truncation: str = "head"
     # Training loss only (validation loss stays plain cross-entropy): spreads this much target mass over all classes.
     label_smoothing: float = 0.0
+    # Layer-wise learning-rate decay for a transformer (1.0: off): the head trains at lr, each encoder layer below it
+    # at this factor less, the embeddings least (textlab.train.param_groups).
+    layer_lr_decay: float = 1.0
 
     def __post_init__(self):
         if self.precision not in PRECISIONS:
@@ -69,6 +72,8 @@ class TrainConfig:
             raise ValueError(f"pad_buckets must be positive token lengths, got {self.pad_buckets}")
         if not 0.0 <= self.label_smoothing < 1.0:
             raise ValueError(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
+        if not 0.0 < self.layer_lr_decay <= 1.0:
+            raise ValueError(f"layer_lr_decay must be in (0, 1] (1.0 = off), got {self.layer_lr_decay}")
         if self.lr <= 0:
             raise ValueError(f"lr must be > 0, got {self.lr}")
         if self.max_length and not 8 <= self.max_length <= 512:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import math
+import re
 import time
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
@@ -93,14 +94,53 @@ def pad_buckets(cfg: TrainConfig, max_length: int | None) -> tuple:
     return tuple(cfg.pad_buckets) or default_buckets(max_length or 512)
 
 
-def param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
-    """AdamW groups: biases and LayerNorm weights get no weight decay."""
-    decay, no_decay = [], []
-    for name, p in model.named_parameters():
-        if not p.requires_grad:
-            continue
-        (no_decay if p.ndim < 2 or "LayerNorm" in name or "norm" in name.lower() else decay).append(p)
-    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+_LAYER = re.compile(r"(?:^|\.)encoder\.layer\.(\d+)\.")
+
+
+def layer_depth(name: str, num_layers: int) -> int:
+    """Where a transformer parameter sits, bottom to top: embeddings 0, encoder layer i -> i + 1, everything above
+    the encoder (pooler, classifier) num_layers + 1."""
+    if ".embeddings." in f".{name}":
+        return 0
+    layer = _LAYER.search(name)
+    return int(layer.group(1)) + 1 if layer else num_layers + 1
+
+
+def param_groups(model: torch.nn.Module, weight_decay: float, lr: float | None = None,
+                 layer_lr_decay: float = 1.0) -> list[dict]:
+    """AdamW groups: biases and LayerNorm weights get no weight decay.
+
+    layer_lr_decay < 1 (layer-wise learning-rate decay, Howard & Ruder 2018; Sun et al. 2019) gives a transformer's
+    layer at depth d the learning rate lr * layer_lr_decay ** (top - d): the head keeps lr, each encoder layer
+    below it gets a factor less, the embeddings least. Only for models with an `encoder.layer.N` stack (BERT).
+    """
+    if not 0.0 < layer_lr_decay <= 1.0:
+        raise ValueError(f"layer_lr_decay must be in (0, 1] (1 = off), got {layer_lr_decay}")
+    named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    if layer_lr_decay == 1.0:
+        groups = {(0, True): [], (0, False): []}
+        top = 0
+    else:
+        if lr is None:
+            raise ValueError("layer_lr_decay needs the top learning rate (lr)")
+        depths = [int(m.group(1)) for m in (_LAYER.search(n) for n, _ in named) if m]
+        if not depths:
+            raise ValueError(
+                f"layer_lr_decay={layer_lr_decay} needs a transformer with an encoder.layer.N stack; "
+                f"{type(model).__name__} has none: set layer_lr_decay=1.0 for this model")
+        top = max(depths) + 2
+        groups = {}
+    for name, p in named:
+        depth = layer_depth(name, top - 1) if top else 0
+        decays = not (p.ndim < 2 or "LayerNorm" in name or "norm" in name.lower())
+        groups.setdefault((depth, decays), []).append(p)
+    out = []
+    for (depth, decays), params in sorted(groups.items(), key=lambda kv: (kv[0][0], not kv[0][1])):
+        group = {"params": params, "weight_decay": weight_decay if decays else 0.0}
+        if top:
+            group["lr"] = lr * layer_lr_decay ** (top - depth)
+        out.append(group)
+    return out
 
 
 @dataclass
@@ -242,7 +282,7 @@ def fit(model: torch.nn.Module, data, tokenizer, cfg: TrainConfig, out_dir, *, m
                                length_grouped=cfg.length_grouped, max_length=meta.get("max_length"), buckets=buckets)
     val_loader = make_loader(data["validation"], tokenizer, cfg.eval_batch_size, shuffle=False, buckets=buckets)
     sampler = train_loader.batch_sampler if cfg.length_grouped else None
-    optimizer = torch.optim.AdamW(param_groups(model, cfg.weight_decay), lr=cfg.lr)
+    optimizer = torch.optim.AdamW(param_groups(model, cfg.weight_decay, cfg.lr, cfg.layer_lr_decay), lr=cfg.lr)
     model, optimizer, train_loader, val_loader = accelerator.prepare(model, optimizer, train_loader, val_loader)
 
     micro_per_epoch = len(train_loader)
