@@ -4,7 +4,7 @@ import shutil
 import pytest
 
 from textlab import checkpoint as ckpt
-from textlab.tuning import record, save_record, to_markdown, tuning_table
+from textlab.tuning import TUNED_KEYS, record, save_record, to_markdown, tuning_table
 
 
 def test_record_reads_a_trained_folder(trained_run, tmp_path):
@@ -12,6 +12,7 @@ def test_record_reads_a_trained_folder(trained_run, tmp_path):
     rec = record(run / "bilstm", "baseline")
     assert rec["kind"] == "bilstm" and rec["label"] == "baseline"
     assert rec["train"]["lr"] == records["bilstm"]["config"]["lr"]
+    assert rec["train"]["layer_lr_decay"] == 1.0 and "eval_batch_size" not in rec["train"]  # every tuned key, only those
     assert rec["model"] == {"num_layers": 2, "dropout": 0.3, "lstm_dropout": 0.2, "input_dropout": 0.0}
     assert rec["val_accuracy"] == records["bilstm"]["validation"]["accuracy"]
     assert [h["epoch"] for h in rec["history"]] == list(range(1, records["bilstm"]["epochs_run"] + 1))
@@ -63,3 +64,13 @@ def test_bert_model_settings_added_later_count_as_their_default():
     fused = {**_rec("fused", 0.73, kind="bert"), "model": {"attention_dropout": 0.0}}
     table = tuning_table([old, same, fused], "baseline")
     assert list(table["changed"]) == ["model.attention_dropout=0.0", "(baseline)", "(baseline)"]
+
+
+def test_every_loop_setting_that_can_change_scores_shows_when_changed():
+    # the table's keys follow TrainConfig: a field added later (here layer_lr_decay) shows without editing a list
+    assert {"layer_lr_decay", "label_smoothing", "patience", "max_grad_norm"} <= set(TUNED_KEYS)
+    assert not {"eval_batch_size", "save_every_steps", "log_with", "compile", "pad_buckets"} & set(TUNED_KEYS)
+    old = _rec("baseline", 0.72, kind="bert")  # written before layer_lr_decay existed
+    llrd = _rec("llrd", 0.75, kind="bert")
+    llrd["train"]["layer_lr_decay"] = 0.8
+    assert list(tuning_table([old, llrd], "baseline")["changed"]) == ["layer_lr_decay=0.8", "(baseline)"]

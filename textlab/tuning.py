@@ -7,16 +7,20 @@ accuracy only; the test column is shown for the record, after the choice.
 
 from __future__ import annotations
 
+from dataclasses import fields
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from .checkpoint import CheckpointError, checkpoint_path, read_json, write_json
-from .train import fill_model_settings, model_settings, train_settings
+from .config import TrainConfig
+from .train import EXECUTION_ONLY, fill_model_settings, model_settings, train_settings
 
-TUNED_KEYS = ("epochs", "lr", "weight_decay", "warmup_ratio", "batch_size", "grad_accum", "precision", "truncation",
-              "label_smoothing")
+# Loop settings that cannot change a run's scores (max_length is shown as the length the model read); every other
+# TrainConfig field, including ones added later, appears in a table's "changed" column when it differs.
+NOT_TUNED = ("eval_batch_size", "save_every_steps", "log_with", "max_length")
+TUNED_KEYS = tuple(f.name for f in fields(TrainConfig) if f.name not in NOT_TUNED + EXECUTION_ONLY)
 
 
 def record(model_dir, label: str) -> dict:
