@@ -114,31 +114,27 @@ def param_groups(model: torch.nn.Module, weight_decay: float, lr: float | None =
     layer at depth d the learning rate lr * layer_lr_decay ** (top - d): the head keeps lr, each encoder layer
     below it gets a factor less, the embeddings least. Only for models with an `encoder.layer.N` stack (BERT).
     """
-    if not 0.0 < layer_lr_decay <= 1.0:
-        raise ValueError(f"layer_lr_decay must be in (0, 1] (1 = off), got {layer_lr_decay}")
     named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
-    if layer_lr_decay == 1.0:
-        groups = {(0, True): [], (0, False): []}
-        top = 0
-    else:
+    scale = lambda name: 1.0  # noqa: E731
+    if layer_lr_decay != 1.0:
         if lr is None:
             raise ValueError("layer_lr_decay needs the top learning rate (lr)")
-        depths = [int(m.group(1)) for m in (_LAYER.search(n) for n, _ in named) if m]
-        if not depths:
+        layers = [int(m.group(1)) for m in (_LAYER.search(n) for n, _ in named) if m]
+        if not layers:
             raise ValueError(
                 f"layer_lr_decay={layer_lr_decay} needs a transformer with an encoder.layer.N stack; "
                 f"{type(model).__name__} has none: set layer_lr_decay=1.0 for this model")
-        top = max(depths) + 2
-        groups = {}
+        top = max(layers) + 2
+        scale = lambda name: layer_lr_decay ** (top - layer_depth(name, top - 1))  # noqa: E731
+    groups: dict[tuple, list] = {}
     for name, p in named:
-        depth = layer_depth(name, top - 1) if top else 0
         decays = not (p.ndim < 2 or "LayerNorm" in name or "norm" in name.lower())
-        groups.setdefault((depth, decays), []).append(p)
+        groups.setdefault((scale(name), decays), []).append(p)
     out = []
-    for (depth, decays), params in sorted(groups.items(), key=lambda kv: (kv[0][0], not kv[0][1])):
+    for (factor, decays), params in sorted(groups.items(), key=lambda kv: (kv[0][0], not kv[0][1])):
         group = {"params": params, "weight_decay": weight_decay if decays else 0.0}
-        if top:
-            group["lr"] = lr * layer_lr_decay ** (top - depth)
+        if layer_lr_decay != 1.0:
+            group["lr"] = lr * factor
         out.append(group)
     return out
 
