@@ -97,13 +97,13 @@ def pad_buckets(cfg: TrainConfig, max_length: int | None) -> tuple:
 _LAYER = re.compile(r"(?:^|\.)encoder\.layer\.(\d+)\.")
 
 
-def layer_depth(name: str, num_layers: int) -> int:
+def layer_depth(name: str, top: int) -> int:
     """Where a transformer parameter sits, bottom to top: embeddings 0, encoder layer i -> i + 1, everything above
-    the encoder (pooler, classifier) num_layers + 1."""
+    the encoder (pooler, classifier) `top` (= number of layers + 1)."""
     if ".embeddings." in f".{name}":
         return 0
     layer = _LAYER.search(name)
-    return int(layer.group(1)) + 1 if layer else num_layers + 1
+    return int(layer.group(1)) + 1 if layer else top
 
 
 def param_groups(model: torch.nn.Module, weight_decay: float, lr: float | None = None,
@@ -115,8 +115,9 @@ def param_groups(model: torch.nn.Module, weight_decay: float, lr: float | None =
     below it gets a factor less, the embeddings least. Only for models with an `encoder.layer.N` stack (BERT).
     """
     named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    per_layer = layer_lr_decay != 1.0
     scale = lambda name: 1.0  # noqa: E731
-    if layer_lr_decay != 1.0:
+    if per_layer:
         if lr is None:
             raise ValueError("layer_lr_decay needs the top learning rate (lr)")
         layers = [int(m.group(1)) for m in (_LAYER.search(n) for n, _ in named) if m]
@@ -125,15 +126,15 @@ def param_groups(model: torch.nn.Module, weight_decay: float, lr: float | None =
                 f"layer_lr_decay={layer_lr_decay} needs a transformer with an encoder.layer.N stack; "
                 f"{type(model).__name__} has none: set layer_lr_decay=1.0 for this model")
         top = max(layers) + 2
-        scale = lambda name: layer_lr_decay ** (top - layer_depth(name, top - 1))  # noqa: E731
+        scale = lambda name: layer_lr_decay ** (top - layer_depth(name, top))  # noqa: E731
     groups: dict[tuple, list] = {}
     for name, p in named:
-        decays = not (p.ndim < 2 or "LayerNorm" in name or "norm" in name.lower())
+        decays = not (p.ndim < 2 or "norm" in name.lower())  # biases, LayerNorm weights
         groups.setdefault((scale(name), decays), []).append(p)
     out = []
     for (factor, decays), params in sorted(groups.items(), key=lambda kv: (kv[0][0], not kv[0][1])):
         group = {"params": params, "weight_decay": weight_decay if decays else 0.0}
-        if layer_lr_decay != 1.0:
+        if per_layer:
             group["lr"] = lr * factor
         out.append(group)
     return out
@@ -233,7 +234,9 @@ def model_settings(meta: dict) -> dict:
     """The model's own settings stored with a checkpoint (BERT: attention dropout; BiLSTM: layers/dropouts);
     keys added later take their defaults, so older checkpoints still compare equal to an unchanged profile."""
     kind = meta.get("kind")
-    return fill_model_settings(kind, meta.get(MODEL_SETTINGS[kind][0], {}) if kind in MODEL_SETTINGS else {})
+    if kind not in MODEL_SETTINGS:
+        return {}
+    return fill_model_settings(kind, meta.get(MODEL_SETTINGS[kind][0], {}))
 
 
 def _bare(accelerator: Accelerator, model: torch.nn.Module) -> torch.nn.Module:
