@@ -14,7 +14,8 @@ import argparse
 from pathlib import Path
 
 from textlab.checkpoint import read_json, write_text
-from textlab.config import figures_dir, get_profile
+from textlab.config import PROFILES
+from textlab.runs import figures_dir, runs_root
 from textlab.tuning import save_record, to_markdown, tuning_table
 
 RECORDS = Path(__file__).resolve().parent / "results" / "tuning"
@@ -32,7 +33,7 @@ def main() -> None:
         print(save_record(args.model_dir, args.label, RECORDS))
         return
     records = [read_json(p) for p in sorted(RECORDS.glob("*.json"))]
-    out = figures_dir(get_profile("cpu"))
+    out = figures_dir(PROFILES["cpu"], runs_root() / "cpu")
     for kind in sorted({r["kind"] for r in records}):
         table = tuning_table([r for r in records if r["kind"] == kind], args.baseline)
         path = out / f"tuning_{kind}.md"

@@ -1,9 +1,11 @@
+import dataclasses
 import json
 import shutil
 
 import pytest
 
 from textlab import checkpoint as ckpt
+from textlab.config import TrainConfig
 from textlab.tuning import TUNED_KEYS, record, save_record, to_markdown, tuning_table
 
 
@@ -29,10 +31,11 @@ def test_record_of_an_unfinished_folder_says_so(trained_run, tmp_path):
 
 
 def _rec(label, val, lr=1e-3, input_dropout=0.0, kind="bilstm"):
-    return {"label": label, "kind": kind, "max_length": 256, "train": {"epochs": 8, "lr": lr},
-            "model": {"dropout": 0.3, "input_dropout": input_dropout}, "best_epoch": 8, "epochs_run": 8,
-            "val_accuracy": val, "val_macro_f1": val - 0.01, "test_accuracy": val - 0.05,
-            "test_macro_f1": val - 0.06, "s_per_epoch": 200.0}
+    train = {k: v for k, v in dataclasses.asdict(TrainConfig(epochs=8, lr=lr)).items() if k in TUNED_KEYS}
+    model = {"dropout": 0.3, "input_dropout": input_dropout} if kind == "bilstm" else {"attention_dropout": 0.1}
+    return {"schema": ckpt.SCHEMA, "label": label, "kind": kind, "max_length": 256, "train": train, "model": model,
+            "best_epoch": 8, "epochs_run": 8, "val_accuracy": val, "val_macro_f1": val - 0.01,
+            "test_accuracy": val - 0.05, "test_macro_f1": val - 0.06, "s_per_epoch": 200.0}
 
 
 def test_table_names_what_changed_and_ranks_by_validation():
@@ -51,26 +54,31 @@ def test_table_refuses_mixed_kinds_and_unknown_baseline():
         tuning_table([_rec("a", 0.7)], "x")
 
 
-def test_settings_added_later_count_as_their_default_in_older_records():
-    old = _rec("baseline", 0.72)  # written before truncation / label_smoothing existed
-    new = _rec("ls", 0.73)
-    new["train"].update(truncation="head", label_smoothing=0.1)
-    assert list(tuning_table([old, new], "baseline")["changed"]) == ["label_smoothing=0.1", "(baseline)"]
+def test_a_record_of_another_schema_is_refused_not_filled_with_guesses():
+    old = _rec("baseline", 0.72)
+    del old["schema"]
+    with pytest.raises(ckpt.CheckpointError, match="tuning record 'baseline' has artifact schema None; this textlab reads"):
+        tuning_table([old, _rec("ls", 0.73)], "baseline")
 
 
-def test_bert_model_settings_added_later_count_as_their_default():
-    old = {**_rec("baseline", 0.72, kind="bert"), "model": {}}  # written before attention_dropout existed
-    same = {**_rec("same", 0.71, kind="bert"), "model": {"attention_dropout": 0.1}}
-    fused = {**_rec("fused", 0.73, kind="bert"), "model": {"attention_dropout": 0.0}}
-    table = tuning_table([old, same, fused], "baseline")
-    assert list(table["changed"]) == ["model.attention_dropout=0.0", "(baseline)", "(baseline)"]
+def test_committed_records_are_of_this_schema_and_their_tables_current():
+    """Every committed tuning record reads under this schema, and figures/tuning_<kind>.md is what they make."""
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    records = [ckpt.read_json(p) for p in sorted((root / "benchmarks" / "results" / "tuning").glob("*.json"))]
+    assert len(records) == 16
+    for kind in ("bert", "bilstm"):
+        table = tuning_table([r for r in records if r["kind"] == kind], "baseline")
+        assert (root / "figures" / f"tuning_{kind}.md").read_text() == to_markdown(table)
 
 
 def test_every_loop_setting_that_can_change_scores_shows_when_changed():
     # the table's keys follow TrainConfig: a field added later (here layer_lr_decay) shows without editing a list
     assert {"layer_lr_decay", "label_smoothing", "patience", "max_grad_norm"} <= set(TUNED_KEYS)
-    assert not {"eval_batch_size", "save_every_steps", "log_with", "compile", "pad_buckets"} & set(TUNED_KEYS)
-    old = _rec("baseline", 0.72, kind="bert")  # written before layer_lr_decay existed
+    assert not {"eval_batch_size", "save_every_steps", "save_every_minutes", "log_with", "compile",
+                "pad_buckets"} & set(TUNED_KEYS)
+    base = _rec("baseline", 0.72, kind="bert")
     llrd = _rec("llrd", 0.75, kind="bert")
     llrd["train"]["layer_lr_decay"] = 0.8
-    assert list(tuning_table([old, llrd], "baseline")["changed"]) == ["layer_lr_decay=0.8", "(baseline)"]
+    assert list(tuning_table([base, llrd], "baseline")["changed"]) == ["layer_lr_decay=0.8", "(baseline)"]

@@ -13,14 +13,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .checkpoint import CheckpointError, checkpoint_path, read_json, write_json
-from .config import TrainConfig
-from .train import EXECUTION_ONLY, fill_model_settings, model_settings, train_settings
+from .checkpoint import SCHEMA, CheckpointError, checkpoint_path, read_json, write_json
+from .config import EXECUTION_ONLY, TrainConfig
 
 # Loop settings that cannot change a run's scores (max_length is shown as the length the model read); every other
 # TrainConfig field, including ones added later, appears in a table's "changed" column when it differs.
-NOT_TUNED = ("eval_batch_size", "save_every_steps", "log_with", "max_length")
+NOT_TUNED = ("eval_batch_size", "max_length")
 TUNED_KEYS = tuple(f.name for f in fields(TrainConfig) if f.name not in NOT_TUNED + EXECUTION_ONLY)
+MODEL_SETTINGS = {"bert": "bert_model", "bilstm": "bilstm"}  # checkpoint meta key of each kind's own settings
 
 
 def record(model_dir, label: str) -> dict:
@@ -31,10 +31,13 @@ def record(model_dir, label: str) -> dict:
         if not path.exists():
             raise CheckpointError(f"{path} is missing: {model_dir} is not a finished training run")
     metrics, history = read_json(paths["metrics"]), read_json(paths["history"])
-    meta = read_json(checkpoint_path(model_dir, "best") / "meta.json")
+    meta_path = checkpoint_path(model_dir, "best") / "meta.json"
+    meta = read_json(meta_path)
+    _check_schema(meta, meta_path)
     return {
-        "label": label, "kind": meta["kind"], "backbone": meta["backbone"], "max_length": meta["max_length"],
-        "train": _tuned(meta), "model": model_settings(meta),
+        "schema": SCHEMA, "label": label, "kind": meta["kind"], "backbone": meta["backbone"],
+        "max_length": meta["max_length"], "train": {k: meta["config"][k] for k in TUNED_KEYS},
+        "model": meta[MODEL_SETTINGS[meta["kind"]]],
         "best_epoch": metrics["best_epoch"], "epochs_run": metrics["epochs_run"],
         "val_accuracy": metrics["validation"]["accuracy"], "val_macro_f1": metrics["validation"]["macro_f1"],
         "test_accuracy": metrics["test"]["accuracy"], "test_macro_f1": metrics["test"]["macro_f1"],
@@ -51,16 +54,16 @@ def save_record(model_dir, label: str, out_dir) -> Path:
     return path
 
 
-def _tuned(meta: dict) -> dict:
-    """The tuned loop settings of a checkpoint's meta (or a record's "train"); keys added later take their
-    defaults, as on resume (train_settings), so older runs show what they ran with."""
-    settings = train_settings(meta)
-    return {k: settings[k] for k in TUNED_KEYS}
+def _check_schema(obj: dict, source) -> None:
+    if obj.get("schema") != SCHEMA:
+        raise CheckpointError(f"{source} has artifact schema {obj.get('schema')!r}; this textlab reads schema {SCHEMA} "
+                              "(it was made by another version of textlab)")
 
 
 def _settings(rec: dict) -> dict:
-    model = {f"model.{k}": v for k, v in fill_model_settings(rec["kind"], rec["model"]).items()}
-    return {"max_length": rec["max_length"], **_tuned({"config": rec["train"]}), **model}
+    _check_schema(rec, f"tuning record {rec.get('label')!r}")
+    return {"max_length": rec["max_length"], **{k: rec["train"][k] for k in TUNED_KEYS},
+            **{f"model.{k}": v for k, v in rec["model"].items()}}
 
 
 def tuning_table(records: list[dict], baseline: str) -> pd.DataFrame:
