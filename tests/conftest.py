@@ -33,7 +33,16 @@ def trained_run(tiny_profile, tiny_prep, tmp_path_factory):
     old = os.environ.get("TEXTLAB_RUNS")
     os.environ["TEXTLAB_RUNS"] = str(root)
     try:
-        records = {kind: pipeline.train_and_evaluate(kind, tiny_profile, tiny_prep) for kind in pipeline.KINDS}
+        prep = pipeline.open_run(tiny_profile, prep=tiny_prep)
+        records = {kind: pipeline.train_and_evaluate(kind, prep) for kind in pipeline.KINDS}
     finally:
         os.environ["TEXTLAB_RUNS"] = old
-    return root / tiny_profile.name, records
+    return prep.run, records
+
+
+@pytest.fixture
+def tiny_run(trained_run, tiny_prep, monkeypatch):
+    """tiny_prep opened on the trained run's folder (for calls that write into the run: ensemble, re-runs)."""
+    run, _ = trained_run
+    monkeypatch.setenv("TEXTLAB_RUNS", str(run.parent))
+    return pipeline.open_run(tiny_prep.profile, prep=tiny_prep)

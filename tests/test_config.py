@@ -49,19 +49,43 @@ def test_wrong_types_and_values():
         config.get_profile("smoke", max_length=1024)
 
 
-def test_only_cpu_profile_writes_committed_figures(monkeypatch, tmp_path):
-    monkeypatch.setenv("TEXTLAB_RUNS", str(tmp_path))
-    assert config.figures_dir("smoke") == tmp_path / "smoke" / "figures"
-    monkeypatch.delenv("TEXTLAB_RUNS")
+def test_only_the_unchanged_cpu_run_writes_committed_figures(monkeypatch, tmp_path):
+    from textlab.runs import figures_dir
+
+    cpu, root = config.get_profile("cpu"), config.PROJECT_ROOT / "runs"
     monkeypatch.delenv("TEXTLAB_FIGURES", raising=False)
-    assert config.figures_dir("cpu") == config.PROJECT_ROOT / "figures"
+    monkeypatch.delenv("TEXTLAB_RUNS", raising=False)
+    assert figures_dir(cpu, root / "cpu") == config.PROJECT_ROOT / "figures"
+    assert figures_dir(cpu, root / "mine") == root / "mine" / "figures"  # another run name
+    changed = config.resolve("cpu", overrides="bert.epochs=2")
+    assert figures_dir(changed, root / "cpu") == root / "cpu" / "figures"  # other settings
+    own = config.resolve("cpu", data="reviews.csv")
+    assert figures_dir(own, root / "cpu-reviews") == root / "cpu-reviews" / "figures"
+    monkeypatch.setenv("TEXTLAB_RUNS", str(tmp_path))
+    assert figures_dir(cpu, tmp_path / "cpu") == tmp_path / "cpu" / "figures"
+
+
+def test_one_override_parser_for_cli_papermill_and_notebooks():
+    want = {"bert.epochs": "2", "bilstm.lr": "1e-3"}
+    assert config.parse_overrides("bert.epochs=2 bilstm.lr=1e-3") == want
+    assert config.parse_overrides("bert.epochs=2\n  bilstm.lr=1e-3\n") == want
+    assert config.parse_overrides(["bert.epochs=2", "bilstm.lr=1e-3"]) == want
+    assert config.parse_overrides({"bert.epochs": 2}) == {"bert.epochs": 2}
+    assert config.parse_overrides("") == {} and config.parse_overrides(None) == {}
+    p = config.resolve("smoke", data="my.csv", overrides="bert.epochs=2 bert.pad_buckets=64,128 bilstm.lr=1e-3")
+    assert (p.data, p.bert.epochs, p.bert.pad_buckets, p.bilstm.lr) == ("my.csv", 2, (64, 128), 1e-3)
+    assert config.resolve(p, overrides={"seed": 7}).seed == 7 and p.seed == 42
+    with pytest.raises(ValueError, match=r"an override is KEY=VALUE \(e.g. bert.epochs=2\), got 'bert.epochs'"):
+        config.resolve("smoke", overrides="bert.epochs")
+    with pytest.raises(ValueError, match="unknown setting 'bert.epoch'; valid keys here: bert.epochs"):
+        config.resolve("smoke", overrides="bert.epoch=2")
 
 
 def test_train_cli_overrides_fail_before_any_work(capsys):
     from textlab import cli
 
     assert cli.main(["train", "--profile", "smoke", "--set", "bilstm.lr"]) == 2
-    assert "--set expects KEY=VALUE" in capsys.readouterr().err
+    assert "an override is KEY=VALUE" in capsys.readouterr().err
     assert cli.main(["train", "--profile", "smoke", "--set", "bilstm.nope=1"]) == 2
     err = capsys.readouterr().err
     assert "unknown setting 'bilstm.nope'" in err and "bilstm.lr" in err

@@ -46,11 +46,11 @@ def test_member_logits_recomputed_when_checkpoint_changes(trained_run, tiny_prep
     assert ckpt.read_json(copy / "logits.json")["checkpoint"] == ckpt.checkpoint_path(copy, "best").name
 
 
-def test_rerun_reuses_the_finished_training(trained_run, tiny_profile, tiny_prep, monkeypatch):
+def test_rerun_reuses_the_finished_training(trained_run, tiny_run, capsys):
     run, records = trained_run
-    monkeypatch.setenv("TEXTLAB_RUNS", str(run.parent))
     before = ckpt.read_pointer(run / "bert")
-    again = pipeline.train_and_evaluate("bert", tiny_profile, tiny_prep)
+    again = pipeline.train_and_evaluate("bert", tiny_run)
+    assert f"bert: re-using the finished training in {run / 'bert'}" in capsys.readouterr().out
     assert ckpt.read_pointer(run / "bert") == before  # nothing retrained
     assert again["test"]["accuracy"] == records["bert"]["test"]["accuracy"]
 
@@ -60,10 +60,9 @@ def test_unknown_kind():
         pipeline.build_model("cnn", None, 2, None)
 
 
-def test_ensemble_and_comparison_table(trained_run, tiny_profile, tiny_prep, monkeypatch):
+def test_ensemble_and_comparison_table(trained_run, tiny_run, tiny_prep):
     run, _ = trained_run
-    monkeypatch.setenv("TEXTLAB_RUNS", str(run.parent))
-    report, record = pipeline.build_ensemble(tiny_profile, tiny_prep)
+    report, record = pipeline.build_ensemble(tiny_run)
     assert report.table["chosen"].sum() == 1 and record["chosen"] == report.chosen
     assert record["stages"]["seed"]["own_params"] == 7_340  # the seed's meta-MLP: 2 members x 20 classes
     assert record["stages"]["seed"]["checkpoint_bytes"] < 100_000
@@ -101,7 +100,7 @@ def test_a_model_can_read_more_tokens_than_the_profile(tiny_profile, tiny_prep, 
     assert max(longer["test"]["length"]) == 48  # so evaluating at 32 tokens would give other logits
     assert longer["test"]["labels"] == tiny_prep.data["test"]["labels"]
 
-    record = pipeline.train_and_evaluate("bert", p, tiny_prep)
+    record = pipeline.train_and_evaluate("bert", pipeline.open_run(p, prep=tiny_prep))
     assert record["max_length"] == 48
     _, meta = pipeline.load_model(tmp_path / "smoke" / "bert")
     assert meta["max_length"] == 48
@@ -122,7 +121,7 @@ def test_head_tail_truncation_is_trained_stored_and_served(tiny_prep, tmp_path, 
                     **{"bert.truncation": "head_tail", "bert.max_steps": 2})
     both = pipeline.model_data(tiny_prep, 32, "head_tail")
     assert both["test"]["input_ids"] != tiny_prep.data["test"]["input_ids"]  # some test documents are longer
-    record = pipeline.train_and_evaluate("bert", p, tiny_prep)
+    record = pipeline.train_and_evaluate("bert", pipeline.open_run(p, prep=tiny_prep))
     folder = tmp_path / "smoke" / "bert"
     assert record["truncation"] == "head_tail" and pipeline.load_model(folder)[1]["truncation"] == "head_tail"
     trained = ckpt.read_npy(folder / "logits_test.npy")

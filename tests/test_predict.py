@@ -184,13 +184,12 @@ def test_load_predictor_errors(tmp_path, trained_run, monkeypatch):
         load_predictor(tmp_path, "ensemble")
 
 
-def test_ensemble_predictor_reproduces_the_chosen_ensemble(trained_run, tiny_profile, tiny_prep, monkeypatch):
+def test_ensemble_predictor_reproduces_the_chosen_ensemble(trained_run, tiny_run, tiny_prep):
     from textlab import pipeline
     from textlab.checkpoint import read_npy
 
     run, _ = trained_run
-    monkeypatch.setenv("TEXTLAB_RUNS", str(run.parent))
-    report, _ = pipeline.build_ensemble(tiny_profile, tiny_prep)
+    report, _ = pipeline.build_ensemble(tiny_run)
     pred = load_predictor(run, "ensemble")
     texts = list(tiny_prep.raw["test"]["text"][:8])
     out = pred.predict(texts + ["", "🚀 орбита 火箭"], top_k=2)

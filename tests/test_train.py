@@ -61,14 +61,60 @@ def test_early_stopping_and_max_steps(keyword_prep, tmp_path):
     r = _fit(profile, prep, tmp_path / "s", cfg={"epochs": 3, "max_steps": 5})
     assert r.history[-1]["step"] == 5 and len(r.history) == 1
     r = _fit(profile, prep, tmp_path / "p", cfg={"epochs": 6, "lr": 1e-9, "patience": 1})
-    assert r.stopped_early and len(r.history) < 6
+    assert r.stopped_early and len(r.history) == 2  # epoch 1 sets the best, epoch 2 does not beat it
 
 
-def test_resume_refuses_other_settings(keyword_prep, tmp_path):
+def test_early_stop_is_final(keyword_prep, tmp_path, capsys):
+    """Re-running an early-stopped run trains nothing: same checkpoints, same history, still 'stopped early'."""
+    profile, prep = keyword_prep
+    first = _fit(profile, prep, tmp_path / "p", cfg={"epochs": 6, "lr": 1e-9, "patience": 1})
+    pointer, history = ckpt.read_pointer(tmp_path / "p"), ckpt.read_json(tmp_path / "p" / "history.json")
+    capsys.readouterr()
+    again = _fit(profile, prep, tmp_path / "p", cfg={"epochs": 6, "lr": 1e-9, "patience": 1})
+    assert again.stopped_early and again.history == first.history and len(again.history) == 2
+    assert ckpt.read_pointer(tmp_path / "p") == pointer
+    assert ckpt.read_json(tmp_path / "p" / "history.json") == history
+    assert "re-using the finished training" in capsys.readouterr().out
+
+
+def test_checkpoint_by_time_mid_epoch(keyword_prep, tmp_path, monkeypatch):
+    """save_every_minutes: a checkpoint once that much training time has passed since the last, mid-epoch (resuming
+    from a mid-epoch checkpoint to the same weights is tested in test_faults)."""
+    import textlab.train as train
+
+    profile, prep = keyword_prep
+    clock = iter(range(0, 10_000, 40))  # every reading of the clock is 40 s later
+    monkeypatch.setattr(train.time, "monotonic", lambda: float(next(clock)))
+    saves = []
+    real_save = ckpt.save_checkpoint
+    monkeypatch.setattr(train.ckpt, "save_checkpoint",
+                        lambda out, step, *a, **k: saves.append(step) or real_save(out, step, *a, **k))
+    _fit(profile, prep, tmp_path / "t", cfg={"epochs": 1, "save_every_minutes": 1.0})
+    steps = len(prep.data["train"]) // 8 + (len(prep.data["train"]) % 8 > 0)
+    # a save every other step (40 s per clock reading: 80 s >= 60 s), then the end-of-epoch one
+    assert saves == list(range(2, steps + 1, 2)) + [steps]
+    assert TrainConfig().save_every_minutes == 10.0  # on in every shipped profile: Ctrl-C loses at most 10 minutes
+
+
+def test_resume_refuses_other_settings_naming_each(keyword_prep, tmp_path):
     profile, prep = keyword_prep
     _fit(profile, prep, tmp_path / "m", cfg={"epochs": 1})
-    with pytest.raises(ckpt.CheckpointError, match="other settings"):
-        _fit(profile, prep, tmp_path / "m", cfg={"epochs": 1, "lr": 0.5})
+    with pytest.raises(ckpt.CheckpointError, match="other data or settings") as e:
+        _fit(profile, prep, tmp_path / "m", cfg={"epochs": 1, "lr": 0.5, "max_length": 12})
+    assert "config.lr: 0.002 -> 0.5" in str(e.value) and "config.max_length: 0 -> 12" in str(e.value)
+    # execution-only settings may differ: the same run resumes (here: finished, nothing to do)
+    assert _fit(profile, prep, tmp_path / "m", cfg={"epochs": 1, "save_every_steps": 3, "log_with": ""}).best_epoch == 1
+
+
+def test_resume_refuses_other_data_or_seed(keyword_prep, tmp_path):
+    profile, prep = keyword_prep
+    _fit(profile, prep, tmp_path / "m", cfg={"epochs": 1})
+    other = dataclasses.replace(prep, fingerprint="0" * 64)
+    with pytest.raises(ckpt.CheckpointError, match=r"data: [0-9a-f]{64} -> 0{64}"):
+        _fit(profile, other, tmp_path / "m", cfg={"epochs": 1})
+    seeded = dataclasses.replace(profile, seed=7)
+    with pytest.raises(ckpt.CheckpointError, match="seed: 42 -> 7"):
+        _fit(seeded, dataclasses.replace(prep, profile=seeded), tmp_path / "m", cfg={"epochs": 1})
 
 
 def test_resume_refuses_other_model_settings(keyword_prep, tmp_path):
@@ -76,31 +122,26 @@ def test_resume_refuses_other_model_settings(keyword_prep, tmp_path):
     _fit(profile, prep, tmp_path / "m", kind="bilstm", cfg={"epochs": 1})
     _fit(profile, prep, tmp_path / "m", kind="bilstm", cfg={"epochs": 1})  # same settings: resumes (done)
     other = dataclasses.replace(profile, bilstm_model=dataclasses.replace(profile.bilstm_model, input_dropout=0.3))
-    with pytest.raises(ckpt.CheckpointError, match="input_dropout"):
+    with pytest.raises(ckpt.CheckpointError, match=r"bilstm\.input_dropout: 0\.0 -> 0\.3"):
         _fit(other, dataclasses.replace(prep, profile=other), tmp_path / "m", kind="bilstm", cfg={"epochs": 1})
-    # a checkpoint written before settings were added (no compile/pad_buckets/input_dropout keys) still resumes
-    last = ckpt.checkpoint_path(tmp_path / "m", "last") / "meta.json"
-    meta = ckpt.read_json(last)
-    for key in ("compile", "pad_buckets"):
-        del meta["config"][key]
-    del meta["bilstm"]["input_dropout"]
-    ckpt.write_json(last, meta)
-    assert _fit(profile, prep, tmp_path / "m", kind="bilstm", cfg={"epochs": 1}).best_epoch == 1
+    bert_other = dataclasses.replace(profile, bert_model=dataclasses.replace(profile.bert_model, attention_dropout=0.0))
+    _fit(profile, prep, tmp_path / "b", cfg={"epochs": 1})
+    with pytest.raises(ckpt.CheckpointError, match=r"bert_model\.attention_dropout: 0\.1 -> 0\.0"):
+        _fit(bert_other, dataclasses.replace(prep, profile=bert_other), tmp_path / "b", cfg={"epochs": 1})
 
 
-def test_resume_refuses_other_bert_attention_dropout(keyword_prep, tmp_path):
+@pytest.mark.parametrize("schema", [None, 0, 2])
+def test_resume_refuses_a_checkpoint_of_another_schema(keyword_prep, tmp_path, schema):
+    """No guessed defaults for keys an older textlab did not write: another schema is refused, with the fix."""
     profile, prep = keyword_prep
     _fit(profile, prep, tmp_path / "m", cfg={"epochs": 1})
-    other = dataclasses.replace(profile, bert_model=dataclasses.replace(profile.bert_model, attention_dropout=0.0))
-    with pytest.raises(ckpt.CheckpointError, match="attention_dropout"):
-        _fit(other, dataclasses.replace(prep, profile=other), tmp_path / "m", cfg={"epochs": 1})
-    # checkpoints from before the setting existed ran with BERT's 0.1: they still resume under the default
     last = ckpt.checkpoint_path(tmp_path / "m", "last") / "meta.json"
     meta = ckpt.read_json(last)
-    assert meta["bert_model"] == {"attention_dropout": 0.1}
-    del meta["bert_model"]
+    meta.pop("schema") if schema is None else meta.update(schema=schema)
     ckpt.write_json(last, meta)
-    assert _fit(profile, prep, tmp_path / "m", cfg={"epochs": 1}).best_epoch == 1
+    with pytest.raises(ckpt.CheckpointError, match=f"artifact schema {schema!r}; this textlab reads schema 1") as e:
+        _fit(profile, prep, tmp_path / "m", cfg={"epochs": 1})
+    assert str(last.parent) in str(e.value) and "fresh folder" in str(e.value)
 
 
 def test_non_finite_loss_names_step_and_precision(keyword_prep, tmp_path, monkeypatch):

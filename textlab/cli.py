@@ -13,7 +13,8 @@ def _run(args) -> int:
     from .runner import NotebookFailed, run
 
     try:
-        out = run(args.profile, args.only)
+        out = run(args.profile, args.only, data=args.data or "", overrides=args.set, name=args.name or "",
+                  fresh=args.fresh)
     except NotebookFailed as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
@@ -22,20 +23,10 @@ def _run(args) -> int:
 
 
 def _train(args) -> int:
-    from .config import UnknownSetting, get_profile
-    from .pipeline import train_and_evaluate
+    from .pipeline import open_run, train_and_evaluate
 
-    overrides = {}
-    for item in args.set or []:
-        key, eq, value = item.partition("=")
-        if not eq or not key:
-            raise ValueError(f"--set expects KEY=VALUE (e.g. bilstm.lr=1e-3), got {item!r}")
-        overrides[key] = value
-    try:
-        profile = get_profile(args.profile, **overrides)
-    except (UnknownSetting, TypeError) as e:  # a bad --set: reported like any other bad input
-        raise ValueError(str(e)) from e
-    record = train_and_evaluate(args.model, profile)
+    prep = open_run(args.profile, data=args.data or "", overrides=args.set, name=args.name or "", fresh=args.fresh)
+    record = train_and_evaluate(args.model, prep)
     print(json.dumps({k: record["test"][k] for k in ("accuracy", "macro_f1")}))
     return 0
 
@@ -59,22 +50,30 @@ def _predict(args) -> int:
     return predict_main(args)
 
 
+def _run_arguments(p: argparse.ArgumentParser) -> None:
+    """What makes a run: profile, data, overrides; and where it goes."""
+    p.add_argument("--profile", choices=list(PROFILES), default=None, help="default: $TEXTLAB_PROFILE or cpu")
+    p.add_argument("--data", metavar="FILE", help="your own .csv / .jsonl / .parquet (columns text, label[, split]); "
+                                                  "default: 20 Newsgroups")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE",
+                   help="override a profile setting, e.g. --set bert.epochs=2 (repeatable)")
+    p.add_argument("--name", help="run folder runs/NAME (default: the profile, plus the data file's stem)")
+    p.add_argument("--fresh", action="store_true", help="delete what the run folder holds and start it over")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="textlab", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("run", help="execute the notebook series with papermill")
-    p.add_argument("--profile", choices=list(PROFILES), default=None, help="default: $TEXTLAB_PROFILE or cpu")
+    _run_arguments(p)
     p.add_argument("--only", nargs="+", metavar="NOTEBOOK", help="e.g. 02_bert or 02 (several allowed)")
     p.set_defaults(func=_run)
 
     p = sub.add_parser("train", help="train and evaluate one model outside the notebooks "
                                      "(e.g. under `accelerate launch -m textlab train ...` on several GPUs)")
-    p.add_argument("--profile", choices=list(PROFILES), default=None)
+    _run_arguments(p)
     p.add_argument("--model", choices=["bert", "bilstm"], default="bert")
-    p.add_argument("--set", action="append", metavar="KEY=VALUE",
-                   help="override a profile setting, e.g. --set bilstm.lr=1e-3 (repeatable; "
-                        "use a separate TEXTLAB_RUNS folder for tuning runs)")
     p.set_defaults(func=_train)
 
     p = sub.add_parser("describe", help="parameter counts of the three models, from config alone (offline)")

@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 
 from .checkpoint import TRAINED_BY, CheckpointError, checkpoint_path, read_json, read_npy
+from .runs import how_to_make, read_manifest
 from .stats import bootstrap_ci, mcnemar, softmax
 
 # The published student report this study starts from (bert-base-uncased on an RTX 3060), as reported there.
@@ -24,7 +25,8 @@ COLUMNS = ["model", "total_params", "trainable_params", "frozen_params", "pretra
 def _load(run: Path, kind: str) -> dict:
     path = Path(run) / kind / "metrics.json"
     if not path.exists():
-        raise CheckpointError(f"{path} is missing: run notebook {TRAINED_BY[kind]} for this profile first")
+        raise CheckpointError(f"{path} is missing: run notebook {TRAINED_BY[kind]} for this run first: "
+                              f"{how_to_make(run, TRAINED_BY[kind])}")
     return read_json(path)
 
 
@@ -51,7 +53,7 @@ def _s_per_epoch(run: Path, kind: str, rec: dict) -> float:
 
 
 def comparison_table(run) -> pd.DataFrame:
-    """One row per model of the run plus the seed report's rows (clearly labelled), every cell computed."""
+    """One row per model of the run, every cell computed; on 20 Newsgroups, the seed report's rows (labelled)."""
     run = Path(run)
     rows, members = [], {}
     for kind in ("bert", "bilstm", "tfidf"):
@@ -80,7 +82,8 @@ def comparison_table(run) -> pd.DataFrame:
             "infer_docs_per_s": 1 / sum(1 / members[m]["infer_docs_per_s"] for m in names),
             "test_accuracy": row["test_accuracy"], "test_macro_f1": row["test_macro_f1"],
             "checkpoint_mb": (sum(members[m]["checkpoint_bytes"] for m in names) + stage["checkpoint_bytes"]) / 1e6})
-    for ref in SEED_REFERENCE:
+    manifest = read_manifest(run)
+    for ref in SEED_REFERENCE if manifest and manifest["data"]["is_20newsgroups"] else []:
         rows.append({**{c: np.nan for c in COLUMNS}, **ref, "device": "RTX 3060 (reported)",
                      "pretrained_backbone": "bert-base-uncased", "precision": "fp16/fp32 (reported)"})
     return pd.DataFrame(rows, columns=COLUMNS)

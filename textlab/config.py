@@ -18,6 +18,8 @@ PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 SELECT_METRICS = ("accuracy", "macro_f1")
 TRACKERS = ("", "tensorboard", "wandb")  # Accelerate trackers for TrainConfig.log_with ("": off)
 TRUNCATIONS = ("head", "head_tail")  # what a document longer than max_length keeps (see textlab.data.truncate_ids)
+# Loop settings that change speed or bookkeeping, not results: a run may resume, and is the same run, with other values.
+EXECUTION_ONLY = ("compile", "pad_buckets", "save_every_steps", "save_every_minutes", "log_with")
 
 
 @dataclass(frozen=True)
@@ -36,7 +38,10 @@ class TrainConfig:
     select_metric: str = "accuracy"  # validation metric for model selection / early stopping
     patience: int = 2  # epochs without validation improvement before stopping
     length_grouped: bool = True  # similar lengths per batch (False: shuffle, pad to max_length)
-    save_every_steps: int = 0  # 0: checkpoint at the end of each epoch only
+    save_every_steps: int = 0  # also checkpoint every this many optimizer steps (0: off)
+    # Also checkpoint after this many minutes of training since the last checkpoint (0: off), so that a Ctrl-C or a
+    # crash loses at most that much: a cpu-profile BERT epoch takes ~12 minutes.
+    save_every_minutes: float = 10.0
     max_steps: int = 0  # debug knob: stop after this many optimizer steps (0: no limit)
     log_with: str = ""  # "" (off), "tensorboard" or "wandb": Accelerate trackers
     # torch.compile through Accelerate ("" off; "inductor" on a GPU). Compiled graphs are specialised to shapes,
@@ -74,6 +79,8 @@ class TrainConfig:
             raise ValueError(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
         if not 0.0 < self.layer_lr_decay <= 1.0:
             raise ValueError(f"layer_lr_decay must be in (0, 1] (1.0 = off), got {self.layer_lr_decay}")
+        if self.save_every_minutes < 0:
+            raise ValueError(f"save_every_minutes must be >= 0 (0: off), got {self.save_every_minutes}")
         if self.lr <= 0:
             raise ValueError(f"lr must be > 0, got {self.lr}")
         if self.max_length and not 8 <= self.max_length <= 512:
@@ -247,24 +254,35 @@ def get_profile(name: str | None = None, **overrides: Any) -> Profile:
     return profile
 
 
-def run_dir(profile: Profile | str) -> Path:
-    """One run folder per profile: $TEXTLAB_RUNS/<profile> (default: <project>/runs/<profile>)."""
-    name = profile if isinstance(profile, str) else profile.name
-    root = Path(os.environ.get("TEXTLAB_RUNS") or PROJECT_ROOT / "runs")
-    path = root / name
-    path.mkdir(parents=True, exist_ok=True)
-    return path
+def parse_overrides(overrides: str | list | tuple | dict | None) -> dict[str, Any]:
+    """The one parser of overrides, for the command line (--set K=V, repeatable), papermill parameters and the
+    notebooks' parameters cell: a dict {"bert.epochs": 2}, a list ["bert.epochs=2", ...], or one string of
+    KEY=VALUE items separated by spaces or newlines ("bert.epochs=2 bilstm.lr=1e-3")."""
+    if not overrides:
+        return {}
+    if isinstance(overrides, dict):
+        return dict(overrides)
+    items = overrides.split() if isinstance(overrides, str) else list(overrides)
+    out = {}
+    for item in items:
+        key, eq, value = str(item).partition("=")
+        if not eq or not key.strip():
+            raise ValueError(f"an override is KEY=VALUE (e.g. bert.epochs=2), got {item!r}")
+        out[key.strip()] = value.strip()
+    return out
 
 
-def figures_dir(profile: Profile | str) -> Path:
-    """The committed figures/ belong to the cpu profile; any other profile writes inside its run folder,
-    so a smoke run never overwrites them. $TEXTLAB_FIGURES overrides both."""
-    name = profile if isinstance(profile, str) else profile.name
-    if os.environ.get("TEXTLAB_FIGURES"):
-        path = Path(os.environ["TEXTLAB_FIGURES"])
-    elif name == "cpu" and not os.environ.get("TEXTLAB_RUNS"):
-        path = PROJECT_ROOT / "figures"
-    else:
-        path = run_dir(name) / "figures"
-    path.mkdir(parents=True, exist_ok=True)
-    return path
+def resolve(profile: Profile | str | None = None, data: str = "", overrides=None) -> Profile:
+    """A profile (name or object) with your data file and overrides applied; a bad key or value is a ValueError
+    that names it. What the CLI, the runner and every notebook's parameters cell go through."""
+    items = parse_overrides(overrides)
+    if data:
+        items["data"] = str(data)
+    try:
+        if isinstance(profile, Profile):
+            for key, value in items.items():
+                profile = _override(profile, key.replace("__", "."), value)
+            return profile
+        return get_profile(profile, **items)
+    except (UnknownSetting, TypeError) as e:
+        raise ValueError(str(e)) from e

@@ -3,6 +3,7 @@ and write the run's artifacts (metrics JSON, history, checkpoints, validation/te
 
 from __future__ import annotations
 
+import dataclasses
 import gc
 import time
 from dataclasses import asdict, dataclass
@@ -13,9 +14,10 @@ import torch
 from transformers import AutoModelForSequenceClassification, BertConfig
 
 from . import checkpoint as ckpt
+from . import runs
 from .backbones import Backbone, config_dict, get_backbone
 from .batching import make_loader
-from .config import Profile, run_dir
+from .config import Profile, resolve
 from .data import load_for_profile, tokenize
 from .describe import count_params
 from .evaluate import metrics
@@ -35,14 +37,47 @@ class Prepared:
     data: object  # DatasetDict, tokenized; train without empty documents if profile.drop_empty_train
     label_names: list[str]
     dropped_empty_train: int
+    fingerprint: str  # of the texts and labels of every split (textlab.runs.dataset_fingerprint)
+    run: Path | None = None  # the run folder, once opened (open_run)
+    figures: Path | None = None
+
+    @property
+    def run_dir(self) -> Path:
+        if self.run is None:
+            raise ValueError("this Prepared has no run folder: open one with textlab.pipeline.open_run(profile)")
+        return self.run
 
 
 def prepare(profile: Profile) -> Prepared:
+    """Data (split, tokenized at the profile's max_length) and backbone for a profile; no run folder."""
     backbone = get_backbone(profile.backbone)
     tokenizer = backbone.tokenizer()
     raw = load_for_profile(profile)
     data, dropped = _tokenized(raw, tokenizer, profile, profile.max_length)
-    return Prepared(profile, backbone, tokenizer, raw, data, raw["train"].features["label"].names, dropped)
+    return Prepared(profile, backbone, tokenizer, raw, data, raw["train"].features["label"].names, dropped,
+                    runs.dataset_fingerprint(raw))
+
+
+# Profile fields that decide what prepare() returns: a Prepared can serve any profile that agrees on them.
+DATA_FIELDS = ("backbone", "data", "max_length", "val_fraction", "seed", "max_train_samples", "max_eval_samples",
+               "drop_empty_train")
+
+
+def open_run(profile: Profile | str | None = None, *, data: str = "", overrides=None, name: str = "",
+             fresh: bool = False, prep: Prepared | None = None) -> Prepared:
+    """What every notebook calls first: the profile (a name or a Profile) with your data file and overrides
+    applied, its data, and its run folder (runs/<name>, name defaulting to the profile plus the data file's stem),
+    checked against the folder's manifest so that nothing is re-used under other data or settings.
+    `prep`: data prepared earlier for a profile with the same DATA_FIELDS (tests, tuning scripts)."""
+    profile = resolve(profile, data, overrides)
+    if prep is None:
+        prep = prepare(profile)
+    elif any(getattr(prep.profile, f) != getattr(profile, f) for f in DATA_FIELDS):
+        raise ValueError(f"prep was made for other data settings than this profile's ({', '.join(DATA_FIELDS)})")
+    run = runs.open_run(profile, prep.raw, prep.backbone, name, fresh, fingerprint=prep.fingerprint)
+    figures = runs.figures_dir(profile, run)
+    figures.mkdir(parents=True, exist_ok=True)
+    return dataclasses.replace(prep, profile=profile, run=run, figures=figures)
 
 
 def _tokenized(raw, tokenizer, profile: Profile, max_length: int, truncation: str = "head"):
@@ -69,14 +104,15 @@ def model_data(prep: Prepared, max_length: int, truncation: str = "head"):
     return _tokenized(prep.raw, prep.tokenizer, prep.profile, max_length, truncation)[0]
 
 
-def model_meta(kind: str, prep: Prepared, profile: Profile | None = None) -> dict:
-    """What a checkpoint stores about its model; `profile` (default: the one `prep` was made with) gives the
-    model's own settings."""
-    p = profile or prep.profile
-    return {"kind": kind, "backbone": p.backbone, "num_labels": len(prep.label_names), "label_names": prep.label_names,
-            "max_length": model_max_length(p, kind), "truncation": getattr(p, kind).truncation,
-            "model_config": config_dict(prep.backbone.config),
-            "bert_model": asdict(p.bert_model), "bilstm": asdict(p.bilstm_model), "profile": p.name}
+def model_meta(kind: str, prep: Prepared) -> dict:
+    """What a checkpoint stores about its model: enough to rebuild it, and what it was trained from (the data's
+    fingerprint, the seed), so that it is never resumed or re-used under anything else (train.check_resumable)."""
+    p = prep.profile
+    return {"schema": ckpt.SCHEMA, "kind": kind, "backbone": p.backbone, "num_labels": len(prep.label_names),
+            "label_names": prep.label_names, "max_length": model_max_length(p, kind),
+            "truncation": getattr(p, kind).truncation, "model_config": config_dict(prep.backbone.config),
+            "bert_model": asdict(p.bert_model), "bilstm": asdict(p.bilstm_model), "profile": p.name,
+            "data": prep.fingerprint, "seed": p.seed, "drop_empty_train": p.drop_empty_train}
 
 
 def build_model(kind: str, backbone: Backbone, num_labels: int, profile: Profile) -> torch.nn.Module:
@@ -107,18 +143,24 @@ def build_from_meta(meta: dict) -> torch.nn.Module:
     raise ckpt.CheckpointError(f"unknown model kind {meta['kind']!r} in checkpoint metadata")
 
 
-def train_and_evaluate(kind: str, profile: Profile, prep: Prepared | None = None, **fit_kw) -> dict:
-    """Train `kind` with the profile's settings (resuming if a checkpoint exists), evaluate the selected
-    checkpoint on validation and, once, on test; write metrics.json and the logits for the ensemble."""
-    prep = prep or prepare(profile)
+def train_and_evaluate(kind: str, prep: Prepared, **fit_kw) -> dict:
+    """Train `kind` in the run folder of `prep` (open_run) with its profile's settings, resuming if a checkpoint of
+    the same settings exists; evaluate the selected checkpoint on validation and, once, on test; write
+    metrics.json and the logits for the ensemble. The run folder is locked meanwhile."""
+    with runs.lock(prep.run_dir):
+        return _train_and_evaluate(kind, prep, **fit_kw)
+
+
+def _train_and_evaluate(kind: str, prep: Prepared, **fit_kw) -> dict:
+    profile = prep.profile
     cfg = getattr(profile, kind)
-    out = run_dir(profile) / kind
+    out = prep.run_dir / kind
     torch.manual_seed(profile.seed)
     model = build_model(kind, prep.backbone, len(prep.label_names), profile)
     params = count_params(model)
     max_length = model_max_length(profile, kind)
     data = model_data(prep, max_length, cfg.truncation)
-    result = fit(model, data, prep.tokenizer, cfg, out, meta=model_meta(kind, prep, profile), seed=profile.seed,
+    result = fit(model, data, prep.tokenizer, cfg, out, meta=model_meta(kind, prep), seed=profile.seed,
                  desc=kind, **fit_kw)
     accelerator, model = result.extra["accelerator"], result.extra["model"]
     splits, buckets = {}, pad_buckets(cfg, max_length)
@@ -130,7 +172,7 @@ def train_and_evaluate(kind: str, profile: Profile, prep: Prepared | None = None
     ckpt.write_json(out / "logits.json", _logits_key(out))
     best = ckpt.checkpoint_path(out, "best")
     record = {
-        "model": kind, "display_name": DISPLAY[kind], "backbone": profile.backbone, "profile": profile.name,
+        "schema": ckpt.SCHEMA, "model": kind, "display_name": DISPLAY[kind], "backbone": profile.backbone, "profile": profile.name,
         "params": params, "precision": result.precision, "device": result.device,
         "s_per_epoch": result.s_per_epoch, "best_epoch": result.best_epoch, "epochs_run": len(result.history),
         "stopped_early": result.stopped_early, "select_metric": cfg.select_metric,
@@ -176,6 +218,10 @@ def load_model(model_dir, device: str = "cpu") -> tuple[torch.nn.Module, dict]:
     if not meta_path.exists():
         raise ckpt.CheckpointError(f"{meta_path} is missing: the checkpoint cannot be rebuilt")
     meta = ckpt.read_json(meta_path)
+    if not isinstance(meta, dict) or meta.get("schema") != ckpt.SCHEMA:
+        found = meta.get("schema") if isinstance(meta, dict) else None
+        raise ckpt.CheckpointError(f"{meta_path} has artifact schema {found!r}; this textlab reads schema "
+                                   f"{ckpt.SCHEMA}: the model was made by another version of textlab; train it anew")
     try:
         model = build_from_meta(meta)
     except (KeyError, TypeError, ValueError, ckpt.CheckpointError) as e:  # valid JSON, but not our metadata
@@ -198,8 +244,8 @@ def member_logits(model_dir, prep: Prepared, splits=("validation", "test")) -> d
     cfg = getattr(prep.profile, meta["kind"])
     accelerator = make_accelerator(cfg)
     model = accelerator.prepare(model)
-    max_length = int(meta["max_length"])  # read as it was trained (checkpoints older than truncation kept the head)
-    data, buckets = model_data(prep, max_length, meta.get("truncation", "head")), pad_buckets(cfg, max_length)
+    max_length = int(meta["max_length"])  # read as it was trained
+    data, buckets = model_data(prep, max_length, meta["truncation"]), pad_buckets(cfg, max_length)
     out = {s: _split_logits(model, accelerator, data[s], prep.tokenizer, model_dir, s, 64, meta["kind"], buckets)
            for s in splits}
     ckpt.write_json(cached, key)
@@ -211,11 +257,17 @@ def member_logits(model_dir, prep: Prepared, splits=("validation", "test")) -> d
 # ---------------------------------------------------------------- TF-IDF member and the ensemble (notebook 04)
 
 
-def train_tfidf(profile: Profile, prep: Prepared) -> dict:
+def train_tfidf(prep: Prepared) -> dict:
     """TF-IDF + linear SVM on the training split (seconds on a CPU): the lexical member and baseline."""
+    with runs.lock(prep.run_dir):
+        return _train_tfidf(prep)
+
+
+def _train_tfidf(prep: Prepared) -> dict:
     from .models.tfidf import TfidfSVM
 
-    out = run_dir(profile) / "tfidf"
+    profile = prep.profile
+    out = prep.run_dir / "tfidf"
     t0 = time.perf_counter()
     model = TfidfSVM(seed=profile.seed).fit(prep.raw["train"]["text"], prep.raw["train"]["label"])
     fit_seconds = time.perf_counter() - t0
@@ -229,7 +281,7 @@ def train_tfidf(profile: Profile, prep: Prepared) -> dict:
         write_logits(out, split, scores, labels)
         splits[split] = {**metrics(scores, labels, prep.label_names), "docs_per_s": len(labels) / seconds}
     record = {
-        "model": "tfidf", "display_name": "TF-IDF + linear SVM", "backbone": "none (1-2 gram TF-IDF)",
+        "schema": ckpt.SCHEMA, "model": "tfidf", "display_name": "TF-IDF + linear SVM", "backbone": "none (1-2 gram TF-IDF)",
         "profile": profile.name, "params": {"total": model.n_params, "trainable": model.n_params, "frozen": 0},
         "vocabulary": len(model.vectorizer.vocabulary_), "precision": "fp32", "device": "CPU (scikit-learn)",
         "s_per_epoch": fit_seconds, "infer_docs_per_s": splits["test"]["docs_per_s"],
@@ -240,14 +292,23 @@ def train_tfidf(profile: Profile, prep: Prepared) -> dict:
     return record
 
 
-def build_ensemble(profile: Profile, prep: Prepared):
+def build_ensemble(prep: Prepared):
     """Cached member logits -> every ensemble variant, compared on validation by cross-validation;
     writes the table, the chosen and the seed-exact ensembles, and their test probabilities."""
+    with runs.lock(prep.run_dir):
+        return _build_ensemble(prep)
+
+
+def _build_ensemble(prep: Prepared):
     from .ensemble import MetaMLPEnsemble, compare
 
-    root = run_dir(profile)
+    profile, root = prep.profile, prep.run_dir
+    for kind in KINDS:
+        if not (root / kind / ckpt.POINTER).exists():
+            raise ckpt.CheckpointError(f"{root / kind} holds no trained {kind} model: "
+                                       f"{runs.how_to_make(root, ckpt.TRAINED_BY[kind])}")
     if not (root / "tfidf" / "metrics.json").exists():
-        train_tfidf(profile, prep)
+        _train_tfidf(prep)
     cached = {kind: member_logits(root / kind, prep) for kind in KINDS}  # {kind: {split: (logits, labels)}}
     logits = {kind: {s: pair[0] for s, pair in splits.items()} for kind, splits in cached.items()}
     logits["tfidf"] = {s: ckpt.read_npy(root / "tfidf" / f"logits_{s}.npy") for s in ("validation", "test")}
@@ -276,7 +337,7 @@ def build_ensemble(profile: Profile, prep: Prepared):
         ckpt.write_npy(out / f"proba_test_{tag}.npy", report.test_proba[name].astype(np.float32))
     table = report.table.set_index("variant")
     singles = report.table[report.table["kind"] == "single"].sort_values("val_cv_accuracy", ascending=False)
-    record = {"chosen": report.chosen, "seed_exact": seed_name, "compare_seconds": seconds,
+    record = {"schema": ckpt.SCHEMA, "chosen": report.chosen, "seed_exact": seed_name, "compare_seconds": seconds,
               "rows": {tag: table.loc[st["variant"]].to_dict() for tag, st in stages.items()},
               "stages": stages, "best_single_on_validation": singles["variant"].iloc[0],
               "label_names": prep.label_names}

@@ -36,7 +36,7 @@ class Predictor:
         self.kind = meta["kind"]
         self.label_names: list[str] = list(meta["label_names"])
         self.max_length: int = int(meta["max_length"])
-        self.truncation: str = meta.get("truncation", "head")  # checkpoints older than the setting kept the head
+        self.truncation: str = meta["truncation"]
         self.tokenizer = tokenizer
         self.collator = Collator(tokenizer)  # the training loader's padding (dynamic, multiple of 8)
         self._n_special = tokenizer.num_special_tokens_to_add(pair=False)  # [CLS] ... [SEP]
@@ -213,10 +213,9 @@ def load_predictor(run, model: str = "bert", device: str | None = None):
 
 
 def _how_to_train(run: Path, model: str) -> str:
-    from .config import PROFILES
+    from .runs import how_to_make
 
-    profile = f" --profile {run.name}" if run.name in PROFILES else ""
-    return f"run notebook {TRAINED_BY[model]} first (python -m textlab run{profile} --only {TRAINED_BY[model]})"
+    return f"run notebook {TRAINED_BY[model]} of this run first ({how_to_make(run, TRAINED_BY[model])})"
 
 
 # ---------------------------------------------------------------- command line

@@ -7,8 +7,9 @@ import sys
 import time
 from pathlib import Path
 
+from . import runs
 from .checkpoint import read_json, write_json
-from .config import PROJECT_ROOT, get_profile, run_dir
+from .config import PROJECT_ROOT, parse_overrides, resolve
 
 NOTEBOOK_DIR = PROJECT_ROOT / "notebooks"
 
@@ -43,24 +44,35 @@ def _absolute_paths_in_env() -> None:
             os.environ[name] = os.path.abspath(os.environ[name])
 
 
-def run(profile: str | None = None, only: list[str] | None = None, kernel_name: str = "python3") -> Path:
-    """Execute notebooks with papermill; on failure raise NotebookFailed naming notebook, cell and partial copy."""
+def run(profile: str | None = None, only: list[str] | None = None, *, data: str = "", overrides=None, name: str = "",
+        fresh: bool = False) -> Path:
+    """Execute notebooks with papermill on one run (profile, your data file, overrides, run name); on failure raise
+    NotebookFailed naming notebook, cell and partial copy. The run folder is checked against its manifest (or
+    emptied, fresh=True) before any notebook starts, so a refusal comes at once, not after an hour."""
     import papermill as pm
     from papermill.exceptions import PapermillExecutionError
 
+    from .backbones import get_backbone
+    from .data import load_for_profile
+
     _absolute_paths_in_env()
-    prof = get_profile(profile)
-    out_dir = run_dir(prof) / "notebooks"
-    out_dir.mkdir(parents=True, exist_ok=True)
+    data = os.path.abspath(data) if data else ""  # notebooks run in notebooks/
+    items = parse_overrides(overrides)
+    prof = resolve(profile, data, items)  # a bad key or value stops here, before any notebook
     chosen = select(only)
+    run_dir = runs.open_run(prof, load_for_profile(prof), get_backbone(prof.backbone), name, fresh)
+    out_dir = run_dir / "notebooks"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    parameters = {"profile": prof.name, "data": data, "overrides": " ".join(f"{k}={runs.format_value(v)}" for k, v in items.items()),
+                  "name": run_dir.name}
     timings = {}
     quiet = bool(os.environ.get("CI")) or not sys.stderr.isatty()
     for i, nb in enumerate(chosen, 1):
         target = out_dir / nb.name
-        print(f"[{i}/{len(chosen)}] {nb.stem} (profile {prof.name}) -> {target}", flush=True)
+        print(f"[{i}/{len(chosen)}] {nb.stem} (run {run_dir.name}) -> {target}", flush=True)
         t0 = time.perf_counter()
         try:
-            pm.execute_notebook(str(nb), str(target), parameters={"profile": prof.name}, kernel_name=kernel_name,
+            pm.execute_notebook(str(nb), str(target), parameters=parameters, kernel_name="python3",
                                 cwd=str(NOTEBOOK_DIR), progress_bar=not quiet, log_output=False)
         except PapermillExecutionError as e:
             raise NotebookFailed(
@@ -68,7 +80,7 @@ def run(profile: str | None = None, only: list[str] | None = None, kernel_name: 
                 f"The partially executed notebook is kept at {target}") from e
         timings[nb.stem] = round(time.perf_counter() - t0, 1)
         print(f"      done in {timings[nb.stem]:.0f} s", flush=True)
-    log = run_dir(prof) / "run.json"
+    log = run_dir / "run.json"
     previous = read_json(log).get("seconds", {}) if log.exists() else {}
-    write_json(log, {"profile": prof.name, "seconds": {**previous, **timings}})
+    write_json(log, {"run": run_dir.name, "profile": prof.name, "seconds": {**previous, **timings}})
     return out_dir

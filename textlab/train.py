@@ -21,14 +21,15 @@ import numpy as np
 import torch
 from accelerate import Accelerator
 from accelerate.state import AcceleratorState
-from accelerate.utils import TorchDynamoPlugin, set_seed
+from accelerate.utils import TorchDynamoPlugin, broadcast_object_list, set_seed
 from tqdm.auto import tqdm
 from transformers import get_linear_schedule_with_warmup
 
 from . import checkpoint as ckpt
 from .batching import default_buckets, make_loader
-from .config import BertModelConfig, BiLSTMConfig, TrainConfig
+from .config import EXECUTION_ONLY, TrainConfig
 from .evaluate import metrics
+from .runs import describe_differences, differences
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -211,32 +212,22 @@ def predict_logits(model, loader, accelerator: Accelerator, desc: str = "predict
     return logits[order].numpy(), labels[order].numpy(), loss_sum / max(n, 1)
 
 
-EXECUTION_ONLY = ("compile", "pad_buckets")  # change speed, not results: a run may resume with other values
+# Saved with a checkpoint but not part of what it is: progress, and loop settings that change speed, not results.
+RESUME_SKIP = ("step", "loop", "precision") + tuple(f"config.{k}" for k in EXECUTION_ONLY)
 
 
-def train_settings(meta: dict) -> dict:
-    """A checkpoint's loop settings as stored (JSON: tuples are lists), without the execution-only ones;
-    keys added later take their defaults."""
-    settings = json.loads(json.dumps({**asdict(TrainConfig()), **meta.get("config", {})}))
-    return {k: v for k, v in settings.items() if k not in EXECUTION_ONLY}
-
-
-# Per model kind: the checkpoint meta key holding the model's own settings, and their dataclass.
-MODEL_SETTINGS = {"bert": ("bert_model", BertModelConfig), "bilstm": ("bilstm", BiLSTMConfig)}
-
-
-def fill_model_settings(kind: str, stored: dict) -> dict:
-    """A `kind` model's own settings as stored, keys added later filled with their defaults (older runs ran with them)."""
-    return {**asdict(MODEL_SETTINGS[kind][1]()), **stored} if kind in MODEL_SETTINGS else {}
-
-
-def model_settings(meta: dict) -> dict:
-    """The model's own settings stored with a checkpoint (BERT: attention dropout; BiLSTM: layers/dropouts);
-    keys added later take their defaults, so older checkpoints still compare equal to an unchanged profile."""
-    kind = meta.get("kind")
-    if kind not in MODEL_SETTINGS:
-        return {}
-    return fill_model_settings(kind, meta.get(MODEL_SETTINGS[kind][0], {}))
+def check_resumable(saved: dict, meta: dict, path: Path) -> None:
+    """Refuse to resume (or re-use) a checkpoint made from anything other than `meta` (kind, backbone, data
+    fingerprint, seed, model and loop settings), naming each difference; and one of another artifact schema."""
+    if saved.get("schema") != ckpt.SCHEMA:
+        raise ckpt.CheckpointError(
+            f"{path} has artifact schema {saved.get('schema')!r}; this textlab reads schema {ckpt.SCHEMA} (it was made "
+            "by another version of textlab): train into a fresh folder")
+    diff = differences(saved, json.loads(json.dumps(meta, default=ckpt._jsonable)), RESUME_SKIP)
+    if diff:
+        raise ckpt.CheckpointError(
+            f"{path} was made from other data or settings; it is never resumed or re-used under these "
+            f"(made -> now):\n{describe_differences(diff)}\nTrain with the same settings, or into a fresh folder.")
 
 
 def _bare(accelerator: Accelerator, model: torch.nn.Module) -> torch.nn.Module:
@@ -299,12 +290,7 @@ def fit(model: torch.nn.Module, data, tokenizer, cfg: TrainConfig, out_dir, *, m
     if pointer.get("last"):
         last = ckpt.checkpoint_path(out_dir, "last")
         saved = ckpt.read_json(last / "meta.json")
-        if (train_settings(saved) != train_settings({"config": asdict(cfg)})
-                or saved.get("backbone") != meta.get("backbone") or model_settings(saved) != model_settings(meta)):
-            raise ckpt.CheckpointError(
-                f"{last} was made with other settings (backbone {saved.get('backbone')!r}, config "
-                f"{saved.get('config')}, model {model_settings(saved)}); resume with the same settings "
-                f"or use a fresh output folder")
+        check_resumable(saved, {**meta, "config": asdict(cfg)}, last)
         ckpt.load_into(_bare(accelerator, model), last / "model.safetensors", saved)
         ts = ckpt.load_training_state(last)
         optimizer.load_state_dict(ts["optimizer"])
@@ -315,7 +301,9 @@ def fit(model: torch.nn.Module, data, tokenizer, cfg: TrainConfig, out_dir, *, m
         if "rng_cuda" in ts and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(ts["rng_cuda"])
         state.update(saved["loop"])
-        accelerator.print(f"resuming {desc} from {last.name}: epoch {state['epoch'] + 1}, step {state['global_step']}")
+        finished = state["epoch"] >= cfg.epochs or state["global_step"] >= total_steps or state["bad_epochs"] >= cfg.patience
+        accelerator.print(f"{desc}: re-using the finished training in {out_dir} ({last.name}), nothing to train" if finished
+                          else f"resuming {desc} from {last.name}: epoch {state['epoch'] + 1}, step {state['global_step']}")
 
     trackers = bool(cfg.log_with)
     if trackers:
@@ -330,9 +318,10 @@ def fit(model: torch.nn.Module, data, tokenizer, cfg: TrainConfig, out_dir, *, m
                 _state(model, optimizer, scheduler, accelerator), role=role)
         accelerator.wait_for_everyone()
 
-    stopped_early = False
     done = state["global_step"] >= total_steps
-    while state["epoch"] < cfg.epochs and not done:
+    last_save = time.monotonic()
+    # Early stopping is final: a resumed run whose patience is used up trains nothing more.
+    while state["epoch"] < cfg.epochs and not done and state["bad_epochs"] < cfg.patience:
         epoch = state["epoch"]
         # Accelerate's loader re-seeds the sampler with its own count of iterations at every iter(): set that
         # count too, else the epoch after a resumed (skip_first_batches) epoch would replay the previous order.
@@ -370,10 +359,11 @@ def fit(model: torch.nn.Module, data, tokenizer, cfg: TrainConfig, out_dir, *, m
                 state["global_step"] += 1
                 if trackers:
                     accelerator.log({"train_loss": loss.item(), "lr": scheduler.get_last_lr()[0]}, step=state["global_step"])
-                if cfg.save_every_steps and state["global_step"] % cfg.save_every_steps == 0:
+                if _save_due(cfg, state["global_step"], last_save, accelerator):
                     state["epoch_seconds"] += time.perf_counter() - t0
                     t0 = time.perf_counter()
                     save()
+                    last_save = time.monotonic()
                 if stop_after_steps and state["global_step"] >= stop_after_steps:
                     raise _Interrupt(f"stopped after step {state['global_step']} (stop_after_steps)")
                 if state["global_step"] >= total_steps:
@@ -403,8 +393,8 @@ def fit(model: torch.nn.Module, data, tokenizer, cfg: TrainConfig, out_dir, *, m
         state.update(epoch=epoch + 1, micro_in_epoch=0, train_loss_sum=0.0, train_tokens=0, train_micro=0,
                      epoch_seconds=0.0)
         save(("last", "best") if improved else ("last",))
+        last_save = time.monotonic()
         if state["bad_epochs"] >= cfg.patience:
-            stopped_early = True
             accelerator.print(f"{desc}: early stop, no val {cfg.select_metric} gain for {cfg.patience} epochs")
             break
 
@@ -417,8 +407,19 @@ def fit(model: torch.nn.Module, data, tokenizer, cfg: TrainConfig, out_dir, *, m
     return FitResult(
         history=hist, best_epoch=state["best_epoch"], best_metric=state["best_metric"], precision=precision,
         device=device_name(accelerator.device), s_per_epoch=float(np.median([h["seconds"] for h in hist])) if hist else 0.0,  # robust to one disturbed epoch
-        out_dir=out_dir, stopped_early=stopped_early, extra={"accelerator": accelerator, "model": model},
+        out_dir=out_dir, stopped_early=state["bad_epochs"] >= cfg.patience, extra={"accelerator": accelerator, "model": model},
     )
+
+
+def _save_due(cfg: TrainConfig, step: int, last_save: float, accelerator: Accelerator) -> bool:
+    """A mid-epoch checkpoint after this optimizer step: every save_every_steps steps, or once save_every_minutes
+    have passed since the last one (the main process's clock decides for all, so every process saves together)."""
+    due = bool(cfg.save_every_steps) and step % cfg.save_every_steps == 0
+    if cfg.save_every_minutes and not due:
+        due = time.monotonic() - last_save >= 60 * cfg.save_every_minutes
+        if accelerator.num_processes > 1:
+            due = broadcast_object_list([due])[0]
+    return due
 
 
 def device_name(device: torch.device) -> str:

@@ -1,0 +1,304 @@
+"""A run folder and what it was made from.
+
+A run is `runs/<name>` ($TEXTLAB_RUNS/<name>); the name defaults to the profile, plus your data file's stem
+("cpu", "cpu-reviews"), so runs on your data and on 20 Newsgroups never share a folder. `manifest.json` records all
+that determines the run's results: a fingerprint of the data, every setting, the backbone and a hash of its weights,
+and the versions of the packages that change numbers. A folder is only re-used (resumed, re-evaluated, reported) under
+the same manifest; anything else is refused with a message naming each difference and the two ways on.
+A lock (`.lock`, held with flock, released by the kernel when its process dies, kill -9 included) keeps a second
+process out of a folder while one writes to it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import fcntl
+import hashlib
+import json
+import os
+import shlex
+import shutil
+import sys
+import time
+from contextlib import contextmanager
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+
+from .checkpoint import SCHEMA, CheckpointError, read_json, write_json
+from .config import EXECUTION_ONLY, PROFILES, PROJECT_ROOT, Profile
+
+MANIFEST = "manifest.json"
+LOCK = ".lock"
+# Packages whose version can change a run's numbers (kernels, tokenization, splits, metrics).
+NUMERIC_PACKAGES = ("torch", "transformers", "tokenizers", "accelerate", "datasets", "scikit-learn", "numpy", "scipy")
+# Manifest keys recorded for the reader but not compared: where things are, not what they are.
+NOT_COMPARED = ("run", "command", "profile", "data.source", "data.source_sha256", "settings.name", "settings.data")
+
+
+class RunError(RuntimeError):
+    """A run folder that cannot be used as asked; the message names the folder, the problem and the ways on."""
+
+
+# ---------------------------------------------------------------- names and folders
+
+
+def run_name(profile: Profile, name: str = "") -> str:
+    """The given name, else the profile's, with your data file's stem: "cpu", "cpu-reviews"."""
+    if name:
+        if name in (".", "..") or "/" in name or os.sep in name:
+            raise ValueError(f"a run name is a folder name without '/', got {name!r}")
+        return name
+    return profile.name + (f"-{Path(profile.data).stem}" if profile.data else "")
+
+
+def runs_root() -> Path:
+    return Path(os.environ.get("TEXTLAB_RUNS") or PROJECT_ROOT / "runs")
+
+
+def figures_dir(profile: Profile, run: Path) -> Path:
+    """The committed figures/ belong to the cpu profile on 20 Newsgroups, unchanged, in the default runs folder;
+    any other run writes its figures inside its own folder. $TEXTLAB_FIGURES overrides both."""
+    if os.environ.get("TEXTLAB_FIGURES"):
+        return Path(os.environ["TEXTLAB_FIGURES"])
+    if profile == PROFILES["cpu"] and run.name == "cpu" and not os.environ.get("TEXTLAB_RUNS"):
+        return PROJECT_ROOT / "figures"
+    return run / "figures"
+
+
+# ---------------------------------------------------------------- the manifest
+
+
+def dataset_fingerprint(dsd) -> str:
+    """SHA-256 of every split's texts and labels, in order (what a model trains and is scored on)."""
+    h = hashlib.sha256()
+    for split in sorted(dsd):
+        h.update(f"{split}\x00".encode())
+        for text, label in zip(dsd[split]["text"], dsd[split]["label"]):
+            h.update(f"{label}\x00".encode())
+            h.update(text.encode("utf-8", "surrogatepass") + b"\x00")
+    return h.hexdigest()
+
+
+_weights_sha: dict[tuple, str] = {}
+
+
+def weights_sha256(backbone) -> str | None:
+    """A hash of the backbone's pre-trained weights file; None for a random-init backbone. Cached per process."""
+    if backbone.pretrained is None:
+        return None
+    folder = Path(backbone.pretrained)
+    if not folder.is_dir():  # a hub id: the downloaded file, if any
+        from huggingface_hub import try_to_load_from_cache
+
+        found = try_to_load_from_cache(backbone.pretrained, "model.safetensors")
+        if not isinstance(found, str):
+            return f"hub:{backbone.pretrained}"
+        folder, files = Path(found).parent, [Path(found)]
+    else:
+        files = sorted(folder.glob("*.safetensors")) or sorted(folder.glob("pytorch_model*.bin"))
+    key = tuple((str(f), f.stat().st_size, f.stat().st_mtime_ns) for f in files)
+    if key not in _weights_sha:
+        h = hashlib.sha256()
+        for f in files:
+            with open(f, "rb") as fh:
+                for chunk in iter(lambda: fh.read(1 << 22), b""):
+                    h.update(chunk)
+        _weights_sha[key] = h.hexdigest()
+    return _weights_sha[key]
+
+
+def versions() -> dict[str, str]:
+    out = {"python": ".".join(map(str, sys.version_info[:2]))}
+    for package in NUMERIC_PACKAGES:
+        try:
+            out[package] = version(package)
+        except PackageNotFoundError:
+            out[package] = "not installed"
+    return out
+
+
+def settings(profile: Profile) -> dict:
+    """Every setting of the profile (JSON types), without the execution-only loop settings (speed, not results)."""
+    out = json.loads(json.dumps(dataclasses.asdict(profile)))
+    for kind in ("bert", "bilstm"):
+        for key in EXECUTION_ONLY:
+            out[kind].pop(key)
+    return out
+
+
+def command(profile: Profile, name: str, only: str = "") -> str:
+    """The command that (re)makes this run, or one notebook of it."""
+    base = PROFILES.get(profile.name)
+    parts = ["python", "-m", "textlab", "run", "--profile", profile.name]
+    if profile.data:
+        parts += ["--data", os.path.abspath(profile.data)]
+    if base is not None:
+        ours, theirs = _flat(settings(profile)), _flat(settings(base))
+        for key, value in ours.items():
+            if key not in ("name", "data") and theirs.get(key) != value:
+                parts += ["--set", f"{key}={format_value(value)}"]
+    if name != run_name(profile):
+        parts += ["--name", name]
+    if only:
+        parts += ["--only", only]
+    return shlex.join(parts)
+
+
+def format_value(value) -> str:
+    return ",".join(map(str, value)) if isinstance(value, list) else str(value)
+
+
+def make_manifest(profile: Profile, name: str, raw, backbone, fingerprint: str = "") -> dict:
+    """What determines a run's results. `raw`: the DatasetDict of texts (train / validation / test)."""
+    source = os.path.abspath(profile.data) if profile.data else None
+    return {
+        "schema": SCHEMA,
+        "run": name,
+        "profile": profile.name,
+        "command": command(profile, name),
+        "data": {
+            "source": source or "20 Newsgroups (bydate)",
+            "is_20newsgroups": source is None,
+            "fingerprint": fingerprint or dataset_fingerprint(raw),
+            "splits": {s: len(raw[s]) for s in raw},
+            "label_names": list(raw["train"].features["label"].names),
+        },
+        "settings": settings(profile),
+        "backbone": {"name": profile.backbone, "weights_sha256": weights_sha256(backbone),
+                     "config_sha256": hashlib.sha256(backbone.config.to_json_string().encode()).hexdigest()},
+        "versions": versions(),
+    }
+
+
+def _flat(d: dict, prefix: str = "") -> dict:
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, dict) and v:
+            out.update(_flat(v, f"{prefix}{k}."))
+        else:
+            out[prefix + k] = v
+    return out
+
+
+def differences(old: dict, new: dict, skip: tuple = NOT_COMPARED) -> list[tuple[str, object, object]]:
+    """(key, old value, new value) for every dotted key whose value differs; `skip` keys (and their children) aside."""
+    a, b = _flat(old), _flat(new)
+    keep = lambda k: not any(k == s or k.startswith(s + ".") for s in skip)  # noqa: E731
+    return [(k, a.get(k, "(absent)"), b.get(k, "(absent)")) for k in sorted(set(a) | set(b))
+            if keep(k) and a.get(k, "(absent)") != b.get(k, "(absent)")]
+
+
+def describe_differences(diff: list[tuple], limit: int = 12) -> str:
+    shown = [f"  {k}: {_short(o)} -> {_short(n)}" for k, o, n in diff[:limit]]
+    if len(diff) > limit:
+        shown.append(f"  ... and {len(diff) - limit} more")
+    return "\n".join(shown)
+
+
+def _short(v) -> str:
+    text = json.dumps(v) if not isinstance(v, str) else v
+    return text if len(text) <= 70 else text[:67] + "..."
+
+
+def check_manifest(run: Path, manifest: dict) -> None:
+    """Refuse a folder made from anything else; write the manifest into a new or empty one."""
+    path = run / MANIFEST
+    if not path.exists():
+        leftovers = [p.name for p in run.iterdir() if p.name not in (LOCK, "notebooks")] if run.exists() else []
+        if leftovers:
+            raise RunError(f"{run} holds a run without {MANIFEST} ({', '.join(sorted(leftovers)[:4])}): it was made by "
+                           f"an older textlab, or by hand, and cannot be checked against these settings.\n"
+                           f"{_ways_on(run, manifest)}")
+        write_json(path, manifest)
+        return
+    old = read_json(path)
+    if not isinstance(old, dict) or old.get("schema") != SCHEMA:
+        found = old.get("schema") if isinstance(old, dict) else None
+        raise RunError(f"{path} has artifact schema {found!r}; this textlab reads schema {SCHEMA}: the run was made by "
+                       f"another version of textlab.\n{_ways_on(run, manifest)}")
+    diff = differences(old, manifest)
+    if diff:
+        raise RunError(f"{run} was made from other data or settings than these; it is never re-used under them "
+                       f"({len(diff)} difference{'s' * (len(diff) > 1)}, made -> now):\n{describe_differences(diff)}\n"
+                       f"{_ways_on(run, manifest)}")
+
+
+def _ways_on(run: Path, manifest: dict) -> str:
+    return (f"Either give this run another name (--name NAME; in a notebook's parameters, name = \"NAME\"), or "
+            f"start it over with --fresh, which deletes {run} first:\n  {manifest['command']} --fresh")
+
+
+def read_manifest(run: Path) -> dict | None:
+    path = Path(run) / MANIFEST
+    return read_json(path) if path.exists() else None
+
+
+def how_to_make(run: Path, notebook: str) -> str:
+    """The command that runs `notebook` for the run in `run`, from its manifest (so with its data and settings)."""
+    manifest = read_manifest(run)
+    if manifest is None:
+        profile = f" --profile {Path(run).name}" if Path(run).name in PROFILES else ""
+        return f"python -m textlab run{profile} --only {notebook}"
+    return f"{manifest['command']} --only {notebook}"
+
+
+# ---------------------------------------------------------------- opening, locking, starting over
+
+
+def open_run(profile: Profile, raw, backbone, name: str = "", fresh: bool = False, fingerprint: str = "") -> Path:
+    """The run folder for these settings, created if new: checked against (or given) its manifest, under the lock.
+    fresh=True deletes what the folder held first."""
+    name = run_name(profile, name)
+    run = runs_root() / name
+    manifest = make_manifest(profile, name, raw, backbone, fingerprint)
+    with lock(run):
+        if fresh:
+            for child in run.iterdir():
+                if child.name != LOCK:
+                    shutil.rmtree(child) if child.is_dir() else child.unlink()
+        check_manifest(run, manifest)
+    return run
+
+
+_held: dict[Path, tuple[int, int]] = {}  # run folder -> (file descriptor, depth): re-entrant within a process
+
+
+@contextmanager
+def lock(run: Path):
+    """Hold the run folder's lock; a second process gets a RunError naming the process that holds it."""
+    run = Path(run).resolve()
+    if run in _held:
+        fd, depth = _held[run]
+        _held[run] = (fd, depth + 1)
+        try:
+            yield run
+        finally:
+            _held[run] = (fd, _held[run][1] - 1)
+        return
+    fd = _acquire(run)
+    _held[run] = (fd, 1)
+    try:
+        yield run
+    finally:
+        del _held[run]
+        os.close(fd)  # releases the flock
+
+
+def _acquire(run: Path) -> int:
+    try:
+        run.mkdir(parents=True, exist_ok=True)
+        fd = os.open(run / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+    except PermissionError as e:
+        raise RunError(f"cannot write to the run folder {run} ({e.strerror}): make it writable, or choose another "
+                       f"folder for runs with TEXTLAB_RUNS=/path/to/runs") from None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.pread(fd, 4096, 0).decode("utf-8", "replace").strip() or "another process"
+        os.close(fd)
+        raise RunError(f"{run} is in use by {holder}: wait until it finishes, or use another run name "
+                       f"(--name NAME)") from None
+    os.ftruncate(fd, 0)
+    who = f"process {os.getpid()} ({shlex.join(sys.argv)[:120]}, since {time.strftime('%Y-%m-%d %H:%M:%S')})"
+    os.pwrite(fd, who.encode(), 0)
+    return fd
