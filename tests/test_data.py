@@ -222,3 +222,48 @@ def test_no_path_and_no_download_says_both_ways(tmp_path, monkeypatch):
     monkeypatch.setattr(sklearn.datasets, "fetch_20newsgroups", offline)
     with pytest.raises(DataError, match=r"TEXTLAB_20NG.*internet.*fetch_20newsgroups|TEXTLAB_20NG.*fetch_20newsgroups"):
         data.load_20newsgroups()
+
+
+# ---------------------------------------------------------------- what load_data accepts
+
+
+@pytest.mark.parametrize("name", ["notes.txt", "table.tsv", "mine.csv.gz"])
+def test_other_file_types_are_refused_naming_the_file_and_the_types(tmp_path, monkeypatch, name):
+    monkeypatch.setenv("TEXTLAB_CACHE", str(tmp_path / "cache"))
+    path = tmp_path / name
+    path.write_text("text\tlabel\nhello\tgreeting\n")
+    with pytest.raises(DataError) as e:
+        data.load_data(path)
+    msg = str(e.value)
+    assert f"{path} (from data_path) is not a data file textlab can read" in msg
+    assert ".csv, .jsonl, .json or .parquet file with `text` and `label` columns" in msg
+    assert "the original 20news-bydate.tar.gz or its extracted folder" in msg
+    assert "truncated or corrupt" not in msg
+    assert list((tmp_path / "cache").glob("*")) == []  # nothing cached
+    assert path.read_text() == "text\tlabel\nhello\tgreeting\n"
+
+
+def test_missing_paths_are_reported_by_kind(tmp_path, monkeypatch):
+    monkeypatch.setenv("TEXTLAB_CACHE", str(tmp_path / "cache"))
+    with pytest.raises(DataError, match=f"^{tmp_path / 'gone.txt'} \\(from data_path\\) does not exist; textlab reads "
+                                        "your own data as a .csv"):
+        data.load_data(tmp_path / "gone.txt")
+    with pytest.raises(DataError, match=f"^data file {tmp_path / 'gone.jsonl'} does not exist$"):
+        data.load_data(tmp_path / "gone.jsonl")
+    with pytest.raises(DataError, match=f"20 Newsgroups not found at {tmp_path / 'gone'} .*TEXTLAB_20NG"):
+        data.load_data(tmp_path / "gone")  # no suffix: perhaps the extracted folder
+    monkeypatch.setenv("TEXTLAB_20NG", str(tmp_path / "notes.txt"))
+    (tmp_path / "notes.txt").write_text("x")
+    with pytest.raises(DataError, match=r"notes.txt \(from \$TEXTLAB_20NG\) is not a data file"):
+        data.load_data()
+    assert list((tmp_path / "cache").glob("*")) == []
+
+
+def test_folders_and_every_archive_suffix_go_to_20_newsgroups(archive, tmp_path):
+    with pytest.raises(DataError, match="has no folder 20news-bydate-train/"):
+        data.load_data(tmp_path)  # a folder: the extracted-archive reader
+    for suffix in (".tgz", ".tar", ".tar.bz2", ".tar.xz"):  # tarfile opens any of them whatever the name
+        link = tmp_path / f"20news{suffix}"
+        link.symlink_to(archive)
+        dsd = data.load_data(link)  # the archive's cache entry (same bytes)
+        assert len(dsd["train"]) + len(dsd["validation"]) == 11_314 and len(dsd["test"]) == 7_532

@@ -32,6 +32,11 @@ ENV_20NG = "TEXTLAB_20NG"
 ENV_CACHE = "TEXTLAB_CACHE"
 SPLITS_20NG = {"train": "20news-bydate-train", "test": "20news-bydate-test"}
 USER_SUFFIXES = (".csv", ".jsonl", ".json", ".parquet")
+ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".tar", ".tar.bz2", ".tar.xz")
+SUPPORTED = (
+    "your own data as a .csv, .jsonl, .json or .parquet file with `text` and `label` columns (optional `split`: "
+    "train/test), or 20 Newsgroups as the original 20news-bydate.tar.gz or its extracted folder"
+)
 TOKENIZATION_VERSION = 1  # bump when tokenize() changes what it writes
 
 
@@ -122,8 +127,13 @@ def resolve_20ng_path(data_path: str | os.PathLike | None = None) -> Path | None
     if not given:
         return None
     path = Path(given).expanduser()
+    origin = "data_path" if data_path else f"${ENV_20NG}"
+    archive_or_folder = path.is_dir() or path.name.lower().endswith(ARCHIVE_SUFFIXES)
+    if not archive_or_folder and path.exists():  # e.g. a .txt or .tsv: the tar reader would call it corrupt
+        raise DataError(f"{path} (from {origin}) is not a data file textlab can read; it reads {SUPPORTED}.")
+    if not archive_or_folder and path.suffix:  # a missing .txt: the 20 Newsgroups advice below would mislead
+        raise DataError(f"{path} (from {origin}) does not exist; textlab reads {SUPPORTED}.")
     if not path.exists():
-        origin = "data_path" if data_path else f"${ENV_20NG}"
         raise DataError(
             f"20 Newsgroups not found at {path} (from {origin}). Provide the data one of two ways: "
             f"pass data_path= / set {ENV_20NG} to the original 20news-bydate.tar.gz or its extracted folder "
@@ -248,15 +258,15 @@ def load_data(
     max_train_samples: int = 0,
     max_eval_samples: int = 0,
 ) -> DatasetDict:
-    """train / validation / test. `source`: None or a 20NG archive/folder, or your own .csv/.jsonl/.parquet.
+    """train / validation / test. `source`: None or a 20NG archive/folder, or your own .csv/.jsonl/.json/.parquet.
 
     Validation is a stratified `val_fraction` of train (fixed `seed`); test is never touched except by
     the debug knob `max_eval_samples`.
     """
-    if source and Path(source).suffix.lower() in USER_SUFFIXES:
-        dsd = load_user_file(source, seed=seed)
-    else:
-        dsd = load_20newsgroups(source)
+    path = Path(source).expanduser() if source else None
+    own = path is not None and path.suffix.lower() in USER_SUFFIXES and not path.is_dir()
+    # Anything else goes to 20 Newsgroups, whose resolver refuses files that are not archives.
+    dsd = load_user_file(path, seed=seed) if own else load_20newsgroups(path)
     train_idx, val_idx = _stratified_split(np.array(dsd["train"]["label"]), val_fraction, seed)
     return DatasetDict(
         train=_subset(dsd["train"].select(train_idx), max_train_samples, seed),
