@@ -1,3 +1,4 @@
+import codecs
 import io
 import json
 import tarfile
@@ -267,3 +268,36 @@ def test_folders_and_every_archive_suffix_go_to_20_newsgroups(archive, tmp_path)
         link.symlink_to(archive)
         dsd = data.load_data(link)  # the archive's cache entry (same bytes)
         assert len(dsd["train"]) + len(dsd["validation"]) == 11_314 and len(dsd["test"]) == 7_532
+
+
+# ---------------------------------------------------------------- encoding
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".jsonl"])
+def test_non_utf8_file_names_the_line_and_the_byte(tmp_path, suffix):
+    df = _frame(12)
+    path = tmp_path / f"mine{suffix}"
+    df.to_csv(path, index=False) if suffix == ".csv" else df.to_json(path, orient="records", lines=True)
+    lines = path.read_bytes().splitlines(keepends=True)
+    lines[6] = lines[6].replace(b"doc", "café".encode("cp1252"), 1)  # line 7: Windows-1252, as Excel writes
+    path.write_bytes(b"".join(lines))
+    before = path.read_bytes()
+    with pytest.raises(DataError) as e:
+        data.load_data(path)
+    msg = str(e.value)
+    assert msg.startswith(f"{path}: line 7 is not UTF-8 (byte 0xe9 at byte ")
+    assert "Save the file as UTF-8" in msg
+    assert path.read_bytes() == before
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".jsonl", ".json"])
+def test_utf8_with_bom_is_read(tmp_path, suffix):
+    df = _frame()
+    df.loc[0, "text"] = "café naïve 🚀"
+    path = tmp_path / f"mine{suffix}"
+    text = {".csv": lambda: df.to_csv(index=False), ".jsonl": lambda: df.to_json(orient="records", lines=True),
+            ".json": lambda: df.to_json(orient="records")}[suffix]()
+    path.write_bytes(codecs.BOM_UTF8 + text.encode("utf-8"))
+    dsd = data.load_user_file(path)
+    assert "café naïve 🚀" in list(dsd["train"]["text"]) + list(dsd["test"]["text"])
+    assert len(dsd["train"]) + len(dsd["test"]) == 90 and "text" in dsd["train"].column_names

@@ -4,6 +4,7 @@ as a `datasets.DatasetDict` (train / validation / test) with a ClassLabel; token
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import logging
 import os
@@ -181,44 +182,34 @@ def load_20newsgroups(data_path: str | os.PathLike | None = None) -> DatasetDict
 
 
 def load_user_file(path: str | os.PathLike, test_fraction: float = 0.2, seed: int = 42) -> DatasetDict:
-    """A .csv / .jsonl / .parquet with `text` and `label` columns (any number of classes).
+    """A .csv / .jsonl / .json / .parquet with `text` and `label` columns (any number of classes).
 
     An optional `split` column (train / test) is honoured; otherwise a stratified test split is carved.
     """
     path = Path(path)
     if not path.exists():
         raise DataError(f"data file {path} does not exist")
-    suffix = path.suffix.lower()
-    try:
-        if suffix == ".csv":
-            df = pd.read_csv(path, keep_default_na=False, na_values=[""])
-        elif suffix in (".jsonl", ".json"):
-            df = pd.read_json(path, lines=suffix == ".jsonl")
-        elif suffix == ".parquet":
-            df = pd.read_parquet(path)
-        else:
-            raise DataError(f"{path}: unsupported file type {suffix!r}; use one of {', '.join(USER_SUFFIXES)}")
-    except DataError:
-        raise
-    except Exception as e:
-        raise DataError(f"{path} could not be read as {suffix}: {type(e).__name__}: {e}") from e
+    df = _read_table(path)
     missing = [c for c in ("text", "label") if c not in df.columns]
     if missing:
         raise DataError(
             f"{path} has no {' / '.join(repr(m) for m in missing)} column; found columns {list(df.columns)}. "
             "Rename your columns to `text` (the document) and `label` (its class)."
         )
+    where = _positions(path, df)
     empty = df["label"].isna() | (df["label"].astype(str).str.strip() == "")
     if empty.any():
-        rows = (np.flatnonzero(empty.to_numpy())[:5] + 2).tolist()  # +2: header line, 1-based
-        raise DataError(f"{path}: {int(empty.sum())} rows have an empty label (e.g. file lines {rows}); fill or drop them")
-    df["text"] = df["text"].fillna("").astype(str)
-    labels = df["label"].astype(str)
-    names = sorted(labels.unique())
+        rows = where[1][np.flatnonzero(empty.to_numpy())[:5]].tolist()
+        raise DataError(
+            f"{path}: {int(empty.sum())} rows have an empty label (e.g. file {where[0]}s {rows}); fill or drop them")
+    texts = df["text"].fillna("").astype(str).tolist()
+    labels = df["label"].astype(str).tolist()
+    names = sorted(set(labels))
     if len(names) < 2:
         raise DataError(f"{path}: need at least 2 classes, found {names}")
     features = Features({"text": Value("string"), "label": ClassLabel(names=names), "doc_id": Value("string")})
-    table = {"text": df["text"].tolist(), "label": [names.index(x) for x in labels], "doc_id": [str(i) for i in df.index]}
+    ids = {name: i for i, name in enumerate(names)}
+    table = {"text": texts, "label": [ids[x] for x in labels], "doc_id": [str(i) for i in df.index]}
     full = Dataset.from_dict(table, features=features)
     if "split" in df.columns:
         split = df["split"].astype(str).str.lower()
@@ -230,6 +221,47 @@ def load_user_file(path: str | os.PathLike, test_fraction: float = 0.2, seed: in
         )
     train_idx, test_idx = _stratified_split(np.array(full["label"]), test_fraction, seed)
     return DatasetDict(train=full.select(train_idx), test=full.select(test_idx))
+
+
+def _read_table(path: Path) -> pd.DataFrame:
+    suffix = path.suffix.lower()
+    if suffix not in USER_SUFFIXES:
+        raise DataError(f"{path}: unsupported file type {suffix!r}; use one of {', '.join(USER_SUFFIXES)}")
+    text = None if suffix == ".parquet" else io.StringIO(_read_utf8(path))  # a DataError naming the line
+    try:
+        if suffix == ".parquet":
+            return pd.read_parquet(path)
+        if suffix == ".csv":
+            return pd.read_csv(text, keep_default_na=False, na_values=[""])
+        return pd.read_json(text, lines=suffix == ".jsonl")
+    except Exception as e:
+        raise DataError(f"{path} could not be read as {suffix}: {type(e).__name__}: {e}") from e
+
+
+def _read_utf8(path: Path) -> str:
+    """The file's text. Decoded here, not by pandas, which reports a bad byte by its offset in a read chunk."""
+    raw = path.read_bytes()
+    try:
+        # A BOM (Excel's "CSV UTF-8") is fine; pandas' JSON reader would choke on it.
+        return raw.decode("utf-8").removeprefix("\ufeff")
+    except UnicodeDecodeError as e:
+        line = raw.count(b"\n", 0, e.start) + 1
+        column = e.start - raw.rfind(b"\n", 0, e.start)  # 1-based byte within the line
+        raise DataError(
+            f"{path}: line {line} is not UTF-8 (byte 0x{raw[e.start]:02x} at byte {column} of the line; the first "
+            "such byte in the file). Save the file as UTF-8 (e.g. Excel: Save As > CSV UTF-8, or "
+            "iconv -f cp1252 -t utf-8) and load it again."
+        ) from e
+
+
+def _positions(path: Path, df: pd.DataFrame) -> tuple[str, np.ndarray]:
+    """How to find each row in the file: ("line", 1-based line) for .csv / .jsonl, else ("row", 1-based record)."""
+    n = len(df)
+    suffix = path.suffix.lower()
+    if suffix == ".csv":  # line 1 is the header; a quoted value with line breaks spans several lines
+        breaks = sum(df[c].astype(str).str.count("\n").fillna(0).to_numpy(dtype=int) for c in df.columns)
+        return "line", 2 + np.arange(n) + np.concatenate([[0], np.cumsum(breaks)])[:n]
+    return ("line" if suffix == ".jsonl" else "row"), 1 + np.arange(n)
 
 
 # ---------------------------------------------------------------- splits
