@@ -301,3 +301,21 @@ def test_utf8_with_bom_is_read(tmp_path, suffix):
     dsd = data.load_user_file(path)
     assert "café naïve 🚀" in list(dsd["train"]["text"]) + list(dsd["test"]["text"])
     assert len(dsd["train"]) + len(dsd["test"]) == 90 and "text" in dsd["train"].column_names
+
+
+# ---------------------------------------------------------------- the split column
+
+
+@pytest.mark.parametrize("only, lacking", [("train", "test"), ("test", "train")])
+def test_split_column_with_one_side_only(tmp_path, monkeypatch, only, lacking):
+    monkeypatch.setenv("TEXTLAB_CACHE", str(tmp_path / "cache"))
+    df = _frame()
+    df["split"] = only
+    path = tmp_path / "mine.csv"
+    df.to_csv(path, index=False)
+    with pytest.raises(DataError) as e:
+        data.load_data(path)
+    assert str(e.value) == (
+        f"{path}: column `split` marks all 90 rows {only} and none {lacking}. Add rows with split={lacking}, or "
+        "drop the `split` column to let textlab carve a stratified test split (20% of the rows).")
+    assert list((tmp_path / "cache").glob("*")) == []

@@ -212,14 +212,10 @@ def load_user_file(path: str | os.PathLike, test_fraction: float = 0.2, seed: in
     table = {"text": texts, "label": [ids[x] for x in labels], "doc_id": [str(i) for i in df.index]}
     full = Dataset.from_dict(table, features=features)
     if "split" in df.columns:
-        split = df["split"].astype(str).str.lower()
-        bad = sorted(set(split) - {"train", "test"})
-        if bad:
-            raise DataError(f"{path}: column `split` must hold train or test, found {bad}")
-        return DatasetDict(
-            train=full.select(np.flatnonzero(split == "train")), test=full.select(np.flatnonzero(split == "test"))
-        )
-    train_idx, test_idx = _stratified_split(np.array(full["label"]), test_fraction, seed)
+        is_test = _test_rows(path, df["split"], test_fraction)
+        train_idx, test_idx = np.flatnonzero(~is_test), np.flatnonzero(is_test)
+    else:
+        train_idx, test_idx = _stratified_split(np.array(full["label"]), test_fraction, seed)
     return DatasetDict(train=full.select(train_idx), test=full.select(test_idx))
 
 
@@ -262,6 +258,23 @@ def _positions(path: Path, df: pd.DataFrame) -> tuple[str, np.ndarray]:
         breaks = sum(df[c].astype(str).str.count("\n").fillna(0).to_numpy(dtype=int) for c in df.columns)
         return "line", 2 + np.arange(n) + np.concatenate([[0], np.cumsum(breaks)])[:n]
     return ("line" if suffix == ".jsonl" else "row"), 1 + np.arange(n)
+
+
+def _test_rows(path: Path, split: pd.Series, test_fraction: float) -> np.ndarray:
+    """The `split` column as a boolean test mask; both splits must be present."""
+    split = split.astype(str).str.lower()
+    bad = sorted(set(split) - {"train", "test"})
+    if bad:
+        raise DataError(f"{path}: column `split` must hold train or test, found {bad}")
+    is_test = (split == "test").to_numpy()
+    if is_test.all() or not is_test.any():
+        have, lack = ("test", "train") if is_test.all() else ("train", "test")
+        raise DataError(
+            f"{path}: column `split` marks all {len(split)} rows {have} and none {lack}. Add rows with "
+            f"split={lack}, or drop the `split` column to let textlab carve a stratified test split "
+            f"({test_fraction:.0%} of the rows)."
+        )
+    return is_test
 
 
 # ---------------------------------------------------------------- splits
