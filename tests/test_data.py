@@ -2,10 +2,12 @@ import codecs
 import io
 import json
 import tarfile
+import warnings
 
 import numpy as np
 import pandas as pd
 import pytest
+from datasets import DatasetDict
 
 from textlab import data
 from textlab.backbones import get_backbone
@@ -298,7 +300,10 @@ def test_utf8_with_bom_is_read(tmp_path, suffix):
     text = {".csv": lambda: df.to_csv(index=False), ".jsonl": lambda: df.to_json(orient="records", lines=True),
             ".json": lambda: df.to_json(orient="records")}[suffix]()
     path.write_bytes(codecs.BOM_UTF8 + text.encode("utf-8"))
-    dsd = data.load_user_file(path)
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        dsd = data.load_user_file(path)
+    assert _data_warnings(record) == []
     assert "café naïve 🚀" in list(dsd["train"]["text"]) + list(dsd["test"]["text"])
     assert len(dsd["train"]) + len(dsd["test"]) == 90 and "text" in dsd["train"].column_names
 
@@ -319,3 +324,109 @@ def test_split_column_with_one_side_only(tmp_path, monkeypatch, only, lacking):
         f"{path}: column `split` marks all 90 rows {only} and none {lacking}. Add rows with split={lacking}, or "
         "drop the `split` column to let textlab carve a stratified test split (20% of the rows).")
     assert list((tmp_path / "cache").glob("*")) == []
+
+
+# ---------------------------------------------------------------- warnings on your own data
+
+
+def _data_warnings(record) -> list[str]:
+    return [str(w.message) for w in record if issubclass(w.category, data.DataWarning)]
+
+
+def _load(path, **kw) -> tuple[DatasetDict, list[str]]:
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        dsd = data.load_data(path, **kw)
+    return dsd, _data_warnings(record)
+
+
+def test_20_newsgroups_gives_no_data_warning(archive):
+    dsd, warned = _load(archive)
+    assert warned == []
+    assert sum(data.is_empty(t) for t in dsd["train"]["text"]) > 200  # identical empty documents: no "duplicates"
+
+
+@pytest.mark.parametrize("split", [False, True])
+def test_clean_file_gives_no_data_warning(tmp_path, split):
+    df = _frame()
+    if split:
+        df["split"] = ["test" if i % 5 == 0 else "train" for i in range(len(df))]
+    df.loc[[1, 4, 7], "text"] = ""  # empty documents (same label) are not duplicates
+    path = tmp_path / "mine.csv"
+    df.to_csv(path, index=False)
+    _, warned = _load(path)
+    assert warned == []
+
+
+def test_duplicates_and_conflicting_labels(tmp_path):
+    rows = [("first\nspans two lines", "a")] + [(f"doc {i}", "ab"[i % 2]) for i in range(20)]
+    rows += [("doc 2", "a"), ("doc 3", "b"), ("doc 3", "b"), ("doc 4", "b"), ("", "a"), ("", "a")]
+    path = tmp_path / "mine.csv"
+    pd.DataFrame(rows, columns=["text", "label"]).to_csv(path, index=False)
+    # File lines: header 1, the two-line text 2-3, "doc i" at line i + 4, the extra rows from line 24 on.
+    _, warned = _load(path)
+    dup = [w for w in warned if " duplicate row(s) " in w]
+    conflict = [w for w in warned if "different labels" in w]
+    assert dup == [f"{path}: 3 duplicate row(s) (the same text and label as an earlier row; e.g. line 24 repeats "
+                   "line 6; line 25 repeats line 7; line 26 repeats line 7). They weigh more in training and, split "
+                   "across train and test, inflate the test score; drop them (e.g. pandas "
+                   "drop_duplicates(['text', 'label']))."]
+    assert conflict == [f"{path}: 1 text(s) appear with different labels (e.g. line 8 'a' vs line 27 'b'); at most "
+                        "one label can be right for each: correct or drop them."]
+    jsonl = tmp_path / "mine.jsonl"  # one record per line
+    pd.DataFrame(rows, columns=["text", "label"]).to_json(jsonl, orient="records", lines=True)
+    _, warned = _load(jsonl)
+    assert any("e.g. line 22 repeats line 4;" in w for w in warned)
+    parquet = tmp_path / "mine.parquet"  # no lines: 1-based rows
+    pd.DataFrame(rows, columns=["text", "label"]).to_parquet(parquet)
+    _, warned = _load(parquet)
+    assert any("e.g. row 22 repeats row 4;" in w for w in warned)
+
+
+def test_overlap_and_labels_only_in_test(tmp_path):
+    rows = [(f"doc {i}", "ab"[i % 2], "train") for i in range(20)]
+    rows += [("doc 0", "a", "test"), ("doc 1", "b", "test"), ("new", "a", "test"), ("odd", "c", "test"),
+             ("odder", "c", "test"), ("", "a", "train"), ("", "a", "test")]  # empty texts: no overlap
+    path = tmp_path / "mine.jsonl"
+    pd.DataFrame(rows, columns=["text", "label", "split"]).to_json(path, orient="records", lines=True)
+    dsd, warned = _load(path)
+    assert f"{path}: 2 of 6 test documents also appear verbatim in train (e.g. lines 21, 22); the test score " \
+           "counts them as unseen. Remove them from train or from test." in warned
+    assert f"{path}: 1 label(s) occur only in test, never in train (test documents: 'c' (2)); the model never " \
+           "sees them in training and cannot predict them. Add training rows for them, or drop them." in warned
+    assert len(warned) == 3  # and the duplicates "doc 0" / "doc 1"
+    assert dsd["train"].features["label"].names == ["a", "b", "c"]  # usable: the data still loads
+
+
+def test_classes_with_few_training_documents(tmp_path):
+    assert data.MIN_TRAIN_PER_CLASS == 5
+    labels = ["big"] * 30 + ["four"] * 4 + ["five"] * 5 + ["one"]
+    df = pd.DataFrame({"text": [f"doc {i}" for i in range(len(labels))], "label": labels, "split": "train"})
+    df = pd.concat([df, pd.DataFrame({"text": ["t1", "t2", "t3"], "label": ["big", "four", "one"], "split": "test"})])
+    path = tmp_path / "mine.parquet"
+    df.to_parquet(path)
+    _, warned = _load(path, val_fraction=0.1, seed=0)
+    rare = [w for w in warned if "fewer than" in w]
+    assert rare == [f"{path}: 2 class(es) have fewer than 5 training documents: 'four' (4), 'one' (1); the model can "
+                    "hardly learn them, and the validation split may take their only ones. Add examples, or merge "
+                    "or drop these classes."]
+
+
+def test_class_whose_only_training_document_goes_to_validation(tmp_path):
+    labels = ["a"] * 20 + ["b"] * 20 + ["solo"]
+    df = pd.DataFrame({"text": [f"doc {i}" for i in range(len(labels))], "label": labels, "split": "train"})
+    df = pd.concat([df, pd.DataFrame({"text": ["t1", "t2", "t3"], "label": ["a", "b", "solo"], "split": "test"})])
+    path = tmp_path / "mine.csv"
+    df.to_csv(path, index=False)
+    lost = {}
+    for seed in range(12):  # the split is random (no stratifying with a class of 1): "solo" lands either side
+        dsd, warned = _load(path, val_fraction=0.3, seed=seed)
+        solo = dsd["train"].features["label"].str2int("solo")
+        lost[seed] = [w for w in warned if "no training document left" in w]
+        assert bool(lost[seed]) == (solo not in dsd["train"]["label"]), seed
+    assert any(lost.values()) and not all(lost.values())
+    assert next(w for w in lost.values() if w) == [
+        f"{path}: after the validation split, 1 class(es) have no training document left (training documents in "
+        "the file: 'solo' (1)); the model never sees them in training. Add training rows for them (at least 5 each)."]
+    _, warned = _load(path, val_fraction=0.3, seed=next(s for s, w in lost.items() if w), max_train_samples=20)
+    assert any("after the validation split and max_train_samples=20, " in w for w in warned)

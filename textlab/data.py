@@ -11,7 +11,9 @@ import os
 import shutil
 import tarfile
 import tempfile
+import warnings
 import zlib
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -38,11 +40,16 @@ SUPPORTED = (
     "your own data as a .csv, .jsonl, .json or .parquet file with `text` and `label` columns (optional `split`: "
     "train/test), or 20 Newsgroups as the original 20news-bydate.tar.gz or its extracted folder"
 )
+MIN_TRAIN_PER_CLASS = 5  # fewer training documents than this: a class the model can hardly learn
 TOKENIZATION_VERSION = 1  # bump when tokenize() changes what it writes
 
 
 class DataError(ValueError):
     """Input data that cannot be used; the message says what is wrong and how to fix it."""
+
+
+class DataWarning(UserWarning):
+    """Data that can be used but that a user should know about (duplicates, overlap, rare classes)."""
 
 
 def cache_dir() -> Path:
@@ -185,6 +192,7 @@ def load_user_file(path: str | os.PathLike, test_fraction: float = 0.2, seed: in
     """A .csv / .jsonl / .json / .parquet with `text` and `label` columns (any number of classes).
 
     An optional `split` column (train / test) is honoured; otherwise a stratified test split is carved.
+    Data that can be used but looks wrong (duplicates, train/test overlap, rare classes) gives a DataWarning.
     """
     path = Path(path)
     if not path.exists():
@@ -216,6 +224,8 @@ def load_user_file(path: str | os.PathLike, test_fraction: float = 0.2, seed: in
         train_idx, test_idx = np.flatnonzero(~is_test), np.flatnonzero(is_test)
     else:
         train_idx, test_idx = _stratified_split(np.array(full["label"]), test_fraction, seed)
+    _warn_duplicates(path, texts, labels, where)
+    _warn_splits(path, texts, labels, train_idx, test_idx, where)
     return DatasetDict(train=full.select(train_idx), test=full.select(test_idx))
 
 
@@ -277,6 +287,87 @@ def _test_rows(path: Path, split: pd.Series, test_fraction: float) -> np.ndarray
     return is_test
 
 
+# ---------------------------------------------------------------- warnings on your own data
+
+
+def _at(where: tuple[str, np.ndarray], rows, k: int = 5) -> str:
+    """e.g. "lines 4, 9, 12, ..." for the first k of `rows` (positions in the frame)."""
+    unit, numbers = where
+    shown = ", ".join(str(numbers[i]) for i in rows[:k]) + (", ..." if len(rows) > k else "")
+    return f"{unit}{'s' if len(rows) > 1 else ''} {shown}"
+
+
+def _counted(names, counts: Counter, k: int = 5) -> str:
+    """e.g. "'spam' (2), 'ham' (1)"."""
+    return ", ".join(f"{n!r} ({counts[n]})" for n in names[:k]) + (", ..." if len(names) > k else "")
+
+
+def _warn_duplicates(path: Path, texts: list[str], labels: list[str], where) -> None:
+    """Rows repeating an earlier row, and texts given several labels. Empty texts are not compared: they carry
+    no content (20 Newsgroups has 300 by design)."""
+    first: dict[tuple[str, str], int] = {}
+    label_rows: dict[str, dict[str, int]] = {}  # text -> label -> first row
+    repeats = []
+    for i, (text, label) in enumerate(zip(texts, labels)):
+        if is_empty(text):
+            continue
+        j = first.setdefault((text, label), i)
+        if j != i:
+            repeats.append((i, j))
+        label_rows.setdefault(text, {}).setdefault(label, i)
+    unit, numbers = where
+    if repeats:
+        eg = "; ".join(f"{unit} {numbers[i]} repeats {unit} {numbers[j]}" for i, j in repeats[:3])
+        warnings.warn(
+            f"{path}: {len(repeats)} duplicate row(s) (the same text and label as an earlier row; e.g. {eg}). They "
+            "weigh more in training and, split across train and test, inflate the test score; drop them "
+            "(e.g. pandas drop_duplicates(['text', 'label'])).", DataWarning, stacklevel=2)
+    conflicts = [rows for rows in label_rows.values() if len(rows) > 1]
+    if conflicts:
+        eg = "; ".join(" vs ".join(f"{unit} {numbers[i]} {label!r}" for label, i in rows.items())
+                       for rows in conflicts[:3])
+        warnings.warn(
+            f"{path}: {len(conflicts)} text(s) appear with different labels (e.g. {eg}); at most one label can be "
+            "right for each: correct or drop them.", DataWarning, stacklevel=2)
+
+
+def _warn_splits(path: Path, texts: list[str], labels: list[str], train_idx, test_idx, where) -> None:
+    """Test documents also in train, labels never trained on, and classes with too few training documents."""
+    seen = {texts[i] for i in train_idx if not is_empty(texts[i])}
+    overlap = [i for i in test_idx if texts[i] in seen]
+    if overlap:
+        warnings.warn(
+            f"{path}: {len(overlap)} of {len(test_idx)} test documents also appear verbatim in train (e.g. "
+            f"{_at(where, overlap)}); the test score counts them as unseen. Remove them from train or from test.",
+            DataWarning, stacklevel=2)
+    train = Counter(labels[i] for i in train_idx)
+    test = Counter(labels[i] for i in test_idx)
+    only_test = sorted(set(test) - set(train))
+    if only_test:
+        warnings.warn(
+            f"{path}: {len(only_test)} label(s) occur only in test, never in train (test documents: "
+            f"{_counted(only_test, test)}); the model never sees them in training and cannot predict them. Add "
+            "training rows for them, or drop them.",
+            DataWarning, stacklevel=2)
+    rare = sorted(name for name, n in train.items() if n < MIN_TRAIN_PER_CLASS)
+    if rare:
+        warnings.warn(
+            f"{path}: {len(rare)} class(es) have fewer than {MIN_TRAIN_PER_CLASS} training documents: "
+            f"{_counted(rare, train)}; the model can hardly learn them, and the validation split may take their "
+            "only ones. Add examples, or merge or drop these classes.", DataWarning, stacklevel=2)
+
+
+def _warn_lost_classes(path: Path, names: list[str], before, after, cause: str) -> None:
+    """Classes that had training documents in the file but none left in the training set (load_data)."""
+    counts = Counter(names[i] for i in before)
+    lost = sorted(set(counts) - {names[i] for i in after})
+    if lost:
+        warnings.warn(
+            f"{path}: after {cause}, {len(lost)} class(es) have no training document left (training documents in "
+            f"the file: {_counted(lost, counts)}); the model never sees them in training. Add training rows for "
+            f"them (at least {MIN_TRAIN_PER_CLASS} each).", DataWarning, stacklevel=2)
+
+
 # ---------------------------------------------------------------- splits
 
 
@@ -312,12 +403,17 @@ def load_data(
     own = path is not None and path.suffix.lower() in USER_SUFFIXES and not path.is_dir()
     # Anything else goes to 20 Newsgroups, whose resolver refuses files that are not archives.
     dsd = load_user_file(path, seed=seed) if own else load_20newsgroups(path)
-    train_idx, val_idx = _stratified_split(np.array(dsd["train"]["label"]), val_fraction, seed)
-    return DatasetDict(
+    labels = np.array(dsd["train"]["label"])
+    train_idx, val_idx = _stratified_split(labels, val_fraction, seed)
+    out = DatasetDict(
         train=_subset(dsd["train"].select(train_idx), max_train_samples, seed),
         validation=_subset(dsd["train"].select(val_idx), max_eval_samples, seed),
         test=_subset(dsd["test"], max_eval_samples, seed),
     )
+    if own:  # 20 Newsgroups is known to be fine: no warnings there
+        cause = "the validation split" + (f" and max_train_samples={max_train_samples}" if max_train_samples else "")
+        _warn_lost_classes(path, dsd["train"].features["label"].names, labels, out["train"]["label"], cause)
+    return out
 
 
 def load_for_profile(profile: Profile) -> DatasetDict:
