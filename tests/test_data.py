@@ -3,6 +3,7 @@ import io
 import json
 import tarfile
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -430,3 +431,56 @@ def test_class_whose_only_training_document_goes_to_validation(tmp_path):
         "the file: 'solo' (1)); the model never sees them in training. Add training rows for them (at least 5 each)."]
     _, warned = _load(path, val_fraction=0.3, seed=next(s for s, w in lost.items() if w), max_train_samples=20)
     assert any("after the validation split and max_train_samples=20, " in w for w in warned)
+
+
+# ---------------------------------------------------------------- the data cache
+
+
+def _tiny_20ng(path: Path) -> Path:
+    """A bydate-layout archive with 20 groups and one document per group and split."""
+    with tarfile.open(path, "w:gz") as tar:
+        for split in ("20news-bydate-train", "20news-bydate-test"):
+            for g in range(20):
+                body = f"Subject: s\n\ngroup {g} {split}".encode()
+                info = tarfile.TarInfo(f"{split}/group{g:02d}/{g}")
+                info.size = len(body)
+                tar.addfile(info, io.BytesIO(body))
+    return path
+
+
+def _truncate_arrow(entry: Path) -> Path:
+    arrow = sorted(entry.rglob("*.arrow"))[0]
+    raw = arrow.read_bytes()
+    arrow.write_bytes(raw[: len(raw) // 2])
+    return arrow
+
+
+def test_unreadable_20ng_cache_entry_is_rebuilt(tmp_path, monkeypatch):
+    monkeypatch.setenv("TEXTLAB_CACHE", str(tmp_path / "cache"))
+    archive = _tiny_20ng(tmp_path / "tiny.tar.gz")
+    first = data.load_20newsgroups(archive)
+    (entry,) = (tmp_path / "cache").glob("20ng-*")
+    _truncate_arrow(entry)
+    with pytest.warns(data.DataWarning, match=f"cache entry {entry} is unreadable, rebuilt") as record:
+        again = data.load_20newsgroups(archive)
+    assert len(_data_warnings(record)) == 1
+    assert list(again["train"]["text"]) == list(first["train"]["text"]) and len(again["test"]) == 20
+    with warnings.catch_warnings(record=True) as record:  # the rebuilt entry is sound
+        warnings.simplefilter("always")
+        assert list(data.load_20newsgroups(archive)["test"]["label"]) == list(first["test"]["label"])
+    assert _data_warnings(record) == [] and [p.name for p in (tmp_path / "cache").iterdir()] == [entry.name]
+
+
+def test_unreadable_tokenization_cache_entry_is_rebuilt(tmp_path, monkeypatch, tokenizer):
+    monkeypatch.setenv("TEXTLAB_CACHE", str(tmp_path / "cache"))
+    path = tmp_path / "t.csv"
+    _frame(30).to_csv(path, index=False)
+    dsd = data.load_data(path, seed=0)
+    tok = data.tokenize(dsd, tokenizer, max_length=16)
+    want = {split: list(tok[split]["input_ids"]) for split in tok}  # read now: tok is memory-mapped from the entry
+    (entry,) = (tmp_path / "cache").glob("tok-*")
+    _truncate_arrow(entry)
+    with pytest.warns(data.DataWarning, match=f"cache entry {entry} is unreadable, rebuilt"):
+        again = data.tokenize(dsd, tokenizer, max_length=16)
+    assert {split: list(again[split]["input_ids"]) for split in again} == want
+    assert [p.name for p in (tmp_path / "cache").iterdir()] == [entry.name]

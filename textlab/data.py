@@ -49,7 +49,7 @@ class DataError(ValueError):
 
 
 class DataWarning(UserWarning):
-    """Data that can be used but that a user should know about (duplicates, overlap, rare classes)."""
+    """Data that can be used but that a user should know about (duplicates, overlap, rare classes, a rebuilt cache)."""
 
 
 def cache_dir() -> Path:
@@ -155,8 +155,9 @@ def load_20newsgroups(data_path: str | os.PathLike | None = None) -> DatasetDict
     """train (11,314) / test (7,532), stripped of headers, footers and quotes; cached as Arrow."""
     path = resolve_20ng_path(data_path)
     target = cache_dir() / f"20ng-{_source_key(path)}"
-    if target.exists():
-        return load_from_disk(str(target))
+    cached = _load_cached(target)
+    if cached is not None:
+        return cached
     if path is None:
         raw = _from_sklearn()
     elif path.is_dir():
@@ -462,6 +463,23 @@ def _content_key(dsd: DatasetDict, tokenizer, max_length: int, truncation: str =
     return h.hexdigest()[:20]
 
 
+def _load_cached(target: Path) -> DatasetDict | None:
+    """The cache entry at `target`, or None if there is none or it cannot be read.
+
+    Entries are written atomically, but a full disk, a copy or a crash of the machine can still leave a truncated
+    Arrow file; it is only a cache, so it is removed (to be rebuilt by the caller) rather than stopping the run.
+    """
+    if not target.exists():
+        return None
+    try:
+        return load_from_disk(str(target))
+    except (OSError, ValueError, KeyError) as e:  # pyarrow: OSError / ArrowInvalid; a bad state.json: ValueError
+        warnings.warn(f"cache entry {target} is unreadable, rebuilt ({type(e).__name__}: {e})", DataWarning,
+                      stacklevel=2)
+        shutil.rmtree(target, ignore_errors=True)
+        return None
+
+
 def _save_atomic(dsd: DatasetDict, target: Path) -> None:
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
     try:
@@ -499,9 +517,10 @@ def tokenize(dsd: DatasetDict, tokenizer, max_length: int = 256, num_proc: int |
     if truncation not in TRUNCATIONS:
         raise ValueError(f"unknown truncation {truncation!r}; choose one of: {', '.join(TRUNCATIONS)}")
     target = cache_dir() / f"tok-{_content_key(dsd, tokenizer, max_length, truncation)}"
-    if target.exists():
+    cached = _load_cached(target)
+    if cached is not None:
         log.info("tokenization cache hit: %s", target)
-        return load_from_disk(str(target))
+        return cached
     sep = tokenizer.sep_token_id
 
     def encode(batch, indices):
