@@ -290,3 +290,13 @@ def test_cli_errors(trained_run, tmp_path, monkeypatch, capsys):
     assert str(tmp_path / "bert") in err and "02_bert" in err
     assert _predict("--run", run, "--file", tmp_path / "absent.txt") == 2
     assert "absent.txt" in capsys.readouterr().err
+
+
+def test_cli_file_that_is_a_folder_or_missing(trained_run, tmp_path, capsys):
+    run, _ = trained_run
+    assert _predict("--run", run, "--file", tmp_path) == 2
+    assert capsys.readouterr().err == f"error: --file {tmp_path} is a folder; give a text file with one document per line\n"
+    missing = tmp_path / "absent.txt"
+    assert _predict("--run", run, "--file", missing) == 2
+    assert capsys.readouterr().err == f"error: --file {missing} does not exist\n"
+    assert list(tmp_path.iterdir()) == []  # nothing written

@@ -251,7 +251,13 @@ def _read_stdin() -> list[str]:
 def _read_file(name: str) -> list[str]:
     if name == "-":
         return _read_stdin()
-    return _lines(_decode(Path(name).read_bytes(), name))
+    path = Path(name)
+    # Both are caught by the command line (cli.main) and printed as one line; IsADirectoryError would not be.
+    if not path.exists():
+        raise FileNotFoundError(f"--file {name} does not exist")
+    if path.is_dir():
+        raise ValueError(f"--file {name} is a folder; give a text file with one document per line")
+    return _lines(_decode(path.read_bytes(), name))
 
 
 def _arg(text: str, i: int) -> str:
