@@ -175,7 +175,7 @@ def load_model(model_dir, device: str = "cpu") -> tuple[torch.nn.Module, dict]:
     meta_path = best / "meta.json"
     if not meta_path.exists():
         raise ckpt.CheckpointError(f"{meta_path} is missing: the checkpoint cannot be rebuilt")
-    meta = ckpt.read_json(meta_path)
+    meta = ckpt.validate_meta(ckpt.read_json(meta_path), meta_path)
     try:
         model = build_from_meta(meta)
     except (KeyError, TypeError, ValueError, ckpt.CheckpointError) as e:  # valid JSON, but not our metadata
