@@ -1,10 +1,14 @@
+import codecs
 import io
 import json
 import tarfile
+import warnings
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+from datasets import DatasetDict
 
 from textlab import data
 from textlab.backbones import get_backbone
@@ -222,3 +226,261 @@ def test_no_path_and_no_download_says_both_ways(tmp_path, monkeypatch):
     monkeypatch.setattr(sklearn.datasets, "fetch_20newsgroups", offline)
     with pytest.raises(DataError, match=r"TEXTLAB_20NG.*internet.*fetch_20newsgroups|TEXTLAB_20NG.*fetch_20newsgroups"):
         data.load_20newsgroups()
+
+
+# ---------------------------------------------------------------- what load_data accepts
+
+
+@pytest.mark.parametrize("name", ["notes.txt", "table.tsv", "mine.csv.gz"])
+def test_other_file_types_are_refused_naming_the_file_and_the_types(tmp_path, monkeypatch, name):
+    monkeypatch.setenv("TEXTLAB_CACHE", str(tmp_path / "cache"))
+    path = tmp_path / name
+    path.write_text("text\tlabel\nhello\tgreeting\n")
+    with pytest.raises(DataError) as e:
+        data.load_data(path)
+    msg = str(e.value)
+    assert f"{path} (from data_path) is not a data file textlab can read" in msg
+    assert ".csv, .jsonl, .json or .parquet file with `text` and `label` columns" in msg
+    assert "the original 20news-bydate.tar.gz or its extracted folder" in msg
+    assert "truncated or corrupt" not in msg
+    assert list((tmp_path / "cache").glob("*")) == []  # nothing cached
+    assert path.read_text() == "text\tlabel\nhello\tgreeting\n"
+
+
+def test_missing_paths_are_reported_by_kind(tmp_path, monkeypatch):
+    monkeypatch.setenv("TEXTLAB_CACHE", str(tmp_path / "cache"))
+    with pytest.raises(DataError, match=f"^{tmp_path / 'gone.txt'} \\(from data_path\\) does not exist; textlab reads "
+                                        "your own data as a .csv"):
+        data.load_data(tmp_path / "gone.txt")
+    with pytest.raises(DataError, match=f"^data file {tmp_path / 'gone.jsonl'} does not exist$"):
+        data.load_data(tmp_path / "gone.jsonl")
+    with pytest.raises(DataError, match=f"20 Newsgroups not found at {tmp_path / 'gone'} .*TEXTLAB_20NG"):
+        data.load_data(tmp_path / "gone")  # no suffix: perhaps the extracted folder
+    monkeypatch.setenv("TEXTLAB_20NG", str(tmp_path / "notes.txt"))
+    (tmp_path / "notes.txt").write_text("x")
+    with pytest.raises(DataError, match=r"notes.txt \(from \$TEXTLAB_20NG\) is not a data file"):
+        data.load_data()
+    assert list((tmp_path / "cache").glob("*")) == []
+
+
+def test_folders_and_every_archive_suffix_go_to_20_newsgroups(archive, tmp_path):
+    with pytest.raises(DataError, match="has no folder 20news-bydate-train/"):
+        data.load_data(tmp_path)  # a folder: the extracted-archive reader
+    for suffix in (".tgz", ".tar", ".tar.bz2", ".tar.xz"):  # tarfile opens any of them whatever the name
+        link = tmp_path / f"20news{suffix}"
+        link.symlink_to(archive)
+        dsd = data.load_data(link)  # the archive's cache entry (same bytes)
+        assert len(dsd["train"]) + len(dsd["validation"]) == 11_314 and len(dsd["test"]) == 7_532
+
+
+# ---------------------------------------------------------------- encoding
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".jsonl"])
+def test_non_utf8_file_names_the_line_and_the_byte(tmp_path, suffix):
+    df = _frame(12)
+    path = tmp_path / f"mine{suffix}"
+    df.to_csv(path, index=False) if suffix == ".csv" else df.to_json(path, orient="records", lines=True)
+    lines = path.read_bytes().splitlines(keepends=True)
+    lines[6] = lines[6].replace(b"doc", "café".encode("cp1252"), 1)  # line 7: Windows-1252, as Excel writes
+    path.write_bytes(b"".join(lines))
+    before = path.read_bytes()
+    with pytest.raises(DataError) as e:
+        data.load_data(path)
+    msg = str(e.value)
+    assert msg.startswith(f"{path}: line 7 is not UTF-8 (byte 0xe9 at byte ")
+    assert "Save the file as UTF-8" in msg
+    assert path.read_bytes() == before
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".jsonl", ".json"])
+def test_utf8_with_bom_is_read(tmp_path, suffix):
+    df = _frame()
+    df.loc[0, "text"] = "café naïve 🚀"
+    path = tmp_path / f"mine{suffix}"
+    text = {".csv": lambda: df.to_csv(index=False), ".jsonl": lambda: df.to_json(orient="records", lines=True),
+            ".json": lambda: df.to_json(orient="records")}[suffix]()
+    path.write_bytes(codecs.BOM_UTF8 + text.encode("utf-8"))
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        dsd = data.load_user_file(path)
+    assert _data_warnings(record) == []
+    assert "café naïve 🚀" in list(dsd["train"]["text"]) + list(dsd["test"]["text"])
+    assert len(dsd["train"]) + len(dsd["test"]) == 90 and "text" in dsd["train"].column_names
+
+
+# ---------------------------------------------------------------- the split column
+
+
+@pytest.mark.parametrize("only, lacking", [("train", "test"), ("test", "train")])
+def test_split_column_with_one_side_only(tmp_path, monkeypatch, only, lacking):
+    monkeypatch.setenv("TEXTLAB_CACHE", str(tmp_path / "cache"))
+    df = _frame()
+    df["split"] = only
+    path = tmp_path / "mine.csv"
+    df.to_csv(path, index=False)
+    with pytest.raises(DataError) as e:
+        data.load_data(path)
+    assert str(e.value) == (
+        f"{path}: column `split` marks all 90 rows {only} and none {lacking}. Add rows with split={lacking}, or "
+        "drop the `split` column to let textlab carve a stratified test split (20% of the rows).")
+    assert list((tmp_path / "cache").glob("*")) == []
+
+
+# ---------------------------------------------------------------- warnings on your own data
+
+
+def _data_warnings(record) -> list[str]:
+    return [str(w.message) for w in record if issubclass(w.category, data.DataWarning)]
+
+
+def _load(path, **kw) -> tuple[DatasetDict, list[str]]:
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        dsd = data.load_data(path, **kw)
+    return dsd, _data_warnings(record)
+
+
+def test_20_newsgroups_gives_no_data_warning(archive):
+    dsd, warned = _load(archive)
+    assert warned == []
+    assert sum(data.is_empty(t) for t in dsd["train"]["text"]) > 200  # identical empty documents: no "duplicates"
+
+
+@pytest.mark.parametrize("split", [False, True])
+def test_clean_file_gives_no_data_warning(tmp_path, split):
+    df = _frame()
+    if split:
+        df["split"] = ["test" if i % 5 == 0 else "train" for i in range(len(df))]
+    df.loc[[1, 4, 7], "text"] = ""  # empty documents (same label) are not duplicates
+    path = tmp_path / "mine.csv"
+    df.to_csv(path, index=False)
+    _, warned = _load(path)
+    assert warned == []
+
+
+def test_duplicates_and_conflicting_labels(tmp_path):
+    rows = [("first\nspans two lines", "a")] + [(f"doc {i}", "ab"[i % 2]) for i in range(20)]
+    rows += [("doc 2", "a"), ("doc 3", "b"), ("doc 3", "b"), ("doc 4", "b"), ("", "a"), ("", "a")]
+    path = tmp_path / "mine.csv"
+    pd.DataFrame(rows, columns=["text", "label"]).to_csv(path, index=False)
+    # File lines: header 1, the two-line text 2-3, "doc i" at line i + 4, the extra rows from line 24 on.
+    _, warned = _load(path)
+    dup = [w for w in warned if " duplicate row(s) " in w]
+    conflict = [w for w in warned if "different labels" in w]
+    assert dup == [f"{path}: 3 duplicate row(s) (the same text and label as an earlier row; e.g. line 24 repeats "
+                   "line 6; line 25 repeats line 7; line 26 repeats line 7). They weigh more in training and, split "
+                   "across train and test, inflate the test score; drop them (e.g. pandas "
+                   "drop_duplicates(['text', 'label']))."]
+    assert conflict == [f"{path}: 1 text(s) appear with different labels (e.g. line 8 'a' vs line 27 'b'); at most "
+                        "one label can be right for each: correct or drop them."]
+    jsonl = tmp_path / "mine.jsonl"  # one record per line
+    pd.DataFrame(rows, columns=["text", "label"]).to_json(jsonl, orient="records", lines=True)
+    _, warned = _load(jsonl)
+    assert any("e.g. line 22 repeats line 4;" in w for w in warned)
+    parquet = tmp_path / "mine.parquet"  # no lines: 1-based rows
+    pd.DataFrame(rows, columns=["text", "label"]).to_parquet(parquet)
+    _, warned = _load(parquet)
+    assert any("e.g. row 22 repeats row 4;" in w for w in warned)
+
+
+def test_overlap_and_labels_only_in_test(tmp_path):
+    rows = [(f"doc {i}", "ab"[i % 2], "train") for i in range(20)]
+    rows += [("doc 0", "a", "test"), ("doc 1", "b", "test"), ("new", "a", "test"), ("odd", "c", "test"),
+             ("odder", "c", "test"), ("", "a", "train"), ("", "a", "test")]  # empty texts: no overlap
+    path = tmp_path / "mine.jsonl"
+    pd.DataFrame(rows, columns=["text", "label", "split"]).to_json(path, orient="records", lines=True)
+    dsd, warned = _load(path)
+    assert f"{path}: 2 of 6 test documents also appear verbatim in train (e.g. lines 21, 22); the test score " \
+           "counts them as unseen. Remove them from train or from test." in warned
+    assert f"{path}: 1 label(s) occur only in test, never in train (test documents: 'c' (2)); the model never " \
+           "sees them in training and cannot predict them. Add training rows for them, or drop them." in warned
+    assert len(warned) == 3  # and the duplicates "doc 0" / "doc 1"
+    assert dsd["train"].features["label"].names == ["a", "b", "c"]  # usable: the data still loads
+
+
+def test_classes_with_few_training_documents(tmp_path):
+    assert data.MIN_TRAIN_PER_CLASS == 5
+    labels = ["big"] * 30 + ["four"] * 4 + ["five"] * 5 + ["one"]
+    df = pd.DataFrame({"text": [f"doc {i}" for i in range(len(labels))], "label": labels, "split": "train"})
+    df = pd.concat([df, pd.DataFrame({"text": ["t1", "t2", "t3"], "label": ["big", "four", "one"], "split": "test"})])
+    path = tmp_path / "mine.parquet"
+    df.to_parquet(path)
+    _, warned = _load(path, val_fraction=0.1, seed=0)
+    rare = [w for w in warned if "fewer than" in w]
+    assert rare == [f"{path}: 2 class(es) have fewer than 5 training documents: 'four' (4), 'one' (1); the model can "
+                    "hardly learn them, and the validation split may take their only ones. Add examples, or merge "
+                    "or drop these classes."]
+
+
+def test_class_whose_only_training_document_goes_to_validation(tmp_path):
+    labels = ["a"] * 20 + ["b"] * 20 + ["solo"]
+    df = pd.DataFrame({"text": [f"doc {i}" for i in range(len(labels))], "label": labels, "split": "train"})
+    df = pd.concat([df, pd.DataFrame({"text": ["t1", "t2", "t3"], "label": ["a", "b", "solo"], "split": "test"})])
+    path = tmp_path / "mine.csv"
+    df.to_csv(path, index=False)
+    lost = {}
+    for seed in range(12):  # the split is random (no stratifying with a class of 1): "solo" lands either side
+        dsd, warned = _load(path, val_fraction=0.3, seed=seed)
+        solo = dsd["train"].features["label"].str2int("solo")
+        lost[seed] = [w for w in warned if "no training document left" in w]
+        assert bool(lost[seed]) == (solo not in dsd["train"]["label"]), seed
+    assert any(lost.values()) and not all(lost.values())
+    assert next(w for w in lost.values() if w) == [
+        f"{path}: after the validation split, 1 class(es) have no training document left (training documents in "
+        "the file: 'solo' (1)); the model never sees them in training. Add training rows for them (at least 5 each)."]
+    _, warned = _load(path, val_fraction=0.3, seed=next(s for s, w in lost.items() if w), max_train_samples=20)
+    assert any("after the validation split and max_train_samples=20, " in w for w in warned)
+
+
+# ---------------------------------------------------------------- the data cache
+
+
+def _tiny_20ng(path: Path) -> Path:
+    """A bydate-layout archive with 20 groups and one document per group and split."""
+    with tarfile.open(path, "w:gz") as tar:
+        for split in ("20news-bydate-train", "20news-bydate-test"):
+            for g in range(20):
+                body = f"Subject: s\n\ngroup {g} {split}".encode()
+                info = tarfile.TarInfo(f"{split}/group{g:02d}/{g}")
+                info.size = len(body)
+                tar.addfile(info, io.BytesIO(body))
+    return path
+
+
+def _truncate_arrow(entry: Path) -> Path:
+    arrow = sorted(entry.rglob("*.arrow"))[0]
+    raw = arrow.read_bytes()
+    arrow.write_bytes(raw[: len(raw) // 2])
+    return arrow
+
+
+def test_unreadable_20ng_cache_entry_is_rebuilt(tmp_path, monkeypatch):
+    monkeypatch.setenv("TEXTLAB_CACHE", str(tmp_path / "cache"))
+    archive = _tiny_20ng(tmp_path / "tiny.tar.gz")
+    first = data.load_20newsgroups(archive)
+    (entry,) = (tmp_path / "cache").glob("20ng-*")
+    _truncate_arrow(entry)
+    with pytest.warns(data.DataWarning, match=f"cache entry {entry} is unreadable, rebuilt") as record:
+        again = data.load_20newsgroups(archive)
+    assert len(_data_warnings(record)) == 1
+    assert list(again["train"]["text"]) == list(first["train"]["text"]) and len(again["test"]) == 20
+    with warnings.catch_warnings(record=True) as record:  # the rebuilt entry is sound
+        warnings.simplefilter("always")
+        assert list(data.load_20newsgroups(archive)["test"]["label"]) == list(first["test"]["label"])
+    assert _data_warnings(record) == [] and [p.name for p in (tmp_path / "cache").iterdir()] == [entry.name]
+
+
+def test_unreadable_tokenization_cache_entry_is_rebuilt(tmp_path, monkeypatch, tokenizer):
+    monkeypatch.setenv("TEXTLAB_CACHE", str(tmp_path / "cache"))
+    path = tmp_path / "t.csv"
+    _frame(30).to_csv(path, index=False)
+    dsd = data.load_data(path, seed=0)
+    tok = data.tokenize(dsd, tokenizer, max_length=16)
+    want = {split: list(tok[split]["input_ids"]) for split in tok}  # read now: tok is memory-mapped from the entry
+    (entry,) = (tmp_path / "cache").glob("tok-*")
+    _truncate_arrow(entry)
+    with pytest.warns(data.DataWarning, match=f"cache entry {entry} is unreadable, rebuilt"):
+        again = data.tokenize(dsd, tokenizer, max_length=16)
+    assert {split: list(again[split]["input_ids"]) for split in again} == want
+    assert [p.name for p in (tmp_path / "cache").iterdir()] == [entry.name]

@@ -95,6 +95,37 @@ def test_corrupt_meta(model_dir, content):
     assert str(meta) in str(e.value)
 
 
+@pytest.mark.parametrize("change, expect", [
+    ({"label_names": ["a", "b"]}, "label_names has 2 names but num_labels is 20: edited or corrupt"),
+    ({"num_labels": 21}, "label_names has 20 names but num_labels is 21: edited or corrupt"),
+    ({"label_names": "a,b"}, "label_names must be a list of strings, found a,b"),
+    ({"label_names": list(range(20))}, "label_names must be a list of strings, found [0, 1, 2"),
+    ({"num_labels": 1, "label_names": ["a"]}, "num_labels must be an integer >= 2, found 1"),
+    ({"num_labels": "20"}, "num_labels must be an integer >= 2, found '20'"),
+])
+def test_inconsistent_meta_labels(model_dir, change, expect):
+    """Once a numpy broadcast error at prediction time, naming no file."""
+    from textlab.predict import load_predictor
+
+    meta = ckpt.checkpoint_path(model_dir, "best") / "meta.json"
+    ckpt.write_json(meta, {**_meta(model_dir), **change})
+    before = meta.read_bytes()
+    for load in (lambda: pipeline.load_model(model_dir), lambda: load_predictor(model_dir.parent, "bert")):
+        with pytest.raises(ckpt.CheckpointError) as e:
+            load()
+        assert str(e.value).startswith(f"{meta}: {expect}")
+    assert meta.read_bytes() == before  # reported, not rewritten
+
+
+def test_consistent_meta_passes_unchanged(reference):
+    meta = _meta(reference)
+    assert ckpt.validate_meta(meta, "meta.json") is meta
+    minimal = {"schema": ckpt.SCHEMA, "num_labels": 2}
+    assert ckpt.validate_meta(minimal, "meta.json") == minimal  # label names are optional here
+    with pytest.raises(ckpt.CheckpointError, match="meta.json has artifact schema None; this textlab reads schema 1"):
+        ckpt.validate_meta({"num_labels": 2}, "meta.json")
+
+
 def test_missing_meta(model_dir):
     meta = ckpt.checkpoint_path(model_dir, "best") / "meta.json"
     meta.unlink()
@@ -145,7 +176,8 @@ def test_checkpoint_of_another_shape(reference, change, expect):
 
 def test_edited_meta_does_not_fit_the_weights(model_dir):
     meta_file = ckpt.checkpoint_path(model_dir, "best") / "meta.json"
-    ckpt.write_json(meta_file, {**_meta(model_dir), "num_labels": 5})
+    meta = _meta(model_dir)  # consistent in itself (validate_meta passes), but not with the weights
+    ckpt.write_json(meta_file, {**meta, "num_labels": 5, "label_names": meta["label_names"][:5]})
     with pytest.raises(ckpt.CheckpointError, match=r"model\.safetensors does not fit this model: .*classifier"):
         pipeline.load_model(model_dir)
 

@@ -289,3 +289,36 @@ def test_cli_errors(trained_run, tmp_path, monkeypatch, capsys):
     assert str(tmp_path / "bert") in err and "02_bert" in err
     assert _predict("--run", run, "--file", tmp_path / "absent.txt") == 2
     assert "absent.txt" in capsys.readouterr().err
+
+
+def test_cli_file_that_is_a_folder_or_missing(trained_run, tmp_path, capsys):
+    run, _ = trained_run
+    assert _predict("--run", run, "--file", tmp_path) == 2
+    assert capsys.readouterr().err == f"error: --file {tmp_path} is a folder; give a text file with one document per line\n"
+    missing = tmp_path / "absent.txt"
+    assert _predict("--run", run, "--file", missing) == 2
+    assert capsys.readouterr().err == f"error: --file {missing} does not exist\n"
+    assert list(tmp_path.iterdir()) == []  # nothing written
+
+
+def test_run_folder_that_does_not_exist_lists_its_trained_siblings(tmp_path, capsys):
+    for name, kind in (("cpu", "bert"), ("gpu", "bilstm")):  # trained (a checkpoint pointer), and not
+        (tmp_path / name / kind).mkdir(parents=True)
+        (tmp_path / name / kind / "checkpoints.json").write_text("{}")
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "untrained" / "bert").mkdir(parents=True)
+    missing = tmp_path / "smoke"
+    for model in ("bert", "bilstm", "ensemble"):
+        with pytest.raises(CheckpointError) as e:
+            load_predictor(missing, model)
+        assert str(e.value) == (f"run folder {missing} does not exist; run folders with a trained model beside it: "
+                                f"{tmp_path / 'cpu'}, {tmp_path / 'gpu'}")
+    assert _predict("--run", missing, "x") == 2
+    assert capsys.readouterr().err == f"error: {e.value}\n"
+    lonely = tmp_path / "notes" / "run"
+    with pytest.raises(CheckpointError, match=f"^run folder {lonely} does not exist, and no folder beside it "
+                                              f"\\(in {tmp_path / 'notes'}\\) holds a trained model$"):
+        load_predictor(lonely)
+    with pytest.raises(CheckpointError, match="does not exist, and no folder beside it"):
+        load_predictor(tmp_path / "nowhere" / "deeper" / "run")
+    assert not missing.exists() and not lonely.exists() and not (tmp_path / "nowhere").exists()

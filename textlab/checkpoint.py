@@ -214,3 +214,27 @@ def load_training_state(ckpt: Path) -> dict:
         raise CheckpointError(f"{path} is missing: this checkpoint cannot resume training") from None
     except Exception as e:
         raise CheckpointError(f"{path} could not be loaded safely (truncated or corrupt?): {e}") from e
+
+
+def validate_meta(meta: dict, path) -> dict:
+    """`meta` as read from `path`, if of this schema and its classes are consistent; else a CheckpointError naming
+    the file.
+
+    An edited or corrupt meta.json would otherwise fail much later, as a numpy broadcast error naming no file.
+    """
+    if not isinstance(meta, dict):
+        raise CheckpointError(f"{path} is not a checkpoint's metadata (a JSON object): found {str(meta)[:80]}")
+    if meta.get("schema") != SCHEMA:
+        raise CheckpointError(f"{path} has artifact schema {meta.get('schema')!r}; this textlab reads schema {SCHEMA}: "
+                              "the model was made by another version of textlab; train it anew")
+    n = meta.get("num_labels")
+    if type(n) is not int or n < 2:  # type(): True is an int too
+        raise CheckpointError(f"{path}: num_labels must be an integer >= 2, found {n!r}")
+    names = meta.get("label_names")
+    if names is None:  # optional here; a predictor, which needs them, says so itself
+        return meta
+    if not isinstance(names, list) or not all(isinstance(x, str) for x in names):
+        raise CheckpointError(f"{path}: label_names must be a list of strings, found {str(names)[:80]}")
+    if len(names) != n:
+        raise CheckpointError(f"{path}: label_names has {len(names)} names but num_labels is {n}: edited or corrupt")
+    return meta

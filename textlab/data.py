@@ -4,13 +4,16 @@ as a `datasets.DatasetDict` (train / validation / test) with a ClassLabel; token
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import logging
 import os
 import shutil
 import tarfile
 import tempfile
+import warnings
 import zlib
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -32,11 +35,21 @@ ENV_20NG = "TEXTLAB_20NG"
 ENV_CACHE = "TEXTLAB_CACHE"
 SPLITS_20NG = {"train": "20news-bydate-train", "test": "20news-bydate-test"}
 USER_SUFFIXES = (".csv", ".jsonl", ".json", ".parquet")
+ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".tar", ".tar.bz2", ".tar.xz")
+SUPPORTED = (
+    "your own data as a .csv, .jsonl, .json or .parquet file with `text` and `label` columns (optional `split`: "
+    "train/test), or 20 Newsgroups as the original 20news-bydate.tar.gz or its extracted folder"
+)
+MIN_TRAIN_PER_CLASS = 5  # fewer training documents than this: a class the model can hardly learn
 TOKENIZATION_VERSION = 1  # bump when tokenize() changes what it writes
 
 
 class DataError(ValueError):
     """Input data that cannot be used; the message says what is wrong and how to fix it."""
+
+
+class DataWarning(UserWarning):
+    """Data that can be used but that a user should know about (duplicates, overlap, rare classes, a rebuilt cache)."""
 
 
 def cache_dir() -> Path:
@@ -122,8 +135,13 @@ def resolve_20ng_path(data_path: str | os.PathLike | None = None) -> Path | None
     if not given:
         return None
     path = Path(given).expanduser()
+    origin = "data_path" if data_path else f"${ENV_20NG}"
+    archive_or_folder = path.is_dir() or path.name.lower().endswith(ARCHIVE_SUFFIXES)
+    if not archive_or_folder and path.exists():  # e.g. a .txt or .tsv: the tar reader would call it corrupt
+        raise DataError(f"{path} (from {origin}) is not a data file textlab can read; it reads {SUPPORTED}.")
+    if not archive_or_folder and path.suffix:  # a missing .txt: the 20 Newsgroups advice below would mislead
+        raise DataError(f"{path} (from {origin}) does not exist; textlab reads {SUPPORTED}.")
     if not path.exists():
-        origin = "data_path" if data_path else f"${ENV_20NG}"
         raise DataError(
             f"20 Newsgroups not found at {path} (from {origin}). Provide the data one of two ways: "
             f"pass data_path= / set {ENV_20NG} to the original 20news-bydate.tar.gz or its extracted folder "
@@ -137,8 +155,9 @@ def load_20newsgroups(data_path: str | os.PathLike | None = None) -> DatasetDict
     """train (11,314) / test (7,532), stripped of headers, footers and quotes; cached as Arrow."""
     path = resolve_20ng_path(data_path)
     target = cache_dir() / f"20ng-{_source_key(path)}"
-    if target.exists():
-        return load_from_disk(str(target))
+    cached = _load_cached(target)
+    if cached is not None:
+        return cached
     if path is None:
         raw = _from_sklearn()
     elif path.is_dir():
@@ -171,55 +190,183 @@ def load_20newsgroups(data_path: str | os.PathLike | None = None) -> DatasetDict
 
 
 def load_user_file(path: str | os.PathLike, test_fraction: float = 0.2, seed: int = 42) -> DatasetDict:
-    """A .csv / .jsonl / .parquet with `text` and `label` columns (any number of classes).
+    """A .csv / .jsonl / .json / .parquet with `text` and `label` columns (any number of classes).
 
     An optional `split` column (train / test) is honoured; otherwise a stratified test split is carved.
+    Data that can be used but looks wrong (duplicates, train/test overlap, rare classes) gives a DataWarning.
     """
     path = Path(path)
     if not path.exists():
         raise DataError(f"data file {path} does not exist")
-    suffix = path.suffix.lower()
-    try:
-        if suffix == ".csv":
-            df = pd.read_csv(path, keep_default_na=False, na_values=[""])
-        elif suffix in (".jsonl", ".json"):
-            df = pd.read_json(path, lines=suffix == ".jsonl")
-        elif suffix == ".parquet":
-            df = pd.read_parquet(path)
-        else:
-            raise DataError(f"{path}: unsupported file type {suffix!r}; use one of {', '.join(USER_SUFFIXES)}")
-    except DataError:
-        raise
-    except Exception as e:
-        raise DataError(f"{path} could not be read as {suffix}: {type(e).__name__}: {e}") from e
+    df = _read_table(path)
     missing = [c for c in ("text", "label") if c not in df.columns]
     if missing:
         raise DataError(
             f"{path} has no {' / '.join(repr(m) for m in missing)} column; found columns {list(df.columns)}. "
             "Rename your columns to `text` (the document) and `label` (its class)."
         )
+    where = _positions(path, df)
     empty = df["label"].isna() | (df["label"].astype(str).str.strip() == "")
     if empty.any():
-        rows = (np.flatnonzero(empty.to_numpy())[:5] + 2).tolist()  # +2: header line, 1-based
-        raise DataError(f"{path}: {int(empty.sum())} rows have an empty label (e.g. file lines {rows}); fill or drop them")
-    df["text"] = df["text"].fillna("").astype(str)
-    labels = df["label"].astype(str)
-    names = sorted(labels.unique())
+        rows = where[1][np.flatnonzero(empty.to_numpy())[:5]].tolist()
+        raise DataError(
+            f"{path}: {int(empty.sum())} rows have an empty label (e.g. file {where[0]}s {rows}); fill or drop them")
+    texts = df["text"].fillna("").astype(str).tolist()
+    labels = df["label"].astype(str).tolist()
+    names = sorted(set(labels))
     if len(names) < 2:
         raise DataError(f"{path}: need at least 2 classes, found {names}")
     features = Features({"text": Value("string"), "label": ClassLabel(names=names), "doc_id": Value("string")})
-    table = {"text": df["text"].tolist(), "label": [names.index(x) for x in labels], "doc_id": [str(i) for i in df.index]}
+    ids = {name: i for i, name in enumerate(names)}
+    table = {"text": texts, "label": [ids[x] for x in labels], "doc_id": [str(i) for i in df.index]}
     full = Dataset.from_dict(table, features=features)
     if "split" in df.columns:
-        split = df["split"].astype(str).str.lower()
-        bad = sorted(set(split) - {"train", "test"})
-        if bad:
-            raise DataError(f"{path}: column `split` must hold train or test, found {bad}")
-        return DatasetDict(
-            train=full.select(np.flatnonzero(split == "train")), test=full.select(np.flatnonzero(split == "test"))
-        )
-    train_idx, test_idx = _stratified_split(np.array(full["label"]), test_fraction, seed)
+        is_test = _test_rows(path, df["split"], test_fraction)
+        train_idx, test_idx = np.flatnonzero(~is_test), np.flatnonzero(is_test)
+    else:
+        train_idx, test_idx = _stratified_split(np.array(full["label"]), test_fraction, seed)
+    _warn_duplicates(path, texts, labels, where)
+    _warn_splits(path, texts, labels, train_idx, test_idx, where)
     return DatasetDict(train=full.select(train_idx), test=full.select(test_idx))
+
+
+def _read_table(path: Path) -> pd.DataFrame:
+    suffix = path.suffix.lower()
+    if suffix not in USER_SUFFIXES:
+        raise DataError(f"{path}: unsupported file type {suffix!r}; use one of {', '.join(USER_SUFFIXES)}")
+    text = None if suffix == ".parquet" else io.StringIO(_read_utf8(path))  # a DataError naming the line
+    try:
+        if suffix == ".parquet":
+            return pd.read_parquet(path)
+        if suffix == ".csv":
+            return pd.read_csv(text, keep_default_na=False, na_values=[""])
+        return pd.read_json(text, lines=suffix == ".jsonl")
+    except Exception as e:
+        raise DataError(f"{path} could not be read as {suffix}: {type(e).__name__}: {e}") from e
+
+
+def _read_utf8(path: Path) -> str:
+    """The file's text. Decoded here, not by pandas, which reports a bad byte by its offset in a read chunk."""
+    raw = path.read_bytes()
+    try:
+        # A BOM (Excel's "CSV UTF-8") is fine; pandas' JSON reader would choke on it.
+        return raw.decode("utf-8").removeprefix("\ufeff")
+    except UnicodeDecodeError as e:
+        line = raw.count(b"\n", 0, e.start) + 1
+        column = e.start - raw.rfind(b"\n", 0, e.start)  # 1-based byte within the line
+        raise DataError(
+            f"{path}: line {line} is not UTF-8 (byte 0x{raw[e.start]:02x} at byte {column} of the line; the first "
+            "such byte in the file). Save the file as UTF-8 (e.g. Excel: Save As > CSV UTF-8, or "
+            "iconv -f cp1252 -t utf-8) and load it again."
+        ) from e
+
+
+def _positions(path: Path, df: pd.DataFrame) -> tuple[str, np.ndarray]:
+    """How to find each row in the file: ("line", 1-based line) for .csv / .jsonl, else ("row", 1-based record)."""
+    n = len(df)
+    suffix = path.suffix.lower()
+    if suffix == ".csv":  # line 1 is the header; a quoted value with line breaks spans several lines
+        breaks = sum(df[c].astype(str).str.count("\n").fillna(0).to_numpy(dtype=int) for c in df.columns)
+        return "line", 2 + np.arange(n) + np.concatenate([[0], np.cumsum(breaks)])[:n]
+    return ("line" if suffix == ".jsonl" else "row"), 1 + np.arange(n)
+
+
+def _test_rows(path: Path, split: pd.Series, test_fraction: float) -> np.ndarray:
+    """The `split` column as a boolean test mask; both splits must be present."""
+    split = split.astype(str).str.lower()
+    bad = sorted(set(split) - {"train", "test"})
+    if bad:
+        raise DataError(f"{path}: column `split` must hold train or test, found {bad}")
+    is_test = (split == "test").to_numpy()
+    if is_test.all() or not is_test.any():
+        have, lack = ("test", "train") if is_test.all() else ("train", "test")
+        raise DataError(
+            f"{path}: column `split` marks all {len(split)} rows {have} and none {lack}. Add rows with "
+            f"split={lack}, or drop the `split` column to let textlab carve a stratified test split "
+            f"({test_fraction:.0%} of the rows)."
+        )
+    return is_test
+
+
+# ---------------------------------------------------------------- warnings on your own data
+
+
+def _at(where: tuple[str, np.ndarray], rows, k: int = 5) -> str:
+    """e.g. "lines 4, 9, 12, ..." for the first k of `rows` (positions in the frame)."""
+    unit, numbers = where
+    shown = ", ".join(str(numbers[i]) for i in rows[:k]) + (", ..." if len(rows) > k else "")
+    return f"{unit}{'s' if len(rows) > 1 else ''} {shown}"
+
+
+def _counted(names, counts: Counter, k: int = 5) -> str:
+    """e.g. "'spam' (2), 'ham' (1)"."""
+    return ", ".join(f"{n!r} ({counts[n]})" for n in names[:k]) + (", ..." if len(names) > k else "")
+
+
+def _warn_duplicates(path: Path, texts: list[str], labels: list[str], where) -> None:
+    """Rows repeating an earlier row, and texts given several labels. Empty texts are not compared: they carry
+    no content (20 Newsgroups has 300 by design)."""
+    first: dict[tuple[str, str], int] = {}
+    label_rows: dict[str, dict[str, int]] = {}  # text -> label -> first row
+    repeats = []
+    for i, (text, label) in enumerate(zip(texts, labels)):
+        if is_empty(text):
+            continue
+        j = first.setdefault((text, label), i)
+        if j != i:
+            repeats.append((i, j))
+        label_rows.setdefault(text, {}).setdefault(label, i)
+    unit, numbers = where
+    if repeats:
+        eg = "; ".join(f"{unit} {numbers[i]} repeats {unit} {numbers[j]}" for i, j in repeats[:3])
+        warnings.warn(
+            f"{path}: {len(repeats)} duplicate row(s) (the same text and label as an earlier row; e.g. {eg}). They "
+            "weigh more in training and, split across train and test, inflate the test score; drop them "
+            "(e.g. pandas drop_duplicates(['text', 'label'])).", DataWarning, stacklevel=2)
+    conflicts = [rows for rows in label_rows.values() if len(rows) > 1]
+    if conflicts:
+        eg = "; ".join(" vs ".join(f"{unit} {numbers[i]} {label!r}" for label, i in rows.items())
+                       for rows in conflicts[:3])
+        warnings.warn(
+            f"{path}: {len(conflicts)} text(s) appear with different labels (e.g. {eg}); at most one label can be "
+            "right for each: correct or drop them.", DataWarning, stacklevel=2)
+
+
+def _warn_splits(path: Path, texts: list[str], labels: list[str], train_idx, test_idx, where) -> None:
+    """Test documents also in train, labels never trained on, and classes with too few training documents."""
+    seen = {texts[i] for i in train_idx if not is_empty(texts[i])}
+    overlap = [i for i in test_idx if texts[i] in seen]
+    if overlap:
+        warnings.warn(
+            f"{path}: {len(overlap)} of {len(test_idx)} test documents also appear verbatim in train (e.g. "
+            f"{_at(where, overlap)}); the test score counts them as unseen. Remove them from train or from test.",
+            DataWarning, stacklevel=2)
+    train = Counter(labels[i] for i in train_idx)
+    test = Counter(labels[i] for i in test_idx)
+    only_test = sorted(set(test) - set(train))
+    if only_test:
+        warnings.warn(
+            f"{path}: {len(only_test)} label(s) occur only in test, never in train (test documents: "
+            f"{_counted(only_test, test)}); the model never sees them in training and cannot predict them. Add "
+            "training rows for them, or drop them.",
+            DataWarning, stacklevel=2)
+    rare = sorted(name for name, n in train.items() if n < MIN_TRAIN_PER_CLASS)
+    if rare:
+        warnings.warn(
+            f"{path}: {len(rare)} class(es) have fewer than {MIN_TRAIN_PER_CLASS} training documents: "
+            f"{_counted(rare, train)}; the model can hardly learn them, and the validation split may take their "
+            "only ones. Add examples, or merge or drop these classes.", DataWarning, stacklevel=2)
+
+
+def _warn_lost_classes(path: Path, names: list[str], before, after, cause: str) -> None:
+    """Classes that had training documents in the file but none left in the training set (load_data)."""
+    counts = Counter(names[i] for i in before)
+    lost = sorted(set(counts) - {names[i] for i in after})
+    if lost:
+        warnings.warn(
+            f"{path}: after {cause}, {len(lost)} class(es) have no training document left (training documents in "
+            f"the file: {_counted(lost, counts)}); the model never sees them in training. Add training rows for "
+            f"them (at least {MIN_TRAIN_PER_CLASS} each).", DataWarning, stacklevel=2)
 
 
 # ---------------------------------------------------------------- splits
@@ -248,21 +395,26 @@ def load_data(
     max_train_samples: int = 0,
     max_eval_samples: int = 0,
 ) -> DatasetDict:
-    """train / validation / test. `source`: None or a 20NG archive/folder, or your own .csv/.jsonl/.parquet.
+    """train / validation / test. `source`: None or a 20NG archive/folder, or your own .csv/.jsonl/.json/.parquet.
 
     Validation is a stratified `val_fraction` of train (fixed `seed`); test is never touched except by
     the debug knob `max_eval_samples`.
     """
-    if source and Path(source).suffix.lower() in USER_SUFFIXES:
-        dsd = load_user_file(source, seed=seed)
-    else:
-        dsd = load_20newsgroups(source)
-    train_idx, val_idx = _stratified_split(np.array(dsd["train"]["label"]), val_fraction, seed)
-    return DatasetDict(
+    path = Path(source).expanduser() if source else None
+    own = path is not None and path.suffix.lower() in USER_SUFFIXES and not path.is_dir()
+    # Anything else goes to 20 Newsgroups, whose resolver refuses files that are not archives.
+    dsd = load_user_file(path, seed=seed) if own else load_20newsgroups(path)
+    labels = np.array(dsd["train"]["label"])
+    train_idx, val_idx = _stratified_split(labels, val_fraction, seed)
+    out = DatasetDict(
         train=_subset(dsd["train"].select(train_idx), max_train_samples, seed),
         validation=_subset(dsd["train"].select(val_idx), max_eval_samples, seed),
         test=_subset(dsd["test"], max_eval_samples, seed),
     )
+    if own:  # 20 Newsgroups is known to be fine: no warnings there
+        cause = "the validation split" + (f" and max_train_samples={max_train_samples}" if max_train_samples else "")
+        _warn_lost_classes(path, dsd["train"].features["label"].names, labels, out["train"]["label"], cause)
+    return out
 
 
 def load_for_profile(profile: Profile) -> DatasetDict:
@@ -311,6 +463,23 @@ def _content_key(dsd: DatasetDict, tokenizer, max_length: int, truncation: str =
     return h.hexdigest()[:20]
 
 
+def _load_cached(target: Path) -> DatasetDict | None:
+    """The cache entry at `target`, or None if there is none or it cannot be read.
+
+    Entries are written atomically, but a full disk, a copy or a crash of the machine can still leave a truncated
+    Arrow file; it is only a cache, so it is removed (to be rebuilt by the caller) rather than stopping the run.
+    """
+    if not target.exists():
+        return None
+    try:
+        return load_from_disk(str(target))
+    except (OSError, ValueError, KeyError) as e:  # pyarrow: OSError / ArrowInvalid; a bad state.json: ValueError
+        warnings.warn(f"cache entry {target} is unreadable, rebuilt ({type(e).__name__}: {e})", DataWarning,
+                      stacklevel=2)
+        shutil.rmtree(target, ignore_errors=True)
+        return None
+
+
 def _save_atomic(dsd: DatasetDict, target: Path) -> None:
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
     try:
@@ -348,9 +517,10 @@ def tokenize(dsd: DatasetDict, tokenizer, max_length: int = 256, num_proc: int |
     if truncation not in TRUNCATIONS:
         raise ValueError(f"unknown truncation {truncation!r}; choose one of: {', '.join(TRUNCATIONS)}")
     target = cache_dir() / f"tok-{_content_key(dsd, tokenizer, max_length, truncation)}"
-    if target.exists():
+    cached = _load_cached(target)
+    if cached is not None:
         log.info("tokenization cache hit: %s", target)
-        return load_from_disk(str(target))
+        return cached
     sep = tokenizer.sep_token_id
 
     def encode(batch, indices):

@@ -217,11 +217,7 @@ def load_model(model_dir, device: str = "cpu") -> tuple[torch.nn.Module, dict]:
     meta_path = best / "meta.json"
     if not meta_path.exists():
         raise ckpt.CheckpointError(f"{meta_path} is missing: the checkpoint cannot be rebuilt")
-    meta = ckpt.read_json(meta_path)
-    if not isinstance(meta, dict) or meta.get("schema") != ckpt.SCHEMA:
-        found = meta.get("schema") if isinstance(meta, dict) else None
-        raise ckpt.CheckpointError(f"{meta_path} has artifact schema {found!r}; this textlab reads schema "
-                                   f"{ckpt.SCHEMA}: the model was made by another version of textlab; train it anew")
+    meta = ckpt.validate_meta(ckpt.read_json(meta_path), meta_path)
     try:
         model = build_from_meta(meta)
     except (KeyError, TypeError, ValueError, ckpt.CheckpointError) as e:  # valid JSON, but not our metadata

@@ -195,6 +195,8 @@ def load_predictor(run, model: str = "bert", device: str | None = None):
     if model not in MODELS:
         raise ValueError(f"unknown model {model!r}; choose one of: {', '.join(MODELS)}")
     run = Path(run)
+    if not run.exists():
+        raise CheckpointError(_no_run_folder(run))
     if model == "ensemble":
         if not (run / "ensemble" / "ensemble.json").exists():
             raise CheckpointError(f"{run / 'ensemble'} holds no trained ensemble (ensemble.json is missing): "
@@ -210,6 +212,18 @@ def load_predictor(run, model: str = "bert", device: str | None = None):
         raise CheckpointError(f"{checkpoint_path(folder, 'best') / 'meta.json'} lacks {', '.join(missing)}: "
                               "it cannot serve predictions")
     return Predictor(net, meta, get_backbone(meta["backbone"]).tokenizer(), device)
+
+
+def _no_run_folder(run: Path) -> str:
+    """The message for a run folder that does not exist, with the run folders beside it (likely meant instead)."""
+    parent = run.parent
+    trained = []
+    if parent.is_dir():
+        trained = sorted(str(d) for d in parent.iterdir()
+                         if any((d / kind / POINTER).exists() for kind in ("bert", "bilstm")))
+    if not trained:
+        return f"run folder {run} does not exist, and no folder beside it (in {parent}) holds a trained model"
+    return f"run folder {run} does not exist; run folders with a trained model beside it: {', '.join(trained)}"
 
 
 def _how_to_train(run: Path, model: str) -> str:
@@ -250,7 +264,13 @@ def _read_stdin() -> list[str]:
 def _read_file(name: str) -> list[str]:
     if name == "-":
         return _read_stdin()
-    return _lines(_decode(Path(name).read_bytes(), name))
+    path = Path(name)
+    # Both are caught by the command line (cli.main) and printed as one line; IsADirectoryError would not be.
+    if not path.exists():
+        raise FileNotFoundError(f"--file {name} does not exist")
+    if path.is_dir():
+        raise ValueError(f"--file {name} is a folder; give a text file with one document per line")
+    return _lines(_decode(path.read_bytes(), name))
 
 
 def _arg(text: str, i: int) -> str:
