@@ -484,3 +484,11 @@ def test_unreadable_tokenization_cache_entry_is_rebuilt(tmp_path, monkeypatch, t
         again = data.tokenize(dsd, tokenizer, max_length=16)
     assert {split: list(again[split]["input_ids"]) for split in again} == want
     assert [p.name for p in (tmp_path / "cache").iterdir()] == [entry.name]
+
+
+def test_textlab_20ng_naming_your_own_file_says_where_it_goes(tmp_path, monkeypatch):
+    own = tmp_path / "my.csv"
+    own.write_text("text,label\na,x\nb,y\n")
+    monkeypatch.setenv("TEXTLAB_20NG", str(own))
+    with pytest.raises(DataError, match=r"\$TEXTLAB_20NG=.*my.csv names your own .csv file.*--data .*my.csv"):
+        data.load_data(None)

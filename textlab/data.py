@@ -41,7 +41,7 @@ SUPPORTED = (
     "train/test), or 20 Newsgroups as the original 20news-bydate.tar.gz or its extracted folder"
 )
 MIN_TRAIN_PER_CLASS = 5  # fewer training documents than this: a class the model can hardly learn
-TOKENIZATION_VERSION = 1  # bump when tokenize() changes what it writes
+TOKENIZATION_VERSION = 2  # bump when tokenize() or its cache key changes
 
 
 class DataError(ValueError):
@@ -137,6 +137,10 @@ def resolve_20ng_path(data_path: str | os.PathLike | None = None) -> Path | None
     path = Path(given).expanduser()
     origin = "data_path" if data_path else f"${ENV_20NG}"
     archive_or_folder = path.is_dir() or path.name.lower().endswith(ARCHIVE_SUFFIXES)
+    if not data_path and path.suffix.lower() in USER_SUFFIXES:
+        raise DataError(f"${ENV_20NG}={path} names your own {path.suffix} file, but ${ENV_20NG} is only for the 20 "
+                        f"Newsgroups archive: unset it and pass your file as data (python -m textlab run --data {path}, "
+                        "or data = \"...\" in a notebook's parameters cell)")
     if not archive_or_folder and path.exists():  # e.g. a .txt or .tsv: the tar reader would call it corrupt
         raise DataError(f"{path} (from {origin}) is not a data file textlab can read; it reads {SUPPORTED}.")
     if not archive_or_folder and path.suffix:  # a missing .txt: the 20 Newsgroups advice below would mislead
@@ -451,16 +455,10 @@ def _tokenizer_key(tokenizer) -> str:
 
 def _content_key(dsd: DatasetDict, tokenizer, max_length: int, truncation: str = "head") -> str:
     # Our own key, not datasets' fingerprint: hashing a tokenizer object is not stable across processes.
-    # "head" adds nothing to the key, so caches written before truncation strategies existed stay valid.
-    cut = "" if truncation == "head" else f"|{truncation}"
-    h = hashlib.sha256(f"v{TOKENIZATION_VERSION}|{max_length}{cut}|{_tokenizer_key(tokenizer)}".encode())
-    for split in sorted(dsd):
-        h.update(split.encode())
-        for text in dsd[split]["text"]:
-            h.update(text.encode("utf-8", "surrogatepass"))
-            h.update(b"\x00")
-        h.update(np.asarray(dsd[split]["label"], dtype=np.int64).tobytes())
-    return h.hexdigest()[:20]
+    from .runs import dataset_fingerprint
+
+    ident = f"v{TOKENIZATION_VERSION}|{max_length}|{truncation}|{_tokenizer_key(tokenizer)}|{dataset_fingerprint(dsd)}"
+    return hashlib.sha256(ident.encode()).hexdigest()[:20]
 
 
 def _load_cached(target: Path) -> DatasetDict | None:
