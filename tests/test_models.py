@@ -139,3 +139,25 @@ def test_attention_dropout_setting_reaches_every_attention_layer_only():
     assert torch.equal(*outs["off"]) and not torch.allclose(*outs["on"])
     with pytest.raises(ValueError, match=r"attention_dropout must be in \[0, 1\), got 1.0"):
         get_profile("cpu", **{"bert_model.attention_dropout": 1.0})
+
+
+def test_bilstm_dense_path_equals_packed_sequences():
+    """BiLSTMClassifier.bilstm (each direction dense, the backward one reversed per sequence) gives nn.LSTM's own
+    packed-sequence outputs at every real position, and the same weight gradients."""
+    from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+    torch.manual_seed(0)
+    m = _bilstm()
+    m.lstm.dropout = 0.0  # dropout masks are drawn differently; everything else must agree
+    lengths = torch.tensor([12, 3, 7, 12, 1])
+    x = torch.randn(5, 12, 64)
+    real = (torch.arange(12)[None] < lengths[:, None]).unsqueeze(-1)  # (B, T, 1)
+    ours = m.bilstm(x, lengths)
+    packed, _ = m.lstm(pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False))
+    theirs, _ = pad_packed_sequence(packed, batch_first=True, total_length=12)
+    torch.testing.assert_close(ours * real, theirs * real, rtol=0, atol=1e-6)
+    g_ours = torch.autograd.grad((ours * real).square().sum(), list(m.lstm.parameters()))
+    g_theirs = torch.autograd.grad((theirs * real).square().sum(), list(m.lstm.parameters()))
+    for a, b in zip(g_ours, g_theirs):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
+    assert "_one_direction" not in dict(m.named_modules()) and not any("_one" in k for k in m.state_dict())
