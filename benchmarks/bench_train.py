@@ -1,16 +1,25 @@
-"""Training speed, side by side in one process: our loop (textlab.train.fit) vs transformers.Trainer.
+"""Training speed, side by side in one process: our loop (textlab.train.fit) vs transformers.Trainer, each at its best.
 
-Same model, same 20 Newsgroups training documents, same effective batch. Configurations:
-  trainer-seed   Trainer as the seed ran it: padding to max_length, micro-batch 16 x 2, fp16 on GPU (fp32 on CPU)
-  trainer-bf16   the same Trainer with bf16 (to separate precision from batching)
-  ours-seed      our loop with the seed's settings (padding to max_length, same precision as trainer-seed)
-  ours-grouped-seedprec  our loop, length-grouped dynamic padding, the seed's precision (batching alone)
-  ours           our loop as the profile runs it: length-grouped dynamic padding, bf16 where supported
+Same model, same 20 Newsgroups training documents, same effective batch (32), same learning-rate schedule.
+Configurations:
+  trainer-seed   the seed's recipe in the Trainer, kept as the seed's reference: every batch padded to max_length,
+                 micro-batch 16 x 2, fp16 on GPU (fp32 on CPU)
+  trainer-best   the Trainer as a user who knows it sets it up: train_sampling_strategy="group_by_length" (its
+                 LengthGroupedSampler), DataCollatorWithPadding (dynamic, multiple of 8), bf16 where supported,
+                 micro-batch 32 x 1
+  ours-seed      our loop with the seed's settings (padding to max_length, 16 x 2, the seed's precision)
+  ours           our loop as the profile runs it: length-grouped batches, dynamic padding, bf16 where supported,
+                 micro-batch 32 x 1
+  ours-packed    (--model bilstm) ours, with the LSTM run over packed sequences as nn.LSTM does it (the
+                 implementation before BiLSTMClassifier.bilstm ran each direction densely)
   ours-compiled  ours + torch.compile (inductor), batches padded to 4 length buckets (GPU; on CPU only with --only)
 
-Reports documents/s, real (non-pad) tokens/s, the implied seconds per epoch over the train split, and each
-configuration's speed-up over trainer-seed. Usage:
-  python benchmarks/bench_train.py                        # CPU, embedded MiniLM (the cpu profile's backbone)
+Reports documents/s, real (non-pad) tokens/s, the implied seconds per epoch over the train split, the speed-up over
+trainer-best (the claim) and trainer-seed, and each row's training FLOP utilisation: training FLOPs per real token x
+real tokens/s / the machine's measured matmul peak in that row's precision (benchmarks/bench_matmul.py, measured in
+the same process). How FLOPs are counted: see train_flops_per_token. Usage:
+  python benchmarks/bench_train.py --json benchmarks/results/cpu_minilm_bert.json
+  python benchmarks/bench_train.py --model bilstm --json benchmarks/results/cpu_minilm_bilstm.json
   python benchmarks/bench_train.py --backbone bert-base-uncased-random --steps 30   # on a GPU
 """
 
@@ -23,43 +32,87 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 from transformers import DataCollatorWithPadding, Trainer, TrainingArguments
 from transformers.utils import logging as hf_logging
 
+import bench_matmul
 from textlab import pipeline
 from textlab.config import get_profile
 from textlab.train import fit, resolve_precision
 
+SEED_BATCH, BEST_BATCH = (16, 2), (32, 1)  # (micro-batch, accumulation): both 32 documents per optimizer step
 
-def bench_trainer(prep, profile, steps: int, precision: str, out: Path) -> dict:
+
+def train_flops_per_token(model, kind: str, lengths: np.ndarray) -> float:
+    """Training FLOPs per real (non-pad) token, counted as matmul FLOPs (2 per multiply-add; nonlinearities, norms
+    and softmax are not counted), backward = 2 x forward, padding not counted (it is waste, not work).
+
+    BERT: forward per token = 2 x (weights of every nn.Linear in the encoder) + 4 x layers x d x t for attention
+    (QK^T and the weighted sum of V, each 2 x t x d per token per layer, t = the document's own length); the pooler
+    and classifier run once per document (< 0.5 % of the total for 20NG lengths) and are left out. Averaged over
+    tokens, t becomes sum(t^2) / sum(t) over the training documents (lengths cut at max_length).
+    BiLSTM: per token, layer and direction 2 x 4h x (input + h) for the four gates; the frozen embeddings need no
+    gradient, so layer 1's input-gradient products (2 x 4h x d per direction) are subtracted from 3 x forward;
+    attention pooling and head (per document) left out.
+    """
+    if kind == "bert":
+        cfg = model.config
+        linear = sum(m.in_features * m.out_features for m in model.bert.encoder.modules()
+                     if isinstance(m, torch.nn.Linear))
+        t = float((lengths.astype(np.float64) ** 2).sum() / lengths.sum())
+        return 3 * (2 * linear + 4 * cfg.num_hidden_layers * cfg.hidden_size * t)
+    lstm = model.lstm
+    h, d = lstm.hidden_size, lstm.input_size
+    forward = sum(2 * 2 * 4 * h * ((d if layer == 0 else 2 * h) + h) for layer in range(lstm.num_layers))
+    return 3 * forward - 2 * (2 * 4 * h * d)
+
+
+def bench_trainer(prep, profile, steps: int, precision: str, out: Path, best: bool) -> dict:
     torch.manual_seed(0)
     model = pipeline.build_model("bert", prep.backbone, len(prep.label_names), profile)
+    cfg = profile.bert
     ds = prep.data["train"].shuffle(seed=0)
     ds = ds.select(range(min(len(ds), steps * 32)))
     lengths = list(ds["length"])
-    ds = ds.select_columns(["input_ids", "labels"])
+    ds = ds.select_columns(["input_ids", "labels", "length"])
+    micro, accum = BEST_BATCH if best else SEED_BATCH
     args = TrainingArguments(
-        output_dir=str(out), per_device_train_batch_size=16, gradient_accumulation_steps=2, max_steps=steps,
-        learning_rate=2e-5, fp16=precision == "fp16", bf16=precision == "bf16", use_cpu=not torch.cuda.is_available(),
-        save_strategy="no", report_to=[], logging_strategy="no", dataloader_num_workers=0, disable_tqdm=True,
+        output_dir=str(out), per_device_train_batch_size=micro, gradient_accumulation_steps=accum, max_steps=steps,
+        learning_rate=cfg.lr, weight_decay=cfg.weight_decay, warmup_steps=cfg.warmup_ratio, lr_scheduler_type="linear",
+        max_grad_norm=cfg.max_grad_norm, fp16=precision == "fp16", bf16=precision == "bf16",
+        use_cpu=not torch.cuda.is_available(), save_strategy="no", report_to=[], logging_strategy="no",
+        dataloader_num_workers=0, disable_tqdm=True, seed=0,
+        train_sampling_strategy="group_by_length" if best else "random", length_column_name="length",
     )
-    collator = DataCollatorWithPadding(prep.tokenizer, padding="max_length", max_length=profile.max_length)
+    collator = (DataCollatorWithPadding(prep.tokenizer, pad_to_multiple_of=8) if best else
+                DataCollatorWithPadding(prep.tokenizer, padding="max_length", max_length=profile.max_length))
     trainer = Trainer(model=model, args=args, train_dataset=ds, data_collator=collator)
     t0 = time.perf_counter()
     trainer.train()
     seconds = time.perf_counter() - t0
     docs = steps * 32
-    tokens = sum(lengths[:docs])
-    return {"seconds": seconds, "docs": docs, "tokens": tokens}
+    return {"seconds": seconds, "docs": docs, "tokens": sum(lengths[:docs])}
+
+
+def packed_bilstm(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    """BiLSTMClassifier.bilstm as it was: nn.LSTM over packed sequences (the reference the dense path must beat)."""
+    from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+    packed = pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
+    h, _ = self.lstm(packed)
+    return pad_packed_sequence(h, batch_first=True, total_length=x.shape[1])[0]
 
 
 def bench_ours(prep, profile, steps: int, precision: str, length_grouped: bool, out: Path, kind: str = "bert",
-               compile: str = "") -> dict:
+               compile: str = "", batch: tuple = BEST_BATCH, packed: bool = False) -> dict:
     torch.manual_seed(0)
     model = pipeline.build_model(kind, prep.backbone, len(prep.label_names), profile)
-    cfg = dataclasses.replace(getattr(profile, kind), batch_size=16, grad_accum=2, max_steps=steps, epochs=1,
-                              precision=precision, length_grouped=length_grouped, compile=compile)
+    if packed:
+        model.bilstm = packed_bilstm.__get__(model)
+    cfg = dataclasses.replace(getattr(profile, kind), batch_size=batch[0], grad_accum=batch[1], max_steps=steps,
+                              epochs=1, precision=precision, length_grouped=length_grouped, compile=compile)
     data = {"train": prep.data["train"], "validation": prep.data["validation"].select(range(8))}
     result = fit(model, data, prep.tokenizer, cfg, out, meta=pipeline.model_meta(kind, prep), resume=False)
     h = result.history[0]
@@ -72,9 +125,9 @@ def main(argv=None) -> None:
     parser.add_argument("--backbone", default="minilm", help="minilm | bert-base-uncased-random | tiny")
     parser.add_argument("--model", default="bert", choices=["bert", "bilstm"],
                         help="bilstm: our loop only, padded to max_length vs length-grouped (no Trainer rows)")
-    parser.add_argument("--steps", type=int, default=12, help="optimizer steps (x 32 documents) per configuration")
+    parser.add_argument("--steps", type=int, default=10, help="optimizer steps (x 32 documents) per configuration")
     parser.add_argument("--warmup-steps", type=int, default=2, help="untimed run first (kernel selection, JIT)")
-    parser.add_argument("--max-length", type=int, default=256)
+    parser.add_argument("--max-length", type=int, default=512, help="tokens per document (the cpu profile's BERT: 512)")
     parser.add_argument("--only", nargs="+", default=None, help="subset of configurations")
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args(argv)
@@ -86,22 +139,31 @@ def main(argv=None) -> None:
     prep = pipeline.prepare(profile)
     device = "cuda" if torch.cuda.is_available() else "cpu"
     seed_precision = "fp16" if device == "cuda" else "fp32"
-    best = resolve_precision("auto", device)
+    best_precision = resolve_precision("auto", device)
     configs = {
-        "trainer-seed": lambda out, steps: bench_trainer(prep, profile, steps, seed_precision, out),
-        "trainer-bf16": lambda out, steps: bench_trainer(prep, profile, steps, "bf16", out),
-        "ours-seed": lambda out, steps: bench_ours(prep, profile, steps, seed_precision, False, out, args.model),
-        "ours-grouped-seedprec": lambda out, steps: bench_ours(prep, profile, steps, seed_precision, True, out, args.model),
-        "ours": lambda out, steps: bench_ours(prep, profile, steps, best, True, out, args.model),
+        "trainer-seed": lambda out, steps: bench_trainer(prep, profile, steps, seed_precision, out, best=False),
+        "trainer-best": lambda out, steps: bench_trainer(prep, profile, steps, best_precision, out, best=True),
+        "ours-seed": lambda out, steps: bench_ours(prep, profile, steps, seed_precision, False, out, args.model,
+                                                   batch=SEED_BATCH),
+        "ours": lambda out, steps: bench_ours(prep, profile, steps, best_precision, True, out, args.model),
+        "ours-packed": lambda out, steps: bench_ours(prep, profile, steps, best_precision, True, out, args.model,
+                                                     packed=True),
         # torch.compile (inductor) with batches padded to 4 length buckets; the untimed warm-up run compiles
         # the shapes it meets, the timed run compiles any bucket not met yet (included in its time)
-        "ours-compiled": lambda out, steps: bench_ours(prep, profile, steps, best, True, out, args.model, "inductor"),
+        "ours-compiled": lambda out, steps: bench_ours(prep, profile, steps, best_precision, True, out, args.model, "inductor"),
     }
     if device == "cpu" and not (args.only and "ours-compiled" in args.only):
         del configs["ours-compiled"]  # minutes of compilation on a 2-core CPU: ask for it with --only
     if args.model != "bert":
         configs = {k: v for k, v in configs.items() if k.startswith("ours")}
+    else:
+        del configs["ours-packed"]
     n_train = len(prep.data["train"])
+    peak = bench_matmul.measure(repeats=5)["peak_gflops"]  # this process, these threads, just before the rows
+    lengths = np.asarray(prep.data["train"]["length"])
+    flops = train_flops_per_token(pipeline.build_model(args.model, prep.backbone, 20, profile), args.model, lengths)
+    print(f"training FLOPs per real token: {flops / 1e6:.1f} M; matmul peak bf16 {peak['bf16']:.0f}, "
+          f"fp32 {peak['fp32']:.0f} GFLOP/s", flush=True)
     rows = {}
     for name, run in configs.items():
         if args.only and name not in args.only:
@@ -111,21 +173,26 @@ def main(argv=None) -> None:
                 run(Path(tmp), args.warmup_steps)
         with tempfile.TemporaryDirectory() as tmp:
             r = run(Path(tmp), args.steps)
-        r.update(docs_per_s=r["docs"] / r["seconds"], tokens_per_s=r["tokens"] / r["seconds"])
+        precision = seed_precision if name.endswith("-seed") else best_precision
+        r.update(docs_per_s=r["docs"] / r["seconds"], tokens_per_s=r["tokens"] / r["seconds"], precision=precision)
         r["s_per_epoch"] = n_train / r["docs_per_s"]
+        r["gflops"] = flops * r["tokens_per_s"] / 1e9
+        r["flop_utilisation"] = r["gflops"] / peak["bf16" if precision == "bf16" else "fp32"]
         rows[name] = r
-        print(f"{name:<22} {r['docs_per_s']:8.2f} docs/s {r['tokens_per_s']:9.0f} tokens/s "
-              f"{r['s_per_epoch']:9.1f} s/epoch", flush=True)
-    base = rows.get("trainer-seed") or rows.get("ours-seed")
-    if base:
-        for name, r in rows.items():
-            r["speedup"] = base["s_per_epoch"] / r["s_per_epoch"]
-            print(f"{name:<22} x{r['speedup']:.2f} vs {'trainer-seed' if 'trainer-seed' in rows else 'ours-seed'}")
+        print(f"{name:<14} {r['docs_per_s']:7.2f} docs/s {r['tokens_per_s']:8.0f} tokens/s {r['s_per_epoch']:8.1f} "
+              f"s/epoch  {r['gflops']:6.1f} GFLOP/s = {100 * r['flop_utilisation']:.0f} % of the {precision} peak",
+              flush=True)
+    for base in ("trainer-best", "trainer-seed", "ours-seed"):
+        if base in rows:
+            for name, r in rows.items():
+                r[f"speedup_vs_{base}"] = rows[base]["s_per_epoch"] / r["s_per_epoch"]
+                print(f"{name:<14} x{r[f'speedup_vs_{base}']:.2f} vs {base}")
     name = torch.cuda.get_device_name() if device == "cuda" else f"CPU, {torch.get_num_threads()} threads"
-    result = {"device": name, "model": args.model, "backbone": args.backbone, "max_length": args.max_length, "steps": args.steps,
-              "train_docs": n_train, "results": rows}
+    result = {"device": name, "model": args.model, "backbone": args.backbone, "max_length": args.max_length,
+              "steps": args.steps, "train_docs": n_train, "train_flops_per_token": flops, "matmul_peak_gflops": peak,
+              "results": rows}
     if args.json:
-        args.json.write_text(json.dumps(result, indent=2))
+        args.json.write_text(json.dumps(result, indent=2) + "\n")
 
 
 if __name__ == "__main__":
