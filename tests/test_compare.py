@@ -60,3 +60,10 @@ def test_notebook_displays():
 
 def test_backbone_keys_read_as_names():
     assert compare.backbone_name("minilm") == "MiniLM-L6-H384" and compare.backbone_name("other") == "other"
+
+
+def test_display_table_formats_any_results_table():
+    boot = pd.DataFrame({"model": ["bert"], "accuracy": [0.71256], "accuracy_lo": [0.7012], "chosen": [True]})
+    cells = compare.formatted(boot)
+    assert cells.iloc[0].tolist() == ["bert", "71.26 %", "70.12 %", "True"]
+    assert "71.26 %" in compare.display_table(boot).to_html()

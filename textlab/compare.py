@@ -120,7 +120,9 @@ def format_cell(col: str, v) -> str:
     values empty."""
     if _missing(v):
         return ""
-    if col in PERCENT_COLUMNS or col.endswith(("accuracy", "macro_f1")):
+    if isinstance(v, (bool, np.bool_)):
+        return str(v)
+    if col in PERCENT_COLUMNS or any(k in col for k in ("accuracy", "macro_f1")):  # incl. bootstrap _lo / _hi
         return f"{100 * v:.2f} %"
     if col in INT_COLUMNS or isinstance(v, (int, np.integer)):
         return f"{int(v):,}"
@@ -143,12 +145,12 @@ def to_markdown(table: pd.DataFrame) -> str:
 
 
 def display_table(table: pd.DataFrame):
-    """The comparison table for a notebook: a pandas Styler with the markdown's formatting, index hidden, names
-    in full (no truncation), missing values empty."""
+    """A table for a notebook (the comparison table, the bootstrap table, the ensemble's variants): a pandas Styler
+    with the markdown's formatting, index hidden, names in full (no truncation), missing values empty."""
     cells = formatted(table)
     return (cells.style.hide(axis="index")
             .set_properties(**{"white-space": "nowrap", "text-align": "right"})
-            .set_properties(subset=["model"], **{"text-align": "left"}))
+            .set_properties(subset=[cells.columns[0]], **{"text-align": "left"}))  # the names
 
 
 def display_record(values: dict) -> pd.DataFrame:
