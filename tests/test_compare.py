@@ -55,7 +55,7 @@ def test_notebook_displays():
     assert "22,720,916" in html and "71.26 %" in html and "nan" not in html.lower()
     rec = compare.display_record({"parameters": 7340.0, "epochs (chosen by CV)": 8.0, "test_accuracy": 0.71256,
                                   "weight decay": 0.0001, "device": "CPU", "s_per_epoch": 725.64})
-    assert rec["value"].tolist() == ["7,340", "8", "71.26 %", "0.0001", "CPU", "725.6"]
+    assert rec.data["value"].tolist() == ["7,340", "8", "71.26 %", "0.0001", "CPU", "725.6"]
 
 
 def test_backbone_keys_read_as_names():

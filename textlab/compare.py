@@ -153,9 +153,10 @@ def display_table(table: pd.DataFrame):
             .set_properties(subset=[cells.columns[0]], **{"text-align": "left"}))  # the names
 
 
-def display_record(values: dict) -> pd.DataFrame:
+def display_record(values: dict):
     """A notebook's "Record" cell: one row per key, values formatted (percentages for accuracy / F1 keys,
-    integers with thousands separators, floats with 4 significant digits)."""
+    integers with thousands separators, floats with 4 significant digits), as a Styler (no truncated values;
+    the DataFrame is its .data)."""
     def fmt(key, v):
         if isinstance(v, (float, np.floating)) and float(v).is_integer() and abs(v) >= 1:
             v = int(v)  # 8.0 epochs, 7340.0 parameters
@@ -168,7 +169,8 @@ def display_record(values: dict) -> pd.DataFrame:
                 return f"{100 * v:.2f} %"
             return f"{v:,.4g}" if abs(v) < 1000 else f"{v:,.0f}"
         return str(v)
-    return pd.DataFrame({"value": [fmt(k, v) for k, v in values.items()]}, index=list(values))
+    table = pd.DataFrame({"value": [fmt(k, v) for k, v in values.items()]}, index=list(values))
+    return table.style.set_properties(**{"white-space": "nowrap", "text-align": "right"})
 
 
 def headline_table(table: pd.DataFrame) -> pd.DataFrame:

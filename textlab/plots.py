@@ -111,12 +111,15 @@ def plot_length_distribution(lengths: dict[str, np.ndarray], max_length, cap: in
     """Token-length histograms per split with every truncation length marked.
 
     max_length: the profile's length (int), or {label: length} when models read different lengths, e.g.
-    {"profile (BiLSTM)": 256, "BERT": 512}. Lengths above `cap` (default: twice the longest truncation length)
-    are counted in one labelled "> cap" bar rather than clipped into the last bin."""
+    {"profile (BiLSTM)": 256, "BERT": 512}. Lengths above `cap` (default: the 95th percentile or twice the longest
+    truncation length, whichever is larger, rounded up to 64) are counted in one labelled "> cap" bar rather than
+    clipped into the last bin."""
     marks = {f"max_length = {max_length}": max_length} if np.isscalar(max_length) else dict(max_length)
     marks = {label: int(v) for label, v in sorted(marks.items(), key=lambda kv: kv[1])}
-    cap = int(cap or 2 * max(marks.values()))
     splits = _ordered(lengths)
+    if not cap:
+        every = np.concatenate([np.asarray(lengths[s], dtype=float) for s in splits])
+        cap = int(np.ceil(max(np.percentile(every, 95), 2 * max(marks.values())) / 64) * 64)
     width = cap / 50
     bins = np.arange(0, cap + width, width)
     fig, axes = plt.subplots(len(splits), 1, figsize=(8, 2.3 * len(splits)), sharex=True, squeeze=False)
@@ -126,13 +129,14 @@ def plot_length_distribution(lengths: dict[str, np.ndarray], max_length, cap: in
         over = int(np.sum(values > cap))
         ax.bar(cap + 2 * width, over, width=2 * width, color="grey", alpha=0.8)
         ax.text(cap + 2 * width, over, f"{over:,}", ha="center", va="bottom", fontsize=8)
+        ax.set_ylim(0, 1.15 * max(ax.get_ylim()[1], over))  # room for the count above the overflow bar
         shares = []
         for (label, v), style in zip(marks.items(), ("--", ":", "-.", "-")):
             ax.axvline(v, color="black", linestyle=style, label=label)
             shares.append(f"{np.mean(values > v):.1%} > {v}")
         ax.set_title(f"{split}: {len(values):,} documents, {', '.join(shares)} (truncated)", fontsize=10)
         ax.set_ylabel("documents")
-        ax.legend(fontsize=8, loc="upper right")
+        ax.legend(fontsize=8, loc="upper center")  # the overflow bar and its count sit at the right
     ticks = [t for t in axes[-1, 0].get_xticks() if 0 <= t <= 0.9 * cap]  # room for the "> cap" label
     axes[-1, 0].set_xticks(ticks + [cap + 2 * width], [f"{t:g}" for t in ticks] + [f"> {cap}"])
     axes[-1, 0].set_xlim(0, cap + 3.5 * width)
