@@ -9,7 +9,7 @@ PROFILE ?= cpu
 TEXTLAB_20NG ?= $(abspath $(firstword $(wildcard ../shared/data/20news-bydate.tar.gz)))
 export TEXTLAB_20NG
 
-.PHONY: run test venv describe bench
+.PHONY: run test lab venv describe bench
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -24,6 +24,10 @@ venv: $(VENV)/.installed
 
 run: venv
 	$(PY) -m textlab run --profile $(PROFILE)
+
+# JupyterLab on notebooks/ with the environment `make run` uses: the same data ($(TEXTLAB_20NG)) and profile.
+lab: venv
+	TEXTLAB_PROFILE=$(PROFILE) $(VENV)/bin/jupyter lab --notebook-dir=notebooks $(LAB_ARGS)
 
 test: venv
 	HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TEXTLAB_PROFILE=smoke $(PY) -m pytest --nbval-lax --nbval-cell-timeout=600 $(PYTEST_ARGS)

@@ -64,8 +64,19 @@ def test_length_distribution_reports_truncation():
     lengths = {"train": np.arange(1, 1001), "test": np.full(10, 600)}
     fig = plots.plot_length_distribution(lengths, max_length=512)
     titles = [ax.get_title() for ax in fig.axes]
-    assert titles[0].startswith("train") and "48.8% longer than 512" in titles[0]
-    assert "100.0% longer than 512" in titles[1]
+    assert titles[0].startswith("train") and "48.8% > 512" in titles[0]
+    assert "100.0% > 512" in titles[1]
+
+
+def test_length_distribution_marks_every_length_and_counts_the_overflow():
+    lengths = {"train": np.r_[np.arange(1, 601), np.full(7, 5000)]}  # 7 huge posts: one "> 600" bar, no spike
+    fig = plots.plot_length_distribution(lengths, {"profile": 256, "BERT": 300}, cap=600)
+    ax = fig.axes[0]
+    assert "57.8% > 256" in ax.get_title() and "50.6% > 300" in ax.get_title()
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["profile", "BERT"]
+    assert "> 600" in [t.get_text() for t in ax.get_xticklabels()] and "7" in _texts(fig)
+    last_bin = [p.get_height() for p in ax.patches][-2]  # the histogram's last bin holds no clipped posts
+    assert last_bin <= 13  # 12 per bin (+1: the closed right edge), not 13 + 7
 
 
 def test_learning_curves_single_and_overlay():
@@ -79,9 +90,21 @@ def test_learning_curves_single_and_overlay():
 
 def test_confusion_matrices():
     fig = plots.plot_confusion_matrix(Y, _noisy(Y, 0.8, 1), LABELS, title="bert")
-    assert fig.axes[0].get_title().startswith("bert")
+    assert fig.axes[0].get_title().startswith("bert\naccuracy") and "(" not in fig.axes[0].get_title()
+    assert "row-normalised" in fig.axes[1].get_ylabel()  # the colour bar says what it shows
+    # 20 classes: the most frequent confusions of both models as grouped bars, readable at any size
     fig = plots.plot_confusion_matrices({"bert": (Y, _noisy(Y, 0.8, 1)), "lstm": (Y, _noisy(Y, 0.6, 2))}, LABELS)
-    assert len(fig.axes) == 4  # two heatmaps and their colorbars
+    ax, = fig.axes
+    assert len(ax.patches) == 2 * 12 and all("→" in t.get_text() for t in ax.get_yticklabels())
+    # a few classes: the matrices themselves, side by side, each with a labelled colour bar
+    small = plots.plot_confusion_matrices({"bert": (Y % 3, Y % 3), "lstm": (Y % 3, (Y + 1) % 3)}, LABELS[:3])
+    assert len(small.axes) == 4 and "row-normalised" in small.axes[2].get_ylabel()
+
+
+def test_top_confusions_are_off_the_diagonal():
+    pred = np.where(Y == 3, 4, Y)  # class 3 always predicted as 4
+    table = plots.top_confusions({"m": (Y, pred)}, LABELS, n=3)
+    assert table.index[0] == "class.03 → class.04" and table.iloc[0, 0] == 1.0
 
 
 def test_confusion_matrix_draws_on_given_axes():
@@ -114,7 +137,13 @@ def test_metric_bars():
     table = pd.DataFrame({"model": ["bert", "lstm"], "accuracy": [0.86, 0.8], "accuracy_lo": [0.85, 0.79],
                           "accuracy_hi": [0.87, 0.81], "macro_f1": [0.85, 0.78], "macro_f1_lo": [0.84, 0.77],
                           "macro_f1_hi": [0.86, 0.79]})
-    assert "86.0%" in _texts(plots.plot_metric_bars(table))
+    fig = plots.plot_metric_bars(table)
+    assert "86.0%" in _texts(fig)
+    assert fig.axes[0].get_xlim()[0] > 0.7  # the axis spans the intervals, not 0-100 %
+    fig = plots.plot_metric_bars(table.assign(model=["bert", "weighted-average (bert+bilstm+tfidf)"]),
+                                 chosen="weighted-average (bert+bilstm+tfidf)")
+    labels = [t.get_text() for t in fig.axes[0].get_yticklabels()]
+    assert labels == ["BERT", "weighted average (BERT + BiLSTM + TF-IDF + SVM)  ◀ chosen"]
     with pytest.raises(ValueError, match="macro_f1_hi"):
         plots.plot_metric_bars(table.drop(columns="macro_f1_hi"))
 
@@ -131,5 +160,15 @@ def test_disagreement_and_pvalues():
     assert isinstance(plots.plot_disagreement(table), Figure)
     names = ["bert", "lstm", "ensemble"]
     p = pd.DataFrame([[1.0, 0.01234, 0.5], [0.01234, 1.0, 0.0], [0.5, 0.0, 1.0]], index=names, columns=names)
-    texts = _texts(plots.plot_pvalue_matrix(p))
-    assert "0.0123*" in texts and "0.5" in texts and "1" not in texts  # diagonal left blank
+    fig = plots.plot_pvalue_matrix(p)
+    texts = _texts(fig)
+    assert "0.01*" in texts and "0.50" in texts and "< 1e-20*" in texts
+    assert "1.00" not in texts  # diagonal left blank
+    colours = fig.axes[0].images[0].get_array()
+    assert colours[0, 1] == pytest.approx(-np.log10(0.01234)) and colours[1, 2] == pytest.approx(20)
+
+
+def test_readable_names():
+    assert plots.readable("meta-MLP (seed-exact, bert+bilstm)") == "meta-MLP (seed-exact, BERT + BiLSTM)"
+    assert plots.readable("BERT classifier") == "BERT classifier"
+    assert plots.readable("bert", {"bert": "MiniLM"}) == "MiniLM"

@@ -1,4 +1,6 @@
+import json
 import os
+from pathlib import Path
 
 import pytest
 
@@ -33,6 +35,7 @@ def test_whole_series_on_your_own_data(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("TEXTLAB_RUNS", str(tmp_path / "runs"))
     monkeypatch.delenv("TEXTLAB_FIGURES", raising=False)
     csv = keyword_csv(tmp_path / "reviews.csv", n=240)
+    committed = {nb: nb.stat().st_mtime_ns for nb in runner.notebooks()}
     assert cli.main(["run", "--profile", "smoke", "--data", str(csv), "--set", "bert.epochs=2",
                      "--set", "val_fraction=0.2"]) == 0
     run = tmp_path / "runs" / "smoke-reviews"
@@ -52,8 +55,99 @@ def test_whole_series_on_your_own_data(tmp_path, monkeypatch, capsys):
 
     capsys.readouterr()
     before = {p: p.stat().st_mtime_ns for p in (run / "notebooks").iterdir()}
+    assert all(nb.stat().st_mtime_ns == mtime for nb, mtime in committed.items())  # not the committed run
     assert cli.main(["run", "--profile", "smoke", "--data", str(csv), "--set", "bert.epochs=3",
                      "--set", "val_fraction=0.2"]) == 2
     captured = capsys.readouterr()
     assert "settings.bert.epochs: 2 -> 3" in captured.err and "[1/5]" not in captured.out
     assert {p: p.stat().st_mtime_ns for p in (run / "notebooks").iterdir()} == before
+
+
+def _notebook(cells) -> dict:
+    import nbformat
+
+    nb = nbformat.v4.new_notebook()
+    nb.cells = cells
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    return nb
+
+
+def test_printed_lines_reach_the_terminal_without_progress_bars(tmp_path, capsys):
+    """What a notebook prints (the per-epoch lines) is forwarded to the runner's stdout; displays are not."""
+    import nbformat
+
+    src = tmp_path / "07_print.ipynb"
+    nbformat.write(_notebook([nbformat.v4.new_code_cell(
+        "import sys\n"
+        "for e in (1, 2):\n"
+        "    print(f'bert epoch {e}: train loss 0.5, val acc 0.7, 715 s', flush=True)\n"
+        "sys.stderr.write('10%|#  | 1/10\\r')\n"
+        "'a displayed value'")]), src)
+    runner.execute(src, tmp_path / "out.ipynb", {})
+    out = capsys.readouterr().out
+    assert "      bert epoch 1: train loss 0.5, val acc 0.7, 715 s\n      bert epoch 2:" in out
+    assert "10%|" not in out and "a displayed value" not in out
+
+
+def test_forward_keeps_the_last_state_of_a_rewritten_line():
+    import io
+
+    buf = io.StringIO()
+    fwd = runner._Forward(buf, indent="> ")
+    fwd.write("step 1\rstep 2\nhalf a ")
+    fwd.write("line\n\n")
+    assert buf.getvalue() == "> step 2\n> half a line\n"
+
+
+def test_time_left_from_the_last_run():
+    previous = {"01_data": 30, "02_bert": 2200, "03_bilstm": 1850}
+    assert runner.time_left(["02_bert", "03_bilstm"], previous) == "about 68 min left (timings of the last run)"
+    assert runner.time_left(["03_bilstm", "04_ensemble"], previous).startswith("at least 31 min")
+    assert runner.time_left(["01_data"], previous) == "about 30 s left (timings of the last run)"
+    assert runner.time_left(["05_compare"], previous) == ""
+
+
+def test_clean_notebook_keeps_outputs_but_not_the_machine(tmp_path):
+    import nbformat
+
+    root, home = Path("/srv/me/textlab"), Path("/srv/me")
+    params = nbformat.v4.new_code_cell('profile = None\ndata = ""', metadata={"tags": ["parameters"]})
+    injected = nbformat.v4.new_code_cell('profile = "cpu"', metadata={"tags": ["injected-parameters"]})
+    work = nbformat.v4.new_code_cell("train()", execution_count=3, metadata={
+        "execution": {"iopub.execute_input": "2026-11-27T09:00:00Z"}, "papermill": {"start_time": "2026-11-27"}})
+    work.outputs = [
+        nbformat.v4.new_output("stream", name="stderr", text="bert epoch 1/3:  45%|####5     | 9/20 [00:01<00:01]\r"),
+        nbformat.v4.new_output("stream", name="stdout", text=f"run cpu: data {root}/runs/cpu, cache {home}/.cache\n"),
+        nbformat.v4.new_output("stream", name="stderr", text="UserWarning: something real\n"),
+        nbformat.v4.new_output("display_data", data={"application/vnd.jupyter.widget-view+json": {"model_id": "x"},
+                                                      "text/plain": "HBox()"}),
+        nbformat.v4.new_output("execute_result", data={"text/plain": f"PosixPath('{root}')",
+                                                        "image/png": "iVBORw0KGgo"}, execution_count=3),
+    ]
+    nb = _notebook([params, injected, work])
+    nb.metadata["papermill"] = {"input_path": f"{root}/notebooks/x.ipynb", "start_time": "2026-11-27"}
+    clean = runner.clean_notebook(nb, root=root, home=home)
+
+    assert [c.source for c in clean["cells"]] == ['profile = None\ndata = ""', "train()"]
+    outs = clean["cells"][1]["outputs"]
+    assert [o.get("name", o["output_type"]) for o in outs] == ["stdout", "stderr", "execute_result"]
+    assert outs[0]["text"] == "run cpu: data runs/cpu, cache ~/.cache\n"
+    assert outs[2]["data"] == {"text/plain": "PosixPath('.')", "image/png": "iVBORw0KGgo"}
+    assert clean["cells"][1]["metadata"] == {} and "papermill" not in clean["metadata"]
+    assert "/srv/me" not in json.dumps(clean)
+    nbformat.validate(nbformat.from_dict(clean))
+    assert nb.cells[1].metadata["tags"] == ["injected-parameters"]  # the input is not modified
+
+
+def test_only_the_committed_cpu_run_writes_into_notebooks(tmp_path, monkeypatch):
+    from textlab.config import PROJECT_ROOT, get_profile
+
+    monkeypatch.delenv("TEXTLAB_FIGURES", raising=False)
+    monkeypatch.delenv("TEXTLAB_RUNS", raising=False)
+    default = PROJECT_ROOT / "runs"
+    assert runner.publishes(get_profile("cpu"), default / "cpu")
+    assert not runner.publishes(get_profile("smoke"), default / "smoke")
+    assert not runner.publishes(get_profile("cpu", **{"bert.epochs": 2}), default / "cpu")
+    assert not runner.publishes(get_profile("cpu"), default / "short")
+    monkeypatch.setenv("TEXTLAB_RUNS", str(tmp_path))
+    assert not runner.publishes(get_profile("cpu"), tmp_path / "cpu")

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .checkpoint import TRAINED_BY, CheckpointError, checkpoint_path, read_json, read_npy
+from .checkpoint import TRAINED_BY, CheckpointError, checkpoint_path, read_json, read_npy, write_text
 from .runs import how_to_make, read_manifest
 from .stats import bootstrap_ci, mcnemar, softmax
 
@@ -17,9 +17,22 @@ SEED_REFERENCE = [
     {"model": "seed report: BiLSTM", "test_accuracy": 0.6800, "test_macro_f1": 0.6686, "s_per_epoch": 74.0},
     {"model": "seed report: meta-MLP ensemble", "test_accuracy": 0.6948, "test_macro_f1": 0.6735, "s_per_epoch": 1.0},
 ]
-COLUMNS = ["model", "total_params", "trainable_params", "frozen_params", "pretrained_backbone", "sequence_modelling",
-           "pooling", "precision", "s_per_epoch", "device", "infer_docs_per_s", "test_accuracy", "test_macro_f1",
-           "checkpoint_mb"]
+# The results first, then size and speed, then what each model is.
+COLUMNS = ["model", "test_accuracy", "test_macro_f1", "total_params", "trainable_params", "frozen_params", "s_per_epoch",
+           "infer_docs_per_s", "checkpoint_mb", "pretrained_backbone", "sequence_modelling", "pooling", "precision",
+           "device"]
+INT_COLUMNS = ("total_params", "trainable_params", "frozen_params")
+PERCENT_COLUMNS = ("test_accuracy", "test_macro_f1")
+# Backbone keys of textlab.backbones as a reader knows the models.
+BACKBONE_NAMES = {"minilm": "MiniLM-L6-H384", "bert-base-uncased": "bert-base-uncased", "tiny": "tiny random BERT",
+                  "bert-base-uncased-random": "bert-base-uncased (random weights)"}
+# Which row of this study each seed-report row stands beside in the headline table (by model-name prefix).
+SEED_BESIDE = {"seed report: BERT": "BERT classifier", "seed report: BiLSTM": "BiLSTM",
+               "seed report: meta-MLP ensemble": "ensemble: seed-exact"}
+
+
+def backbone_name(key: str) -> str:
+    return BACKBONE_NAMES.get(key, key)
 
 
 def _load(run: Path, kind: str) -> dict:
@@ -36,9 +49,9 @@ def _architecture(kind: str, rec: dict, run: Path) -> tuple[str, str, str]:
         meta = read_json(checkpoint_path(Path(run) / kind, "best") / "meta.json")
         cfg = meta["model_config"]
         if kind == "bert":
-            return (f"{rec['backbone']} (fine-tuned)",
+            return (f"{backbone_name(rec['backbone'])} (fine-tuned)",
                     f"Transformer encoder × {cfg['num_hidden_layers']} (d={cfg['hidden_size']})", "[CLS] pooler")
-        return (f"{rec['backbone']} embeddings (frozen)",
+        return (f"{backbone_name(rec['backbone'])} embeddings (frozen)",
                 f"BiLSTM × {meta['bilstm']['num_layers']} (hidden {cfg['hidden_size'] // 2} × 2)",
                 "masked attention")
     return ("none", "bag of 1-2 grams", "none")
@@ -86,23 +99,115 @@ def comparison_table(run) -> pd.DataFrame:
     for ref in SEED_REFERENCE if manifest and manifest["data"]["is_20newsgroups"] else []:
         rows.append({**{c: np.nan for c in COLUMNS}, **ref, "device": "RTX 3060 (reported)",
                      "pretrained_backbone": "bert-base-uncased", "precision": "fp16/fp32 (reported)"})
-    return pd.DataFrame(rows, columns=COLUMNS)
+    return typed(pd.DataFrame(rows, columns=COLUMNS))
+
+
+def typed(table: pd.DataFrame) -> pd.DataFrame:
+    """Counts as nullable integers (a CSV then says 2058836, not 2058836.0; a missing count stays empty)."""
+    table = table.copy()
+    for col in INT_COLUMNS:
+        if col in table:
+            table[col] = pd.to_numeric(table[col]).round().astype("Int64")
+    return table
+
+
+def _missing(v) -> bool:
+    return v is None or v is pd.NA or (isinstance(v, float) and np.isnan(v))
+
+
+def format_cell(col: str, v) -> str:
+    """One cell as the tables show it: percentages with two decimals, counts with thousands separators, missing
+    values empty."""
+    if _missing(v):
+        return ""
+    if isinstance(v, (bool, np.bool_)):
+        return str(v)
+    if col in PERCENT_COLUMNS or any(k in col for k in ("accuracy", "macro_f1")):  # incl. bootstrap _lo / _hi
+        return f"{100 * v:.2f} %"
+    if col in INT_COLUMNS or isinstance(v, (int, np.integer)):
+        return f"{int(v):,}"
+    if isinstance(v, (float, np.floating)):
+        return f"{v:,.3g}" if abs(v) < 10 else f"{v:,.0f}"
+    return str(v)
+
+
+def formatted(table: pd.DataFrame, drop_empty: bool = True) -> pd.DataFrame:
+    """The table as strings, the way to_markdown writes it; columns empty in every row dropped."""
+    out = pd.DataFrame({c: [format_cell(c, v) for v in table[c]] for c in table.columns}, index=table.index)
+    return out.loc[:, (out != "").any()] if drop_empty else out
 
 
 def to_markdown(table: pd.DataFrame) -> str:
-    """A readable markdown table (percentages, thousands separators)."""
-    def fmt(col, v):
-        if isinstance(v, float) and np.isnan(v):
-            return "—"
-        if col in ("test_accuracy", "test_macro_f1"):
-            return f"{100 * v:.2f} %"
-        if col.endswith("_params"):
+    """A readable markdown table (percentages, thousands separators, empty cells for missing values)."""
+    cells = formatted(table)
+    header = "| " + " | ".join(cells.columns) + " |\n|" + "---|" * len(cells.columns) + "\n"
+    return header + "".join("| " + " | ".join(r) + " |\n" for r in cells.itertuples(index=False))
+
+
+def display_table(table: pd.DataFrame):
+    """A table for a notebook (the comparison table, the bootstrap table, the ensemble's variants): a pandas Styler
+    with the markdown's formatting, index hidden, names in full (no truncation), missing values empty."""
+    cells = formatted(table)
+    return (cells.style.hide(axis="index")
+            .set_properties(**{"white-space": "nowrap", "text-align": "right"})
+            .set_properties(subset=[cells.columns[0]], **{"text-align": "left"}))  # the names
+
+
+def display_record(values: dict):
+    """A notebook's "Record" cell: one row per key, values formatted (percentages for accuracy / F1 keys,
+    integers with thousands separators, floats with 4 significant digits), as a Styler (no truncated values;
+    the DataFrame is its .data)."""
+    def fmt(key, v):
+        if isinstance(v, (float, np.floating)) and float(v).is_integer() and abs(v) >= 1:
+            v = int(v)  # 8.0 epochs, 7340.0 parameters
+        if isinstance(v, (bool, np.bool_)) or _missing(v):
+            return "" if _missing(v) else str(v)
+        if isinstance(v, (int, np.integer)):
             return f"{int(v):,}"
-        if col in ("s_per_epoch", "infer_docs_per_s", "checkpoint_mb"):
-            return f"{v:,.3g}" if v < 10 else f"{v:,.0f}"
+        if isinstance(v, (float, np.floating)):
+            if key.endswith(("accuracy", "macro_f1", "f1")) and 0 <= v <= 1:
+                return f"{100 * v:.2f} %"
+            return f"{v:,.4g}" if abs(v) < 1000 else f"{v:,.0f}"
         return str(v)
-    header = "| " + " | ".join(table.columns) + " |\n|" + "---|" * len(table.columns) + "\n"
-    return header + "".join("| " + " | ".join(fmt(c, r[c]) for c in table.columns) + " |\n" for _, r in table.iterrows())
+    table = pd.DataFrame({"value": [fmt(k, v) for k, v in values.items()]}, index=list(values))
+    return table.style.set_properties(**{"white-space": "nowrap", "text-align": "right"})
+
+
+def headline_table(table: pd.DataFrame) -> pd.DataFrame:
+    """The README's short table: this run's models (accuracy, macro-F1, size, time per epoch), each with the seed
+    report's published accuracy beside it where the seed report has that model (20 Newsgroups only)."""
+    ours = table[~table["model"].str.startswith("seed report")]
+    seed = table[table["model"].str.startswith("seed report")]
+    beside = {}
+    for _, ref in seed.iterrows():
+        prefix = SEED_BESIDE.get(ref["model"])
+        match = [m for m in ours["model"] if prefix and m.startswith(prefix)]
+        if match:
+            beside[match[0]] = (f"{100 * ref['test_accuracy']:.2f} % / {100 * ref['test_macro_f1']:.2f} %"
+                                f" ({ref['s_per_epoch']:,.0f} s)")
+    return pd.DataFrame({
+        "model": ours["model"], "test accuracy": [format_cell("test_accuracy", v) for v in ours["test_accuracy"]],
+        "macro-F1": [format_cell("test_macro_f1", v) for v in ours["test_macro_f1"]],
+        "parameters": [format_cell("total_params", v) for v in ours["total_params"]],
+        "trained": [format_cell("trainable_params", v) for v in ours["trainable_params"]],
+        "s / epoch": [format_cell("s_per_epoch", v) for v in ours["s_per_epoch"]],
+        "seed report: accuracy / macro-F1 (s / epoch)": [beside.get(m, "") for m in ours["model"]]})
+
+
+def headline_markdown(table: pd.DataFrame) -> str:
+    """headline_table as markdown (figures/headline.md); the seed-report column is dropped when it is empty."""
+    cells = headline_table(table)
+    cells = cells.loc[:, (cells != "").any()]
+    header = "| " + " | ".join(cells.columns) + " |\n|" + "---|" * len(cells.columns) + "\n"
+    return header + "".join("| " + " | ".join(r) + " |\n" for r in cells.itertuples(index=False))
+
+
+def write_tables(table: pd.DataFrame, folder) -> None:
+    """comparison.csv, comparison.md and headline.md of a run, from comparison_table's output."""
+    folder = Path(folder)
+    write_text(folder / "comparison.csv", typed(table).to_csv(index=False))
+    write_text(folder / "comparison.md", to_markdown(table))
+    write_text(folder / "headline.md", headline_markdown(table))
 
 
 def test_predictions(run) -> tuple[np.ndarray, dict[str, np.ndarray]]:

@@ -6,14 +6,13 @@ No backend is chosen here, so figures show inline in notebooks; save_figure writ
 from __future__ import annotations
 
 import os
-import tempfile
 import textwrap
 from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-from matplotlib.colors import LogNorm
+from matplotlib.colors import Normalize, PowerNorm
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import FancyBboxPatch
@@ -21,6 +20,7 @@ from matplotlib.ticker import MaxNLocator, PercentFormatter
 from sklearn.metrics import confusion_matrix
 
 from textlab import stats
+from textlab.checkpoint import _atomic
 
 SPLIT_ORDER = ("train", "validation", "test")
 METRIC_COLUMNS = ("model", "accuracy", "accuracy_lo", "accuracy_hi", "macro_f1", "macro_f1_lo", "macro_f1_hi")
@@ -28,21 +28,31 @@ SIGNIFICANCE = 0.05
 _PALETTE = plt.get_cmap("tab10").colors
 
 
+# Raw keys of models and ensemble variants (textlab.ensemble) as a reader names them.
+READABLE = {"bert": "BERT", "bilstm": "BiLSTM", "tfidf": "TF-IDF + SVM", "prob-average": "probability average",
+            "temp-average": "temperature-scaled average", "weighted-average": "weighted average",
+            "meta-MLP": "meta-MLP", "seed-exact": "seed-exact"}
+
+
+def readable(name: str, names: dict[str, str] | None = None) -> str:
+    """"weighted-average (bert+bilstm+tfidf)" -> "weighted average (BERT + BiLSTM + TF-IDF + SVM)"; an explicit
+    mapping `names` wins."""
+    if names and name in names:
+        return names[name]
+    head, _, inside = name.partition(" (")
+    parts = [", ".join(" + ".join(READABLE.get(m, m) for m in piece.split("+")) for piece in inside.rstrip(")").split(", "))]
+    return READABLE.get(head, head) + (f" ({parts[0]})" if inside else "")
+
+
 def save_figure(fig: Figure, path, dpi: int = 120) -> Path:
-    """Save fig to path atomically (temporary file in the same folder, then os.replace)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fmt = path.suffix.lstrip(".") or "png"  # explicit, or matplotlib would append a suffix to the temp name
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.tmp-", suffix=path.suffix)
-    os.close(fd)
-    try:
-        os.chmod(tmp, 0o644)  # mkstemp makes the file private (0600); a figure should be readable
+    """Save fig to path atomically, through the project's one atomic writer (checkpoint._atomic)."""
+    fmt = Path(path).suffix.lstrip(".") or "png"  # explicit, or matplotlib would infer it from the temp name
+
+    def write(tmp):
         fig.savefig(tmp, dpi=dpi, format=fmt, bbox_inches="tight")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+        os.chmod(tmp, 0o644)  # the temporary file is private (0600); a figure should be readable
+
+    return _atomic(Path(path), write)
 
 
 def _ordered(d: dict) -> list:
@@ -56,8 +66,10 @@ def _text_color(im, value: float) -> str:
     return "black" if 0.299 * r + 0.587 * g + 0.114 * b > 0.5 else "white"
 
 
-def _heatmap(ax, values, row_labels, col_labels, fmt: str | None, fontsize: float = 7, **imshow):
-    """imshow a matrix with labelled ticks, optional cell annotations and a colorbar; NaN cells stay blank."""
+def _heatmap(ax, values, row_labels, col_labels, fmt: str | None, fontsize: float = 7, cbar_label: str = "",
+             **imshow):
+    """imshow a matrix with labelled ticks, optional cell annotations and a labelled colorbar; NaN cells stay
+    blank."""
     values = np.asarray(values, dtype=float)
     im = ax.imshow(np.ma.masked_invalid(values), aspect="auto", **imshow)
     ax.set_xticks(range(len(col_labels)), col_labels, rotation=90, fontsize=fontsize)
@@ -67,7 +79,9 @@ def _heatmap(ax, values, row_labels, col_labels, fmt: str | None, fontsize: floa
             if np.isfinite(v):
                 ax.text(j, i, format(v, fmt), ha="center", va="center",
                         fontsize=fontsize, color=_text_color(im, v))
-    ax.figure.colorbar(im, ax=ax, fraction=0.046, pad=0.02)
+    cbar = ax.figure.colorbar(im, ax=ax, fraction=0.046, pad=0.02)
+    if cbar_label:
+        cbar.set_label(cbar_label)
     return im
 
 
@@ -93,23 +107,40 @@ def plot_class_distribution(label_names: list[str], split_labels: dict[str, np.n
     return fig
 
 
-def plot_length_distribution(lengths: dict[str, np.ndarray], max_length: int) -> Figure:
-    """Token-length histograms per split, clipped at the 99th percentile, with the truncation point."""
+def plot_length_distribution(lengths: dict[str, np.ndarray], max_length, cap: int | None = None) -> Figure:
+    """Token-length histograms per split with every truncation length marked.
+
+    max_length: the profile's length (int), or {label: length} when models read different lengths, e.g.
+    {"profile (BiLSTM)": 256, "BERT": 512}. Lengths above `cap` (default: the 95th percentile or twice the longest
+    truncation length, whichever is larger, rounded up to 64) are counted in one labelled "> cap" bar rather than
+    clipped into the last bin."""
+    marks = {f"max_length = {max_length}": max_length} if np.isscalar(max_length) else dict(max_length)
+    marks = {label: int(v) for label, v in sorted(marks.items(), key=lambda kv: kv[1])}
     splits = _ordered(lengths)
-    all_lengths = np.concatenate([np.asarray(lengths[s], dtype=float) for s in splits])
-    # Clipping keeps a few huge posts from squashing the histograms; the last bin holds them.
-    clip = max(np.percentile(all_lengths, 99), max_length * 1.1)
-    bins = np.linspace(0, clip, 60)
+    if not cap:
+        every = np.concatenate([np.asarray(lengths[s], dtype=float) for s in splits])
+        cap = int(np.ceil(max(np.percentile(every, 95), 2 * max(marks.values())) / 64) * 64)
+    width = cap / 50
+    bins = np.arange(0, cap + width, width)
     fig, axes = plt.subplots(len(splits), 1, figsize=(8, 2.3 * len(splits)), sharex=True, squeeze=False)
     for ax, split, color in zip(axes[:, 0], splits, _PALETTE):
         values = np.asarray(lengths[split], dtype=float)
-        truncated = float(np.mean(values > max_length))
-        ax.hist(np.clip(values, 0, clip), bins=bins, color=color, alpha=0.8)
-        ax.axvline(max_length, color="black", linestyle="--", label=f"max_length = {max_length}")
-        ax.set_title(f"{split}: {len(values):,} documents, {truncated:.1%} longer than {max_length} (truncated)")
+        ax.hist(values[values <= cap], bins=bins, color=color, alpha=0.8)
+        over = int(np.sum(values > cap))
+        ax.bar(cap + 2 * width, over, width=2 * width, color="grey", alpha=0.8)
+        ax.text(cap + 2 * width, over, f"{over:,}", ha="center", va="bottom", fontsize=8)
+        ax.set_ylim(0, 1.15 * max(ax.get_ylim()[1], over))  # room for the count above the overflow bar
+        shares = []
+        for (label, v), style in zip(marks.items(), ("--", ":", "-.", "-")):
+            ax.axvline(v, color="black", linestyle=style, label=label)
+            shares.append(f"{np.mean(values > v):.1%} > {v}")
+        ax.set_title(f"{split}: {len(values):,} documents, {', '.join(shares)} (truncated)", fontsize=10)
         ax.set_ylabel("documents")
-        ax.legend(fontsize=8)
-    axes[-1, 0].set_xlabel("tokens per document (clipped at the 99th percentile)")
+        ax.legend(fontsize=8, loc="upper center")  # the overflow bar and its count sit at the right
+    ticks = [t for t in axes[-1, 0].get_xticks() if 0 <= t <= 0.9 * cap]  # room for the "> cap" label
+    axes[-1, 0].set_xticks(ticks + [cap + 2 * width], [f"{t:g}" for t in ticks] + [f"> {cap}"])
+    axes[-1, 0].set_xlim(0, cap + 3.5 * width)
+    axes[-1, 0].set_xlabel("WordPiece tokens per document")
     fig.tight_layout()
     return fig
 
@@ -157,24 +188,32 @@ def plot_learning_curves(histories: dict[str, list[dict]]) -> Figure:
     return fig
 
 
-def plot_confusion_matrix(y_true, y_pred, label_names, title: str = "", normalize: bool = True, ax=None) -> Figure:
-    """Confusion-matrix heatmap (rows: true class, normalised to sum 1 unless normalize=False)."""
-    y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
-    if y_true.shape != y_pred.shape:
-        raise ValueError(f"y_true and y_pred differ in shape: {y_true.shape} vs {y_pred.shape}")
-    k = len(label_names)
+def _row_normalised(y_true, y_pred, k: int, normalize: bool = True) -> np.ndarray:
     cm = confusion_matrix(y_true, y_pred, labels=np.arange(k)).astype(float)
     if normalize:
         totals = cm.sum(axis=1, keepdims=True)
         cm = np.divide(cm, totals, out=np.zeros_like(cm), where=totals > 0)
+    return cm
+
+
+def plot_confusion_matrix(y_true, y_pred, label_names, title: str = "", normalize: bool = True, ax=None) -> Figure:
+    """Confusion-matrix heatmap (rows: true class, normalised to sum 1 unless normalize=False). The colour scale
+    is a square root, so that errors of a few percent stand out from the white background."""
+    y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
+    if y_true.shape != y_pred.shape:
+        raise ValueError(f"y_true and y_pred differ in shape: {y_true.shape} vs {y_pred.shape}")
+    k = len(label_names)
+    cm = _row_normalised(y_true, y_pred, k, normalize)
     own_figure = ax is None
     if own_figure:
-        _, ax = plt.subplots(figsize=(0.35 * k + 3, 0.35 * k + 2.5))
+        _, ax = plt.subplots(figsize=(0.4 * k + 3.5, 0.4 * k + 2.5))
     # Cell values are unreadable past ~10 classes; colour alone carries the pattern then.
     fmt = (".2f" if normalize else ".0f") if k <= 10 else None
-    _heatmap(ax, cm, label_names, label_names, fmt, cmap="Blues", vmin=0, vmax=1 if normalize else None)
+    label = "share of the true class (row-normalised)" if normalize else "documents"
+    _heatmap(ax, cm, label_names, label_names, fmt, fontsize=8 if k > 10 else 9, cbar_label=label, cmap="Blues",
+             norm=PowerNorm(0.5, vmin=0, vmax=1 if normalize else max(cm.max(), 1)))
     accuracy = float(np.mean(y_true == y_pred)) if len(y_true) else float("nan")
-    ax.set_title(f"{title} (accuracy {accuracy:.1%})".strip())
+    ax.set_title(f"{title}\naccuracy {accuracy:.1%}" if title else f"accuracy {accuracy:.1%}")
     ax.set_xlabel("predicted class")
     ax.set_ylabel("true class")
     if own_figure:  # a caller's figure keeps the layout engine it chose
@@ -182,15 +221,47 @@ def plot_confusion_matrix(y_true, y_pred, label_names, title: str = "", normaliz
     return ax.figure
 
 
-def plot_confusion_matrices(preds: dict[str, tuple[np.ndarray, np.ndarray]], label_names) -> Figure:
-    """One row-normalised confusion matrix per model, side by side."""
+def top_confusions(preds: dict[str, tuple[np.ndarray, np.ndarray]], label_names, n: int = 12) -> pd.DataFrame:
+    """The n (true -> predicted) pairs with the largest row-normalised share, averaged over the models; one column
+    per model."""
+    k = len(label_names)
+    shares = {name: _row_normalised(y, p, k) for name, (y, p) in preds.items()}
+    mean = np.mean(list(shares.values()), axis=0)
+    np.fill_diagonal(mean, -1)
+    flat = np.argsort(mean, axis=None)[::-1][:n]
+    pairs = [np.unravel_index(i, mean.shape) for i in flat]
+    return pd.DataFrame({name: [cm[i, j] for i, j in pairs] for name, cm in shares.items()},
+                        index=[f"{label_names[i]} → {label_names[j]}" for i, j in pairs])
+
+
+def plot_confusion_matrices(preds: dict[str, tuple[np.ndarray, np.ndarray]], label_names, top: int = 12) -> Figure:
+    """Several models' confusions in one figure a reader can read: up to 10 classes, row-normalised matrices side
+    by side; more classes, the `top` most frequent confusions (true → predicted) as grouped bars."""
     if not preds:
         raise ValueError("preds is empty: give at least one model's (y_true, y_pred)")
     k = len(label_names)
-    side = 0.35 * k + 3
-    fig, axes = plt.subplots(1, len(preds), figsize=(side * len(preds), side - 0.5), squeeze=False)
-    for ax, (name, (y_true, y_pred)) in zip(axes[0], preds.items()):
-        plot_confusion_matrix(y_true, y_pred, label_names, title=name, ax=ax)
+    if k <= 10:
+        side = 0.4 * k + 3.5
+        fig, axes = plt.subplots(1, len(preds), figsize=(side * len(preds), side - 1), squeeze=False)
+        for ax, (name, (y_true, y_pred)) in zip(axes[0], preds.items()):
+            plot_confusion_matrix(y_true, y_pred, label_names, title=name, ax=ax)
+        fig.tight_layout()
+        return fig
+    table = top_confusions(preds, label_names, top)
+    fig, ax = plt.subplots(figsize=(9, 0.32 * len(table) * max(len(preds), 2) / 2 + 2))
+    height = 0.8 / len(preds)
+    y = np.arange(len(table))
+    for i, ((name, (y_true, y_pred)), color) in enumerate(zip(preds.items(), _PALETTE)):
+        accuracy = float(np.mean(np.asarray(y_true) == np.asarray(y_pred)))
+        ax.barh(y + (i - (len(preds) - 1) / 2) * height, table[name], height=height, color=color,
+                label=f"{name} (accuracy {accuracy:.1%})")
+    ax.set_yticks(y, table.index, fontsize=9)
+    ax.invert_yaxis()
+    ax.xaxis.set_major_formatter(PercentFormatter(xmax=1))
+    ax.set_xlabel("share of the true class's test documents predicted as the other class (row-normalised)")
+    ax.set_title(f"The {len(table)} most frequent confusions (true → predicted)")
+    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.09), ncol=1)  # below the axis, off the bars
+    ax.grid(axis="x", alpha=0.3)
     fig.tight_layout()
     return fig
 
@@ -275,27 +346,35 @@ def plot_architectures(diagrams: dict[str, list[tuple[str, str]]]) -> Figure:
     return fig
 
 
-def plot_metric_bars(table: pd.DataFrame) -> Figure:
-    """Accuracy and macro-F1 per model as horizontal bars with 95 % bootstrap CI error bars."""
+def plot_metric_bars(table: pd.DataFrame, chosen: str | None = None, names: dict[str, str] | None = None) -> Figure:
+    """Accuracy and macro-F1 per model as dots with 95 % bootstrap CI bars, on an axis that spans the models'
+    intervals (differences of a point stay visible). `chosen`: the model to mark (e.g. the ensemble chosen on
+    validation); `names`: readable names for raw keys (default: textlab.plots.readable)."""
     missing = [c for c in METRIC_COLUMNS if c not in table.columns]
     if missing:
         raise ValueError(f"table lacks columns {missing}; needs {list(METRIC_COLUMNS)}")
-    models = table["model"].astype(str).tolist()
-    fig, axes = plt.subplots(1, 2, figsize=(12, 0.55 * len(models) + 1.8), sharey=True)
+    keys = table["model"].astype(str).tolist()
+    labels = [readable(m, names) + ("  ◀ chosen" if m == chosen else "") for m in keys]
+    fig, axes = plt.subplots(1, 2, figsize=(12, 0.45 * len(keys) + 1.8), sharey=True)
     for ax, metric, title, color in zip(axes, ("accuracy", "macro_f1"), ("Accuracy", "Macro-F1"), _PALETTE):
         value = table[metric].to_numpy(float)
         low, high = table[f"{metric}_lo"].to_numpy(float), table[f"{metric}_hi"].to_numpy(float)
-        y = np.arange(len(models))
-        ax.barh(y, value, xerr=[value - low, high - value], color=color, alpha=0.85,
-                error_kw=dict(capsize=4, ecolor="black"))
-        for yi, v, hi in zip(y, value, high):
-            ax.text(hi + 0.01, yi, f"{v:.1%}", va="center", fontsize=9)
-        ax.set_yticks(y, models)
-        ax.set_xlim(0, min(1.15, np.nanmax(high) + 0.15))
-        ax.xaxis.set_major_formatter(PercentFormatter(xmax=1))
+        y = np.arange(len(keys))
+        span = max(np.nanmax(high) - np.nanmin(low), 0.01)
+        for yi, v, lo, hi, key in zip(y, value, low, high, keys):
+            mark = key == chosen
+            ax.errorbar(v, yi, xerr=[[v - lo], [hi - v]], fmt="D" if mark else "o", color="black" if mark else color,
+                        markersize=8 if mark else 6, capsize=4, ecolor="black")
+            ax.text(hi + 0.02 * span, yi, f"{v:.1%}", va="center", fontsize=9,
+                    fontweight="bold" if mark else "normal")
+        ax.set_yticks(y, labels)
+        ax.set_xlim(np.nanmin(low) - 0.05 * span, np.nanmax(high) + 0.2 * span)
+        ax.xaxis.set_major_formatter(PercentFormatter(xmax=1, decimals=0 if span > 0.05 else 1))
         ax.set_title(f"{title} (95 % bootstrap CI)")
-        ax.set_xlabel(title)
-    axes[0].set_ylabel("model")
+        ax.grid(axis="x", alpha=0.3)
+    for tick in axes[0].get_yticklabels():
+        if tick.get_text().endswith("◀ chosen"):
+            tick.set_fontweight("bold")
     axes[0].invert_yaxis()  # first model on top (sharey applies it to both panels)
     fig.tight_layout()
     return fig
@@ -303,7 +382,7 @@ def plot_metric_bars(table: pd.DataFrame) -> Figure:
 
 def plot_reliability(probs_by_model: dict[str, np.ndarray], y_true, n_bins: int = 15) -> Figure:
     """Reliability diagram (confidence vs accuracy) with each model's ECE, and confidence counts below."""
-    fig, (ax, ax_count) = plt.subplots(2, 1, figsize=(6.5, 7.5), sharex=True,
+    fig, (ax, ax_count) = plt.subplots(2, 1, figsize=(9.5, 7.5), sharex=True,
                                        gridspec_kw=dict(height_ratios=[3, 1]))
     ax.plot([0, 1], [0, 1], color="grey", linestyle="--", label="perfect calibration")
     width = 1 / n_bins / max(len(probs_by_model), 1)
@@ -317,7 +396,8 @@ def plot_reliability(probs_by_model: dict[str, np.ndarray], y_true, n_bins: int 
     ax.set_ylim(0, 1)
     ax.set_title("Reliability diagram")
     ax.set_ylabel("accuracy")
-    ax.legend(loc="upper left", fontsize=8)
+    # Beside the axes, not on them: the curves cover every corner of the unit square.
+    ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1), fontsize=8, borderaxespad=0)
     ax.grid(alpha=0.3)
     ax_count.set_yscale("log")
     ax_count.set_title("Documents per confidence bin", fontsize=10)
@@ -354,26 +434,36 @@ def plot_disagreement(table: pd.DataFrame) -> Figure:
     return fig
 
 
-def plot_pvalue_matrix(pvalues: pd.DataFrame) -> Figure:
-    """Model x model heatmap of McNemar p-values on a log colour scale; diagonal blank."""
+P_FLOOR = 1e-20  # the colour scale's end; smaller p-values share its colour (and say "< 1e-20")
+
+
+def _p_text(v: float) -> str:
+    if v < P_FLOOR:
+        return "< 1e-20"
+    return f"{v:.2f}" if v >= 0.01 else f"{v:.0e}"
+
+
+def plot_pvalue_matrix(pvalues: pd.DataFrame, names: dict[str, str] | None = None) -> Figure:
+    """Model x model heatmap of McNemar p-values, coloured by -log10 p from 1 down to 1e-20 (so p = 1e-2, 1e-6 and
+    1e-17 get different colours), each cell annotated; diagonal blank."""
     if pvalues.shape[0] != pvalues.shape[1]:
         raise ValueError(f"pvalues must be square (model x model), got shape {pvalues.shape}")
     p = pvalues.to_numpy(float).copy()
     np.fill_diagonal(p, np.nan)
     n = len(p)
-    fig, ax = plt.subplots(figsize=(1.1 * n + 3, 1.0 * n + 2))
-    # Colour the clipped value (LogNorm cannot show p = 0); annotate the exact one.
-    im = _heatmap(ax, np.clip(p, 1e-6, 1), pvalues.index.astype(str), pvalues.columns.astype(str), None,
-                  fontsize=9, cmap="viridis", norm=LogNorm(vmin=1e-6, vmax=1))
+    score = -np.log10(np.clip(p, P_FLOOR, 1))
+    labels = [readable(str(m), names) for m in pvalues.index]
+    fig, ax = plt.subplots(figsize=(1.2 * n + 4, 1.0 * n + 2))
+    im = _heatmap(ax, score, labels, labels, None, fontsize=9, cbar_label="p-value (log scale)",
+                  cmap="viridis", norm=Normalize(vmin=0, vmax=-np.log10(P_FLOOR)))
+    ticks = {0: "1", -np.log10(SIGNIFICANCE): str(SIGNIFICANCE), 2: "1e-2", 5: "1e-5", 10: "1e-10", 15: "1e-15",
+             20: "≤ 1e-20"}
+    im.colorbar.set_ticks(list(ticks), labels=list(ticks.values()))
     for (i, j), v in np.ndenumerate(p):
         if np.isfinite(v):
             star = "*" if v < SIGNIFICANCE else ""
-            ax.text(j, i, f"{v:.3g}{star}", ha="center", va="center", fontsize=9,
-                    color=_text_color(im, max(v, 1e-6)))
-    im.colorbar.set_label("p-value (log scale)")
+            ax.text(j, i, _p_text(v) + star, ha="center", va="center", fontsize=9, color=_text_color(im, score[i, j]))
     plt.setp(ax.get_xticklabels(), rotation=30, ha="right")
-    ax.set_xlabel("model")
-    ax.set_ylabel("model")
     ax.set_title(f"McNemar p-values (* p < {SIGNIFICANCE})")
     fig.tight_layout()
     return fig

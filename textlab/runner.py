@@ -1,14 +1,21 @@
-"""Run the numbered notebooks in order with papermill; executed copies land in the profile's run folder."""
+"""Run the numbered notebooks in order with papermill; executed copies land in the profile's run folder.
+
+The terminal shows what the notebooks print (one line per training epoch), not their progress bars or displays,
+and an estimate of the time left from the run's previous timings. The unchanged `cpu` run (the one whose figures
+are the committed figures/) also writes a cleaned copy of each executed notebook back into notebooks/, so the
+repository shows that run's outputs."""
 
 from __future__ import annotations
 
+import copy
 import os
+import re
 import sys
 import time
 from pathlib import Path
 
 from . import runs
-from .checkpoint import read_json, write_json
+from .checkpoint import read_json, write_json, write_text
 from .config import PROJECT_ROOT, parse_overrides, resolve
 
 NOTEBOOK_DIR = PROJECT_ROOT / "notebooks"
@@ -36,6 +43,103 @@ def select(only: list[str] | None) -> list[Path]:
     return sorted(chosen)
 
 
+class _Forward:
+    """papermill's stdout_file: the kernel's printed lines to the terminal, indented under the notebook's header;
+    of a line rewritten with carriage returns only its last state."""
+
+    def __init__(self, out=None, indent: str = "      "):
+        self.out, self.indent, self.partial = out or sys.stdout, indent, ""
+
+    def write(self, text: str) -> None:
+        *lines, self.partial = (self.partial + text).split("\n")
+        for line in lines:
+            line = line.rsplit("\r", 1)[-1]
+            if line.strip():
+                self.out.write(f"{self.indent}{line}\n")
+
+    def flush(self) -> None:
+        self.out.flush()
+
+
+def execute(notebook: Path, target: Path, parameters: dict, *, progress_bar: bool = False) -> None:
+    """Execute one notebook with papermill into target, its printed lines forwarded to this process's stdout."""
+    import papermill as pm
+
+    pm.execute_notebook(str(notebook), str(target), parameters=parameters, kernel_name="python3",
+                        cwd=str(NOTEBOOK_DIR), progress_bar=progress_bar, log_output=False, stdout_file=_Forward())
+
+
+def time_left(stems: list[str], previous: dict[str, float]) -> str:
+    """"about 38 min left" from the seconds each notebook took in this run's last execution ("" if unknown)."""
+    known = [previous[s] for s in stems if s in previous]
+    if not known:
+        return ""
+    seconds = sum(known)
+    amount = f"{seconds / 60:.0f} min" if seconds >= 90 else f"{seconds:.0f} s"
+    return f"{'at least ' if len(known) < len(stems) else 'about '}{amount} left (timings of the last run)"
+
+
+# ---------------------------------------------------------------- notebooks/ shows the committed run
+
+
+def publishes(profile, run_dir: Path) -> bool:
+    """Whether this run is the committed one: the same test as the committed figures/ (runs.figures_dir)."""
+    return runs.figures_dir(profile, run_dir) == PROJECT_ROOT / "figures"
+
+
+_PROGRESS = re.compile(r"\r|\d+%\|")  # tqdm rewrites its line with \r and draws "45%|####"
+_WIDGET = "application/vnd.jupyter.widget-view+json"
+
+
+def _strip_paths(value, replacements: list[tuple[str, str]]):
+    if isinstance(value, str):
+        for old, new in replacements:
+            value = value.replace(old, new)
+        return value
+    if isinstance(value, list):
+        return [_strip_paths(v, replacements) for v in value]
+    if isinstance(value, dict):
+        return {k: v if k.startswith("image/") else _strip_paths(v, replacements) for k, v in value.items()}
+    return value
+
+
+def clean_notebook(nb: dict, root: Path = PROJECT_ROOT, home: Path | None = None) -> dict:
+    """An executed notebook as the repository keeps it: outputs kept, but no absolute paths of the machine that
+    ran it (the project root becomes relative, the home folder "~"), no progress bars (stderr carrying tqdm
+    updates, ipywidgets outputs), no cell papermill injected (the `parameters` cell keeps its literals), and no
+    execution timestamps."""
+    home = Path.home() if home is None else home
+    replacements = [(f"{root}/", ""), (str(root), "."), (f"{home}/", "~/"), (str(home), "~")]
+    nb = copy.deepcopy(dict(nb))
+    nb["metadata"] = {k: v for k, v in nb.get("metadata", {}).items() if k not in ("papermill", "widgets")}
+    cells = []
+    for cell in nb["cells"]:
+        if "injected-parameters" in cell.get("metadata", {}).get("tags", []):
+            continue
+        cell["metadata"] = {k: v for k, v in cell.get("metadata", {}).items() if k not in ("papermill", "execution")}
+        if cell.get("cell_type") == "code":
+            outputs = []
+            for out in cell.get("outputs", []):
+                text = "".join(out.get("text", "")) if out.get("output_type") == "stream" else ""
+                if out.get("name") == "stderr" and _PROGRESS.search(text):
+                    continue
+                if _WIDGET in out.get("data", {}):
+                    continue
+                outputs.append(_strip_paths(out, replacements))
+            cell["outputs"] = outputs
+        cells.append(cell)
+    nb["cells"] = cells
+    return nb
+
+
+def publish(executed: Path, dest: Path) -> Path:
+    """Write the cleaned copy of an executed notebook to dest (notebooks/<name>.ipynb), atomically."""
+    import nbformat
+
+    nb = nbformat.reads(executed.read_text(), as_version=4)
+    return write_text(dest, nbformat.writes(nbformat.from_dict(clean_notebook(nb))) + "\n")
+
+
 def _absolute_paths_in_env() -> None:
     """Notebooks run with notebooks/ as working directory: a relative $TEXTLAB_20NG / $TEXTLAB_RUNS /
     $TEXTLAB_CACHE / $TEXTLAB_FIGURES given from the caller's directory must not change meaning there."""
@@ -49,7 +153,6 @@ def run(profile: str | None = None, only: list[str] | None = None, *, data: str 
     """Execute notebooks with papermill on one run (profile, your data file, overrides, run name); on failure raise
     NotebookFailed naming notebook, cell and partial copy. The run folder is checked against its manifest (or
     emptied, fresh=True) before any notebook starts, so a refusal comes at once, not after an hour."""
-    import papermill as pm
     from papermill.exceptions import PapermillExecutionError
 
     from .backbones import get_backbone
@@ -67,20 +170,24 @@ def run(profile: str | None = None, only: list[str] | None = None, *, data: str 
                   "name": run_dir.name}
     timings = {}
     quiet = bool(os.environ.get("CI")) or not sys.stderr.isatty()
+    log = run_dir / "run.json"
+    previous = read_json(log).get("seconds", {}) if log.exists() else {}
+    publish_here = publishes(prof, run_dir)
     for i, nb in enumerate(chosen, 1):
         target = out_dir / nb.name
-        print(f"[{i}/{len(chosen)}] {nb.stem} (run {run_dir.name}) -> {target}", flush=True)
+        left = time_left([c.stem for c in chosen[i - 1:]], previous)
+        print(f"[{i}/{len(chosen)}] {nb.stem} (run {run_dir.name}) -> {target}" + (f"; {left}" if left else ""),
+              flush=True)
         t0 = time.perf_counter()
         try:
-            pm.execute_notebook(str(nb), str(target), parameters=parameters, kernel_name="python3",
-                                cwd=str(NOTEBOOK_DIR), progress_bar=not quiet, log_output=False)
+            execute(nb, target, parameters, progress_bar=not quiet)
         except PapermillExecutionError as e:
             raise NotebookFailed(
                 f"{nb.name} failed in cell {e.exec_count} ({e.ename}: {e.evalue}).\n"
                 f"The partially executed notebook is kept at {target}") from e
         timings[nb.stem] = round(time.perf_counter() - t0, 1)
         print(f"      done in {timings[nb.stem]:.0f} s", flush=True)
-    log = run_dir / "run.json"
-    previous = read_json(log).get("seconds", {}) if log.exists() else {}
+        if publish_here:
+            print(f"      outputs -> {publish(target, nb).relative_to(PROJECT_ROOT)} (the committed run)", flush=True)
     write_json(log, {"run": run_dir.name, "profile": prof.name, "seconds": {**previous, **timings}})
     return out_dir
