@@ -162,7 +162,7 @@ def _train_and_evaluate(kind: str, prep: Prepared, **fit_kw) -> dict:
     data = model_data(prep, max_length, cfg.truncation)
     result = fit(model, data, prep.tokenizer, cfg, out, meta=model_meta(kind, prep), seed=profile.seed,
                  desc=kind, **fit_kw)
-    accelerator, model = result.extra["accelerator"], result.extra["model"]
+    accelerator, model = result.accelerator, result.model
     splits, buckets = {}, pad_buckets(cfg, max_length)
     for split in ("validation", "test"):
         t0 = time.perf_counter()
