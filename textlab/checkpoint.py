@@ -21,6 +21,8 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from .errors import TextlabError
+
 POINTER = "checkpoints.json"
 TRAINED_BY = {"bert": "02_bert", "bilstm": "03_bilstm", "tfidf": "04_ensemble", "ensemble": "04_ensemble"}
 # The layout of every artifact (run manifest, checkpoint meta, metrics, tuning records). An artifact of another
@@ -28,7 +30,7 @@ TRAINED_BY = {"bert": "02_bert", "bilstm": "03_bilstm", "tfidf": "04_ensemble", 
 SCHEMA = 1
 
 
-class CheckpointError(RuntimeError):
+class CheckpointError(TextlabError, RuntimeError):
     """A checkpoint or run folder that cannot be used; the message names the file and the problem."""
 
 

@@ -20,6 +20,7 @@ from .batching import make_loader
 from .config import Profile, resolve
 from .data import load_for_profile, tokenize
 from .describe import count_params
+from .errors import show_briefly_in_ipython
 from .evaluate import metrics
 from .train import fit, make_accelerator, pad_buckets, predict_logits
 
@@ -69,6 +70,7 @@ def open_run(profile: Profile | str | None = None, *, data: str = "", overrides=
     applied, its data, and its run folder (runs/<name>, name defaulting to the profile plus the data file's stem),
     checked against the folder's manifest so that nothing is re-used under other data or settings.
     `prep`: data prepared earlier for a profile with the same DATA_FIELDS (tests, tuning scripts)."""
+    show_briefly_in_ipython()  # in a notebook: a DataError is its message, not a traceback through textlab
     profile = resolve(profile, data, overrides)
     if prep is None:
         prep = prepare(profile)

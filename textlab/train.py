@@ -30,11 +30,12 @@ from transformers import get_linear_schedule_with_warmup
 from . import checkpoint as ckpt
 from .batching import default_buckets, make_loader
 from .config import EXECUTION_ONLY, TrainConfig
+from .errors import TextlabError
 from .evaluate import metrics
 from .runs import describe_differences, differences
 
 
-class NonFiniteLossError(FloatingPointError):
+class NonFiniteLossError(TextlabError, FloatingPointError):
     pass
 
 
@@ -143,7 +144,7 @@ def param_groups(model: torch.nn.Module, weight_decay: float, lr: float | None =
     return out
 
 
-class OutOfMemoryAdvice(RuntimeError):
+class OutOfMemoryAdvice(TextlabError, RuntimeError):
     """Out of memory in a training step; the message suggests a smaller micro-batch, same effective batch."""
 
 
