@@ -53,6 +53,16 @@ def test_loop_learns_a_learnable_task(keyword_prep, tmp_path, capsys):
     assert all(h["tokens_per_s"] > 0 and h["seconds"] > 0 for h in saved)
 
 
+def test_selection_by_macro_f1(keyword_prep, tmp_path):
+    """select_metric="macro_f1": the kept epoch is the first with the best validation macro-F1, and that score (not
+    the accuracy, another number) is the best metric."""
+    profile, prep = keyword_prep
+    result = _fit(profile, prep, tmp_path / "m", cfg={"epochs": 3, "lr": 3e-4, "select_metric": "macro_f1"})
+    f1 = [h["val_macro_f1"] for h in result.history]
+    assert max(f1) not in [h["val_accuracy"] for h in result.history]
+    assert result.best_epoch == f1.index(max(f1)) + 1 and result.best_metric == max(f1)
+
+
 def test_same_seed_same_metrics_and_weights(keyword_prep, tmp_path):
     profile, prep = keyword_prep
     a = _fit(profile, prep, tmp_path / "a", cfg={"epochs": 2})

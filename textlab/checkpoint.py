@@ -24,7 +24,6 @@ from safetensors.torch import load_file, save_file
 from .errors import TextlabError
 
 POINTER = "checkpoints.json"
-TRAINED_BY = {"bert": "02_bert", "bilstm": "03_bilstm", "tfidf": "04_ensemble", "ensemble": "04_ensemble"}
 # The layout of every artifact (run manifest, checkpoint meta, metrics, tuning records). An artifact of another
 # schema is refused with a message instead of being read with guessed defaults: bump this when a key is added.
 SCHEMA = 1

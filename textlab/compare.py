@@ -7,7 +7,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .checkpoint import TRAINED_BY, CheckpointError, checkpoint_path, read_json, read_npy
+from .checkpoint import CheckpointError, checkpoint_path, read_json, read_npy
+from .pipeline import TRAINED_BY
 from .runs import how_to_make, read_manifest
 from .stats import bootstrap_ci, mcnemar, softmax
 

@@ -115,7 +115,6 @@ class EnsembleConfig:
     max_epochs: int = 300
     lr: float = 3e-3
     weight_decays: tuple = (0.0, 1e-3, 1e-2, 1e-1)  # grid searched by cross-validation
-    tfidf: bool = True  # add the TF-IDF + linear SVM member
 
 
 @dataclass(frozen=True)

@@ -435,11 +435,6 @@ def is_empty(text: str) -> bool:
     return not text.strip()
 
 
-def drop_empty(ds: Dataset) -> Dataset:
-    """Documents empty after stripping teach nothing; drop them from training only (test keeps them)."""
-    return ds.filter(lambda t: not is_empty(t), input_columns="text")
-
-
 # ---------------------------------------------------------------- tokenization
 
 

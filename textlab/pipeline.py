@@ -26,6 +26,8 @@ from .train import fit, make_accelerator, pad_buckets, predict_logits
 
 KINDS = ("bert", "bilstm")
 DISPLAY = {"bert": "BERT classifier", "bilstm": "BiLSTM (frozen BERT embeddings)"}
+# The notebook of the series that makes each model of a run (error messages say which to run).
+TRAINED_BY = {"bert": "02_bert", "bilstm": "03_bilstm", "tfidf": "04_ensemble", "ensemble": "04_ensemble"}
 CLASSIFIER_DROPOUT = 0.3  # the seed's
 
 
@@ -88,6 +90,7 @@ def _tokenized(raw, tokenizer, profile: Profile, max_length: int, truncation: st
     dropped = 0
     if profile.drop_empty_train:
         n = len(data["train"])
+        # Empty in tokens, not only in text (data.is_empty): a text of characters the tokenizer drops is empty too.
         data["train"] = data["train"].filter(lambda x: x > 2, input_columns="full_length")  # 2 = [CLS] [SEP]
         dropped = n - len(data["train"])
     return data, dropped
@@ -298,13 +301,14 @@ def build_ensemble(prep: Prepared):
 
 
 def _build_ensemble(prep: Prepared):
-    from .ensemble import MetaMLPEnsemble, compare
+    from .ensemble import MetaMLPEnsemble
+    from .ensemble_choice import choose_ensemble
 
     profile, root = prep.profile, prep.run_dir
     for kind in KINDS:
         if not (root / kind / ckpt.POINTER).exists():
             raise ckpt.CheckpointError(f"{root / kind} holds no trained {kind} model: "
-                                       f"{runs.how_to_make(root, ckpt.TRAINED_BY[kind])}")
+                                       f"{runs.how_to_make(root, TRAINED_BY[kind])}")
     if not (root / "tfidf" / "metrics.json").exists():
         _train_tfidf(prep)
     cached = {kind: member_logits(root / kind, prep) for kind in KINDS}  # {kind: {split: (logits, labels)}}
@@ -312,7 +316,7 @@ def _build_ensemble(prep: Prepared):
     logits["tfidf"] = {s: ckpt.read_npy(root / "tfidf" / f"logits_{s}.npy") for s in ("validation", "test")}
     y_val, y_test = cached["bert"]["validation"][1], cached["bert"]["test"][1]
     t0 = time.perf_counter()
-    report = compare(logits, y_val, y_test, profile.ensemble, seed=profile.seed)
+    report = choose_ensemble(logits, y_val, y_test, profile.ensemble, seed=profile.seed)
     seconds = time.perf_counter() - t0
     out = root / "ensemble"
     ckpt.write_text(out / "table.csv", report.table.to_csv(index=False))
