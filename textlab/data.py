@@ -19,7 +19,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from datasets import ClassLabel, Dataset, DatasetDict, Features, Sequence, Value, load_from_disk
-from sklearn.datasets._twenty_newsgroups import (  # the exact functions fetch_20newsgroups(remove=...) applies
+# Private to scikit-learn, but the exact functions fetch_20newsgroups(remove=...) applies; what they strip is pinned
+# by tests/test_data.py::test_newsgroup_stripping_is_pinned, so a release that changes them fails loudly.
+from sklearn.datasets._twenty_newsgroups import (
     strip_newsgroup_footer,
     strip_newsgroup_header,
     strip_newsgroup_quoting,
@@ -474,6 +476,7 @@ def _load_cached(target: Path) -> DatasetDict | None:
 
 
 def _save_atomic(dsd: DatasetDict, target: Path) -> None:
+    # A folder written by datasets, where another process may win the race: not checkpoint's one-file writer.
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
     try:
         dsd.save_to_disk(str(tmp))
