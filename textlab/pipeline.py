@@ -196,6 +196,48 @@ def _train_and_evaluate(kind: str, prep: Prepared, **fit_kw) -> dict:
     return record
 
 
+def model_report(kind: str, prep: Prepared, record: dict):
+    """What notebooks 02 and 03 show of a model trained by train_and_evaluate: learning curves, the test confusion
+    matrix, per-class test F1 and the architecture drawn from the trained model object, each saved to the run's
+    figures as <kind>_*.png; returns the per-epoch history as a table."""
+    import pandas as pd
+
+    from . import plots
+
+    out, name = prep.run_dir / kind, record["display_name"]
+    history = ckpt.read_json(out / "history.json")
+    plots.save_figure(plots.plot_learning_curves({name: history}), prep.figures / f"{kind}_learning_curves.png")
+    y_true, y_pred = ckpt.read_npy(out / "labels_test.npy"), ckpt.read_npy(out / "logits_test.npy").argmax(1)
+    fig = plots.plot_confusion_matrix(y_true, y_pred, prep.label_names, title=f"{name} (test)")
+    plots.save_figure(fig, prep.figures / f"{kind}_confusion.png")
+    fig = plots.plot_per_class_f1({name: np.array(record["test"]["per_class"]["f1"])}, prep.label_names)
+    plots.save_figure(fig, prep.figures / f"{kind}_per_class_f1.png")
+    fig = plots.plot_architecture(architecture(out), f"{name} — {prep.profile.backbone}")
+    plots.save_figure(fig, prep.figures / f"{kind}_architecture.png")
+    return pd.DataFrame(history)
+
+
+def architecture(model_dir) -> list[tuple[str, str]]:
+    """The stages of a trained model (describe.architecture_stages), read off its selected checkpoint."""
+    from .describe import architecture_stages
+
+    model, meta = load_model(model_dir)
+    return architecture_stages(model, meta["max_length"])
+
+
+def model_summary(record: dict):
+    """The numbers a model's notebook ends with: test and validation scores, epochs, speed, size."""
+    import pandas as pd
+
+    return pd.Series({
+        "test_accuracy": record["test"]["accuracy"], "test_macro_f1": record["test"]["macro_f1"],
+        "val_accuracy": record["validation"]["accuracy"], "best_epoch": record["best_epoch"],
+        "epochs_run": record["epochs_run"], "s_per_epoch": record["s_per_epoch"], "device": record["device"],
+        "precision": record["precision"], "params_total": record["params"]["total"],
+        "params_trainable": record["params"]["trainable"], "params_frozen": record["params"]["frozen"],
+        "infer_docs_per_s": record["infer_docs_per_s"], "checkpoint_MB": record["checkpoint_bytes"] / 1e6})
+
+
 def _logits_key(model_dir: Path) -> dict:
     """What cached logits belong to: the selected checkpoint, by name and weights."""
     best = ckpt.checkpoint_path(model_dir, "best")
