@@ -32,7 +32,3 @@ def test_tuning_tables_regenerate_from_the_committed_records(kind):
     table = to_markdown(tuning_table(records, "baseline"))
     assert table == (ROOT / "figures" / f"tuning_{kind}.md").read_text(), "run benchmarks/tuning_table.py"
 
-
-def test_readme_names_both_commands():
-    readme = (ROOT / "README.md").read_text()
-    assert "make run" in readme and "make test" in readme
