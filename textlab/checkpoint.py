@@ -36,7 +36,9 @@ class CheckpointError(TextlabError, RuntimeError):
 # ---------------------------------------------------------------- atomic files
 
 
-def _atomic(path: Path, write) -> Path:
+def atomic_write(path: Path, write) -> Path:
+    """The one writer of artifact files: write(tmp) fills a temporary file beside `path`, renamed over it only once
+    complete, so a reader never sees half a file, whenever the writer dies."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -55,7 +57,7 @@ def write_json(path, obj: Any) -> Path:
         with open(tmp, "w") as f:
             json.dump(obj, f, indent=2, default=_jsonable)
             f.write("\n")
-    return _atomic(path, write)
+    return atomic_write(path, write)
 
 
 def read_json(path) -> Any:
@@ -72,7 +74,7 @@ def write_npy(path, array: np.ndarray) -> Path:
     def write(tmp):
         with open(tmp, "wb") as f:
             np.save(f, np.asarray(array))
-    return _atomic(path, write)
+    return atomic_write(path, write)
 
 
 def read_npy(path) -> np.ndarray:
@@ -85,7 +87,7 @@ def read_npy(path) -> np.ndarray:
 
 
 def write_text(path, text: str) -> Path:
-    return _atomic(path, lambda tmp: Path(tmp).write_text(text))
+    return atomic_write(path, lambda tmp: Path(tmp).write_text(text))
 
 
 def _jsonable(x):
@@ -116,7 +118,7 @@ def sha256_file(path, n: int = 16) -> str:
 
 def save_weights(path, state_dict: dict[str, torch.Tensor]) -> Path:
     tensors = {k: v.detach().to("cpu").contiguous() for k, v in state_dict.items()}
-    return _atomic(path, lambda tmp: save_file(tensors, tmp))
+    return atomic_write(path, lambda tmp: save_file(tensors, tmp))
 
 
 def load_weights(path) -> dict[str, torch.Tensor]:

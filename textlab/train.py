@@ -45,14 +45,15 @@ def cpu_supports_bf16() -> bool:
         caps = torch.backends.cpu.get_cpu_capability()
     except AttributeError:  # pragma: no cover - older torch
         return False
-    if caps in ("AVX512_BF16", "AMX") or "AMX" in caps:
-        return True
+    return caps in ("AVX512_BF16", "AMX") or "AMX" in caps or "avx512_bf16" in _cpuinfo() or "amx_bf16" in _cpuinfo()
+
+
+def _cpuinfo() -> str:
     try:
         with open("/proc/cpuinfo") as f:
-            flags = f.read()
-        return "avx512_bf16" in flags or "amx_bf16" in flags
+            return f.read()
     except OSError:
-        return False
+        return ""
 
 
 def resolve_precision(precision: str, device: str) -> str:
@@ -64,10 +65,6 @@ def resolve_precision(precision: str, device: str) -> str:
     if device == "cuda":
         return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
     return "bf16" if cpu_supports_bf16() else "fp32"
-
-
-def _installed(package: str) -> bool:
-    return importlib.util.find_spec(package) is not None
 
 
 def make_accelerator(cfg: TrainConfig, project_dir: Path | None = None, cpu: bool = False) -> Accelerator:
@@ -270,7 +267,8 @@ class FitResult:
 
 @dataclass
 class _Training:
-    """What one fit() trains with, built once by _set_up."""
+    """What one fit() trains with, built once by _set_up. sampler: the length-grouped batch sampler (re-seeded every
+    epoch), None for plain shuffling."""
 
     cfg: TrainConfig
     out_dir: Path
@@ -283,7 +281,7 @@ class _Training:
     scheduler: torch.optim.lr_scheduler.LRScheduler
     train_loader: DataLoader
     val_loader: DataLoader
-    sampler: object  # the length-grouped batch sampler, re-seeded every epoch; None for plain shuffling
+    sampler: object
     steps_per_epoch: int
     total_steps: int
 
@@ -322,7 +320,7 @@ def fit(model: torch.nn.Module, data, tokenizer, cfg: TrainConfig, out_dir, *, m
 def _set_up(model, data, tokenizer, cfg: TrainConfig, out_dir: Path, meta: dict, seed: int, cpu: bool,
             desc: str) -> _Training:
     """Accelerator, seeded loaders, optimizer and warm-up/decay schedule, all prepared for the devices."""
-    if cfg.log_with and not _installed(cfg.log_with):
+    if cfg.log_with and importlib.util.find_spec(cfg.log_with) is None:
         # Accelerate would only warn and track nothing: a user who asked for tracking should know before training.
         raise ImportError(f"log_with={cfg.log_with!r} needs the {cfg.log_with} package: pip install {cfg.log_with} "
                           "(or leave log_with empty to train without tracking)")
@@ -510,13 +508,6 @@ def device_name(device: torch.device) -> str:
         return torch.cuda.get_device_name(device)
     import platform
 
-    name = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    name = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
+    model = re.search(r"^model name\s*:(.*)$", _cpuinfo(), re.MULTILINE)
+    name = model.group(1).strip() if model else platform.processor() or platform.machine()
     return f"CPU ({torch.get_num_threads()} threads, {name})"
