@@ -67,6 +67,10 @@ def resolve_precision(precision: str, device: str) -> str:
     return "bf16" if cpu_supports_bf16() else "fp32"
 
 
+def _installed(package: str) -> bool:
+    return importlib.util.find_spec(package) is not None
+
+
 def make_accelerator(cfg: TrainConfig, project_dir: Path | None = None, cpu: bool = False) -> Accelerator:
     device = "cuda" if torch.cuda.is_available() and not cpu else "cpu"
     precision = resolve_precision(cfg.precision, device)
@@ -320,7 +324,7 @@ def fit(model: torch.nn.Module, data, tokenizer, cfg: TrainConfig, out_dir, *, m
 def _set_up(model, data, tokenizer, cfg: TrainConfig, out_dir: Path, meta: dict, seed: int, cpu: bool,
             desc: str) -> _Training:
     """Accelerator, seeded loaders, optimizer and warm-up/decay schedule, all prepared for the devices."""
-    if cfg.log_with and importlib.util.find_spec(cfg.log_with) is None:
+    if cfg.log_with and not _installed(cfg.log_with):
         # Accelerate would only warn and track nothing: a user who asked for tracking should know before training.
         raise ImportError(f"log_with={cfg.log_with!r} needs the {cfg.log_with} package: pip install {cfg.log_with} "
                           "(or leave log_with empty to train without tracking)")
