@@ -18,7 +18,7 @@ torch.manual_seed(0)
 model = pipeline.build_model("bert", prep.backbone, len(prep.label_names), profile)
 result = fit(model, prep.data, prep.tokenizer, profile.bert, out / "model", meta=pipeline.model_meta("bert", prep),
              seed=0, cpu=True)
-state = result.extra["accelerator"].unwrap_model(result.extra["model"]).state_dict()
+state = result.accelerator.unwrap_model(result.model).state_dict()
 h = hashlib.sha256()
 for k in sorted(state):
     h.update(k.encode() + state[k].detach().cpu().numpy().tobytes())

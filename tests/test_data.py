@@ -492,3 +492,19 @@ def test_textlab_20ng_naming_your_own_file_says_where_it_goes(tmp_path, monkeypa
     monkeypatch.setenv("TEXTLAB_20NG", str(own))
     with pytest.raises(DataError, match=r"\$TEXTLAB_20NG=.*my.csv names your own .csv file.*--data .*my.csv"):
         data.load_data(None)
+
+
+POST = ("From: ann@b.edu (Ann)\nSubject: Re: orbits\nOrganization: B University\nLines: 9\n\n"
+        "In article <1@b.edu> joe@c.com (Joe) writes:\n> Is the orbit stable?\n|> yes it is\n"
+        "Joe: it decays in a year.\nSee you.\n\n-- \nAnn, B University\n")
+
+
+def test_newsgroup_stripping_is_pinned():
+    """data.py imports scikit-learn's private strip functions (what fetch_20newsgroups(remove=...) applies): a release
+    that changes what they strip would silently change every document; this fails loudly instead."""
+    body = POST.split("\n\n", 1)[1]
+    assert data.strip_newsgroup_header(POST) == body
+    assert data.strip_newsgroup_footer(POST) == POST[: POST.index("\n\n-- ")] + "\n"
+    assert data.strip_newsgroup_quoting(POST) == POST.replace(
+        "In article <1@b.edu> joe@c.com (Joe) writes:\n> Is the orbit stable?\n|> yes it is\n", "")
+    assert data._strip(POST) == "Joe: it decays in a year.\nSee you.\n"

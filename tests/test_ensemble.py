@@ -1,4 +1,4 @@
-"""Tests of textlab.ensemble on synthetic member logits (3 members, 20 classes), kept small for CPU."""
+"""Tests of textlab.ensemble and textlab.ensemble_choice on synthetic member logits (3 members, 20 classes), kept small for CPU."""
 
 from __future__ import annotations
 
@@ -6,16 +6,9 @@ import numpy as np
 import pytest
 
 from textlab.config import EnsembleConfig
-from textlab.ensemble import (
-    MetaMLPEnsemble,
-    ProbAverage,
-    TemperatureAverage,
-    WeightedAverage,
-    compare,
-    cross_val_accuracy,
-    fit_temperature,
-    tfidf_member,
-)
+from textlab.ensemble import MetaMLPEnsemble, ProbAverage, TemperatureAverage, WeightedAverage, fit_temperature
+from textlab.ensemble_choice import choose_ensemble
+from textlab.models.tfidf import TfidfSVM
 from textlab.stats import softmax
 
 K = 20
@@ -43,7 +36,7 @@ def data():
 @pytest.fixture(scope="module")
 def report(data):
     y_val, _, y_test, _, members = data
-    return compare(members, y_val, y_test, SMALL, seed=0)
+    return choose_ensemble(members, y_val, y_test, SMALL, seed=0)
 
 
 def _accuracy(proba, y) -> float:
@@ -69,11 +62,13 @@ def test_prob_average_beats_every_member(data):
     assert average > max(_accuracy(z, y_test) for z in test)
 
 
-def test_cross_val_of_prob_average_is_its_plain_score(data):
+def test_out_of_fold_scores_of_prob_average_are_its_plain_scores(data, report):
+    """It fits nothing, so every fold's prediction is the plain average: the folds cover each row exactly once."""
     y_val, val, *_ = data
-    cv = cross_val_accuracy(ProbAverage, val, y_val, folds=3)
-    assert cv["accuracy"] == _accuracy(ProbAverage().predict_proba(val), y_val)
-    assert set(cv) == {"accuracy", "macro_f1", "nll"}
+    plain = ProbAverage().predict_proba(val[:2])
+    np.testing.assert_allclose(report.val_oof_proba["prob-average (bert+bilstm)"], plain, rtol=1e-12)
+    row = report.table.set_index("variant").loc["prob-average (bert+bilstm)"]
+    assert row["val_cv_accuracy"] == _accuracy(plain, y_val)
 
 
 def test_fitted_averages_describe_temperatures_and_convex_weights(data):
@@ -113,19 +108,18 @@ def test_compare_rejects_a_member_without_test_logits(data):
     y_val, _, y_test, _, members = data
     broken = {**members, "bilstm": {"validation": members["bilstm"]["validation"]}}
     with pytest.raises(ValueError, match="bilstm.*test"):
-        compare(broken, y_val, y_test, SMALL)
+        choose_ensemble(broken, y_val, y_test, SMALL)
 
 
 def test_compare_rejects_mismatched_class_counts(data):
     y_val, _, y_test, _, members = data
     broken = {**members, "tfidf": {split: z[:, :-1] for split, z in members["tfidf"].items()}}
     with pytest.raises(ValueError, match="tfidf.*19 classes"):
-        compare(broken, y_val, y_test, SMALL)
+        choose_ensemble(broken, y_val, y_test, SMALL)
 
 
-def test_tfidf_member_scores_every_split():
+def test_tfidf_member_scores_unseen_text():
     texts = ["space shuttle launch orbit", "nasa orbit launch", "hockey goal season", "season goal playoff"] * 3
     labels = [0, 0, 1, 1] * 3
-    scores = tfidf_member(texts, labels, {"validation": texts[:5], "test": ["orbit launch"]})
-    assert scores["validation"].shape == (5, 2) and scores["test"].shape == (1, 2)
-    assert scores["test"].argmax(1)[0] == 0
+    scores = TfidfSVM(seed=0).fit(texts, labels).decision_function(["orbit launch", "goal"])
+    assert scores.shape == (2, 2) and scores.argmax(1).tolist() == [0, 1]

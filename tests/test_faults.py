@@ -352,12 +352,20 @@ def test_unknown_notebook_lists_valid_ones(failing_notebooks, capsys):
 # ---------------------------------------------------------------- interrupted training
 
 
+def _ctrl_c_after(step: int):
+    """An on_step callback that acts like a Ctrl-C right after optimizer step `step`."""
+    def on_step(state):
+        if state.global_step >= step:
+            raise KeyboardInterrupt(f"stopped after step {state.global_step}")
+    return on_step
+
+
 def test_interrupted_and_resumed_equals_uninterrupted(tiny_profile, tiny_prep, reference, tmp_path):
     """Stopped mid-epoch 1, at the end of epoch 1 (before validation) and mid-epoch 2, resumed each time."""
     out = tmp_path / "bert"
     for stop in (3, 6, 9):
         with pytest.raises(KeyboardInterrupt, match=f"stopped after step {stop}"):
-            small_fit(tiny_profile, tiny_prep, out, stop_after_steps=stop)
+            small_fit(tiny_profile, tiny_prep, out, on_step=_ctrl_c_after(stop))
         assert ckpt.read_pointer(out)["last"] == f"ckpt-{stop:08d}"
         assert not (out / "history.json").exists()
     small_fit(tiny_profile, tiny_prep, out)

@@ -23,10 +23,6 @@ def test_environment_yml_matches_pyproject():
     for name, req in wanted.items():
         if name != "torch":  # the yml pins the CPU build the Makefile installs
             assert listed[name] == req, f"{name}: environment.yml says {listed[name]!r}, pyproject {req!r}"
-    assert listed["torch"] == "torch==2.13.0"
+    make_pins = set(re.findall(r"torch==[\w.+]+", (ROOT / "Makefile").read_text()))
+    assert make_pins == {listed["torch"]}, f"Makefile installs {make_pins}, environment.yml {listed['torch']!r}"
     assert "python>=3.11" in env["dependencies"] and project["requires-python"] == ">=3.11"
-
-
-def test_makefile_installs_pinned_torch_first():
-    make = (ROOT / "Makefile").read_text()
-    assert make.index("torch==2.13.0") < make.index('pip install -q -e ".[dev]"')

@@ -18,7 +18,8 @@ def test_records_and_artifacts(trained_run, tiny_prep):
         assert ckpt.read_npy(folder / "logits_validation.npy").shape == (n_val, 20)
         assert ckpt.read_npy(folder / "logits_test.npy").shape == (n_test, 20)
         assert np.array_equal(ckpt.read_npy(folder / "labels_test.npy"), tiny_prep.data["test"]["labels"])
-        assert 0.0 <= rec["test"]["accuracy"] <= 1.0 and rec["test"]["n"] == n_test
+        logits, labels = ckpt.read_npy(folder / "logits_test.npy"), ckpt.read_npy(folder / "labels_test.npy")
+        assert rec["test"]["accuracy"] == np.mean(logits.argmax(1) == labels) and rec["test"]["n"] == n_test
         assert len(rec["test"]["confusion"]) == 20 and sum(map(sum, rec["test"]["confusion"])) == n_test
         assert rec["params"]["total"] == rec["params"]["trainable"] + rec["params"]["frozen"]
         assert rec["dropped_empty_train"] >= 0 and rec["n_train"] == len(tiny_prep.data["train"])
@@ -77,7 +78,7 @@ def test_ensemble_and_comparison_table(trained_run, tiny_run, tiny_prep):
                                             for k in ("bert", "bilstm"))
     md = compare.to_markdown(table)
     assert md.count("\n") == len(table) + 2 and "70.23 %" in md
-    y, probs = compare.test_predictions(run)
+    y, probs = compare.test_probabilities(run)
     assert set(probs) >= {"BERT classifier", "ensemble (chosen)"}
     assert all(np.allclose(p.sum(1), 1, atol=1e-4) for p in probs.values())
     pvals = compare.mcnemar_matrix(y, probs)

@@ -4,12 +4,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
 from helpers import keyword_csv
+import textlab
 from textlab import checkpoint as ckpt
-from textlab import pipeline
+from textlab import pipeline, train
 from textlab.config import TrainConfig, get_profile
 from textlab.train import NonFiniteLossError, fit, param_groups, resolve_precision
 
@@ -34,9 +36,14 @@ def _weights(out):
     return ckpt.load_weights(ckpt.checkpoint_path(out, "best") / "model.safetensors")
 
 
-def test_loop_learns_a_learnable_task(keyword_prep, tmp_path):
+def test_loop_learns_a_learnable_task(keyword_prep, tmp_path, capsys):
     profile, prep = keyword_prep
     result = _fit(profile, prep, tmp_path / "m")
+    # Each epoch's line estimates the training time left from the median epoch so far.
+    lines = [ln for ln in capsys.readouterr().out.splitlines() if " epoch " in ln]
+    seconds = [h["seconds"] for h in result.history]
+    assert [ln.rsplit(", ", 1)[1] for ln in lines] == [
+        f"~{train.format_duration((6 - e) * float(np.median(seconds[:e])))} left" for e in range(1, 7)]
     assert len(result.history) == 6
     assert result.history[-1]["train_loss"] < result.history[0]["train_loss"]
     assert result.best_metric >= 0.9  # validation accuracy on keyword classes
@@ -44,6 +51,16 @@ def test_loop_learns_a_learnable_task(keyword_prep, tmp_path):
     saved = ckpt.read_json(tmp_path / "m" / "history.json")
     assert [h["epoch"] for h in saved] == [1, 2, 3, 4, 5, 6]
     assert all(h["tokens_per_s"] > 0 and h["seconds"] > 0 for h in saved)
+
+
+def test_selection_by_macro_f1(keyword_prep, tmp_path):
+    """select_metric="macro_f1": the kept epoch is the first with the best validation macro-F1, and that score (not
+    the accuracy, another number) is the best metric."""
+    profile, prep = keyword_prep
+    result = _fit(profile, prep, tmp_path / "m", cfg={"epochs": 3, "lr": 3e-4, "select_metric": "macro_f1"})
+    f1 = [h["val_macro_f1"] for h in result.history]
+    assert max(f1) not in [h["val_accuracy"] for h in result.history]
+    assert result.best_epoch == f1.index(max(f1)) + 1 and result.best_metric == max(f1)
 
 
 def test_same_seed_same_metrics_and_weights(keyword_prep, tmp_path):
@@ -80,7 +97,6 @@ def test_early_stop_is_final(keyword_prep, tmp_path, capsys):
 def test_checkpoint_by_time_mid_epoch(keyword_prep, tmp_path, monkeypatch):
     """save_every_minutes: a checkpoint once that much training time has passed since the last, mid-epoch (resuming
     from a mid-epoch checkpoint to the same weights is tested in test_faults)."""
-    import textlab.train as train
 
     profile, prep = keyword_prep
     clock = iter(range(0, 10_000, 40))  # every reading of the clock is 40 s later
@@ -179,7 +195,9 @@ def test_no_weight_decay_on_bias_and_layernorm(keyword_prep):
 def test_two_cpu_processes_end_with_identical_weights(keyword_prep, tmp_path):
     profile, _ = keyword_prep
     script = Path(__file__).parent / "ddp_train.py"
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(Path(__file__).parent)}
+    # The textlab under test (this checkout), not whichever one the interpreter has installed.
+    path = os.pathsep.join([str(Path(__file__).parent), str(Path(textlab.__file__).parent.parent)])
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": path}
     proc = subprocess.run(
         [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29517",
          str(script), profile.data, str(tmp_path)], env=env, capture_output=True, text=True, timeout=300)
@@ -285,3 +303,9 @@ def test_fit_trains_with_layer_lr_decay(keyword_prep, tmp_path):
     initial = sorted({g["initial_lr"] for g in groups})
     assert initial == pytest.approx([1e-3 * 0.5 ** k for k in range(layers + 1, -1, -1)])
     assert all(g["lr"] == 0.0 for g in groups)  # the linear schedule ran every group down to zero at max_steps
+
+
+@pytest.mark.parametrize("seconds, text", [(0, "0 s"), (89.4, "89 s"), (95, "2 min"), (24 * 60, "24 min"),
+                                           (2.5 * 3600, "2.5 h")])
+def test_format_duration(seconds, text):
+    assert train.format_duration(seconds) == text

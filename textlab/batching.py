@@ -17,6 +17,11 @@ class LengthGroupedBatchSampler(Sampler[list[int]]):
     Indices are shuffled, cut into mega-batches of `batch_size * mega_batch_mult`, sorted by length
     inside each, chunked into batches, and the batches shuffled. Deterministic for (seed, epoch).
     With shuffle=False the whole set is sorted by length (evaluation: least padding).
+
+    Why not transformers' LengthGroupedSampler (same mega-batch idea): on the 20NG training split at batch 32 (cpu
+    profile, 256 tokens) both pad 1.9 % (random batches: 79.8 %), so padding is no reason either way. But that one
+    is an index sampler: a DataLoader cuts its stream into batches that run longest to shortest through each
+    mega-batch, while these batches come in random order; and switching would change every seeded result.
     """
 
     def __init__(self, lengths, batch_size: int, shuffle: bool = True, seed: int = 0, mega_batch_mult: int = 50):
@@ -88,7 +93,7 @@ def default_buckets(max_length: int, n: int = 4) -> tuple:
 
 
 def make_loader(ds, tokenizer, batch_size: int, *, shuffle: bool, seed: int = 0, length_grouped: bool = True,
-                max_length: int | None = None, num_workers: int = 0, buckets: tuple = ()) -> DataLoader:
+                max_length: int | None = None, buckets: tuple = ()) -> DataLoader:
     """Length-grouped, dynamically padded batches; or (length_grouped=False) the seed's recipe: random
     batches padded to `max_length`."""
     lengths = ds["length"] if "length" in ds.column_names else [len(x) for x in ds["input_ids"]]
@@ -98,8 +103,7 @@ def make_loader(ds, tokenizer, batch_size: int, *, shuffle: bool, seed: int = 0,
         # Own generator: each iter() draws a worker base seed, which from the global RNG would shift dropout
         # after a resume (the resumed run creates its iterators at other points of the RNG stream).
         return DataLoader(ds, batch_sampler=sampler, collate_fn=Collator(tokenizer, buckets=buckets),
-                          num_workers=num_workers,
                           generator=torch.Generator().manual_seed(seed))
     g = torch.Generator().manual_seed(seed)
-    return DataLoader(ds, batch_size=batch_size, shuffle=shuffle, generator=g, num_workers=num_workers,
+    return DataLoader(ds, batch_size=batch_size, shuffle=shuffle, generator=g,
                       collate_fn=Collator(tokenizer, max_length=max_length))

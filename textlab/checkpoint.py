@@ -21,27 +21,31 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from .errors import TextlabError
+
 POINTER = "checkpoints.json"
-TRAINED_BY = {"bert": "02_bert", "bilstm": "03_bilstm", "tfidf": "04_ensemble", "ensemble": "04_ensemble"}
 # The layout of every artifact (run manifest, checkpoint meta, metrics, tuning records). An artifact of another
 # schema is refused with a message instead of being read with guessed defaults: bump this when a key is added.
 SCHEMA = 1
 
 
-class CheckpointError(RuntimeError):
+class CheckpointError(TextlabError, RuntimeError):
     """A checkpoint or run folder that cannot be used; the message names the file and the problem."""
 
 
 # ---------------------------------------------------------------- atomic files
 
 
-def _atomic(path: Path, write) -> Path:
+def atomic_write(path: Path, write) -> Path:
+    """The one writer of artifact files: write(tmp) fills a temporary file beside `path`, renamed over it only once
+    complete, so a reader never sees half a file, whenever the writer dies."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     try:
         write(tmp)
+        os.chmod(tmp, 0o644)  # mkstemp's file is private (0600); an artifact is as readable as any file written
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -54,7 +58,7 @@ def write_json(path, obj: Any) -> Path:
         with open(tmp, "w") as f:
             json.dump(obj, f, indent=2, default=_jsonable)
             f.write("\n")
-    return _atomic(path, write)
+    return atomic_write(path, write)
 
 
 def read_json(path) -> Any:
@@ -71,7 +75,7 @@ def write_npy(path, array: np.ndarray) -> Path:
     def write(tmp):
         with open(tmp, "wb") as f:
             np.save(f, np.asarray(array))
-    return _atomic(path, write)
+    return atomic_write(path, write)
 
 
 def read_npy(path) -> np.ndarray:
@@ -84,7 +88,7 @@ def read_npy(path) -> np.ndarray:
 
 
 def write_text(path, text: str) -> Path:
-    return _atomic(path, lambda tmp: Path(tmp).write_text(text))
+    return atomic_write(path, lambda tmp: Path(tmp).write_text(text))
 
 
 def _jsonable(x):
@@ -115,7 +119,7 @@ def sha256_file(path, n: int = 16) -> str:
 
 def save_weights(path, state_dict: dict[str, torch.Tensor]) -> Path:
     tensors = {k: v.detach().to("cpu").contiguous() for k, v in state_dict.items()}
-    return _atomic(path, lambda tmp: save_file(tensors, tmp))
+    return atomic_write(path, lambda tmp: save_file(tensors, tmp))
 
 
 def load_weights(path) -> dict[str, torch.Tensor]:

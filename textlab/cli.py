@@ -7,17 +7,14 @@ import json
 import sys
 
 from .config import PROFILES
+from .errors import project_errors
 
 
 def _run(args) -> int:
-    from .runner import NotebookFailed, run
+    from .runner import run
 
-    try:
-        out = run(args.profile, args.only, data=args.data or "", overrides=args.set, name=args.name or "",
-                  fresh=args.fresh)
-    except NotebookFailed as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
+    out = run(args.profile, args.only, data=args.data or "", overrides=args.set, name=args.name or "",
+              fresh=args.fresh)
     print(f"executed notebooks in {out}")
     return 0
 
@@ -63,6 +60,7 @@ def _run_arguments(p: argparse.ArgumentParser) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="textlab", description=__doc__)
+    parser.add_argument("--debug", action="store_true", help="show the traceback of textlab's own errors too")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("run", help="execute the notebook series with papermill")
@@ -94,9 +92,14 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.func(args)
-    except (ValueError, FileNotFoundError, RuntimeError) as e:
+    # What textlab can name and explain, and invalid settings, arguments or paths; anything else keeps its traceback.
+    except (*project_errors(), ValueError, FileNotFoundError) as e:
+        if args.debug:
+            raise
+        from .runner import NotebookFailed
+
         print(f"error: {e}", file=sys.stderr)
-        return 2
+        return 1 if isinstance(e, NotebookFailed) else 2
 
 
 if __name__ == "__main__":

@@ -7,7 +7,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .checkpoint import TRAINED_BY, CheckpointError, checkpoint_path, read_json, read_npy, write_text
+from .checkpoint import CheckpointError, checkpoint_path, read_json, read_npy, write_text
+from .pipeline import TRAINED_BY
 from .runs import how_to_make, read_manifest
 from .stats import bootstrap_ci, mcnemar, softmax
 
@@ -210,7 +211,7 @@ def write_tables(table: pd.DataFrame, folder) -> None:
     write_text(folder / "headline.md", headline_markdown(table))
 
 
-def test_predictions(run) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+def test_probabilities(run) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """Test labels and each model's test probabilities (softmax of logits; ensembles' own probabilities)."""
     run = Path(run)
     y = read_npy(run / "bert" / "labels_test.npy")

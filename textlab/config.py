@@ -115,7 +115,6 @@ class EnsembleConfig:
     max_epochs: int = 300
     lr: float = 3e-3
     weight_decays: tuple = (0.0, 1e-3, 1e-2, 1e-1)  # grid searched by cross-validation
-    tfidf: bool = True  # add the TF-IDF + linear SVM member
 
 
 @dataclass(frozen=True)
@@ -187,34 +186,24 @@ PROFILES: dict[str, Profile] = {
 }
 
 
+_BOOLS = {"1": True, "true": True, "yes": True, "0": False, "false": False, "no": False}
+
+
 def _coerce(value: Any, default: Any, key: str) -> Any:
-    """Keep the default's type; accept strings from the command line."""
-    if isinstance(default, bool):
-        if isinstance(value, str):
-            if value.lower() in ("1", "true", "yes"):
-                return True
-            if value.lower() in ("0", "false", "no"):
-                return False
-        if isinstance(value, bool):
-            return value
-    elif isinstance(default, (int, float)) and not isinstance(value, bool):
-        if isinstance(value, str):
-            try:
-                return type(default)(value)
-            except ValueError:
-                pass
-        elif isinstance(value, int) or (isinstance(value, float) and isinstance(default, float)):
-            return type(default)(value)
-    elif isinstance(default, tuple) and isinstance(value, (list, tuple)):
-        return tuple(value)
-    elif isinstance(default, tuple) and isinstance(value, str):  # command line: "64,128,256"
+    """Keep the default's type; accept strings from the command line ("2", "1e-3", "yes", "64,128")."""
+    kind = type(default)
+    if isinstance(value, str) and kind is not str:
         try:
-            return tuple(ast.literal_eval(f"({value},)")) if value.strip() else ()
-        except (ValueError, SyntaxError):
-            pass
-    elif isinstance(default, str) and isinstance(value, str):
-        return value
-    raise TypeError(f"override {key}={value!r} must be of type {type(default).__name__} like its default {default!r}")
+            if kind is tuple:
+                value = tuple(ast.literal_eval(f"({value},)")) if value.strip() else ()
+            else:
+                value = _BOOLS[value.lower()] if kind is bool else kind(value)
+        except (KeyError, ValueError, SyntaxError):
+            pass  # left a string: refused below
+    accepted = {bool: (bool,), int: (int,), float: (int, float), tuple: (list, tuple)}.get(kind, (kind,))
+    if not isinstance(value, accepted) or (isinstance(value, bool) and kind is not bool):
+        raise TypeError(f"override {key}={value!r} must be of type {kind.__name__} like its default {default!r}")
+    return kind(value) if kind in (int, float, tuple) else value
 
 
 class UnknownSetting(KeyError):

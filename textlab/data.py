@@ -19,7 +19,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from datasets import ClassLabel, Dataset, DatasetDict, Features, Sequence, Value, load_from_disk
-from sklearn.datasets._twenty_newsgroups import (  # the exact functions fetch_20newsgroups(remove=...) applies
+# Private to scikit-learn, but the exact functions fetch_20newsgroups(remove=...) applies; what they strip is pinned
+# by tests/test_data.py::test_newsgroup_stripping_is_pinned, so a release that changes them fails loudly.
+from sklearn.datasets._twenty_newsgroups import (
     strip_newsgroup_footer,
     strip_newsgroup_header,
     strip_newsgroup_quoting,
@@ -28,6 +30,7 @@ from sklearn.model_selection import train_test_split
 
 from .checkpoint import sha256_file
 from .config import PROJECT_ROOT, TRUNCATIONS, Profile
+from .errors import TextlabError
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +47,7 @@ MIN_TRAIN_PER_CLASS = 5  # fewer training documents than this: a class the model
 TOKENIZATION_VERSION = 2  # bump when tokenize() or its cache key changes
 
 
-class DataError(ValueError):
+class DataError(TextlabError, ValueError):
     """Input data that cannot be used; the message says what is wrong and how to fix it."""
 
 
@@ -435,11 +438,6 @@ def is_empty(text: str) -> bool:
     return not text.strip()
 
 
-def drop_empty(ds: Dataset) -> Dataset:
-    """Documents empty after stripping teach nothing; drop them from training only (test keeps them)."""
-    return ds.filter(lambda t: not is_empty(t), input_columns="text")
-
-
 # ---------------------------------------------------------------- tokenization
 
 
@@ -479,6 +477,7 @@ def _load_cached(target: Path) -> DatasetDict | None:
 
 
 def _save_atomic(dsd: DatasetDict, target: Path) -> None:
+    # A folder written by datasets, where another process may win the race: not checkpoint's one-file writer.
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
     try:
         dsd.save_to_disk(str(tmp))

@@ -20,11 +20,14 @@ from .batching import make_loader
 from .config import Profile, resolve
 from .data import load_for_profile, tokenize
 from .describe import count_params
+from .errors import show_briefly_in_ipython
 from .evaluate import metrics
 from .train import fit, make_accelerator, pad_buckets, predict_logits
 
 KINDS = ("bert", "bilstm")
 DISPLAY = {"bert": "BERT classifier", "bilstm": "BiLSTM (frozen BERT embeddings)"}
+# The notebook of the series that makes each model of a run (error messages say which to run).
+TRAINED_BY = {"bert": "02_bert", "bilstm": "03_bilstm", "tfidf": "04_ensemble", "ensemble": "04_ensemble"}
 CLASSIFIER_DROPOUT = 0.3  # the seed's
 
 
@@ -69,6 +72,7 @@ def open_run(profile: Profile | str | None = None, *, data: str = "", overrides=
     applied, its data, and its run folder (runs/<name>, name defaulting to the profile plus the data file's stem),
     checked against the folder's manifest so that nothing is re-used under other data or settings.
     `prep`: data prepared earlier for a profile with the same DATA_FIELDS (tests, tuning scripts)."""
+    show_briefly_in_ipython()  # in a notebook: a DataError is its message, not a traceback through textlab
     profile = resolve(profile, data, overrides)
     if prep is None:
         prep = prepare(profile)
@@ -86,6 +90,7 @@ def _tokenized(raw, tokenizer, profile: Profile, max_length: int, truncation: st
     dropped = 0
     if profile.drop_empty_train:
         n = len(data["train"])
+        # Empty in tokens, not only in text (data.is_empty): a text of characters the tokenizer drops is empty too.
         data["train"] = data["train"].filter(lambda x: x > 2, input_columns="full_length")  # 2 = [CLS] [SEP]
         dropped = n - len(data["train"])
     return data, dropped
@@ -162,7 +167,7 @@ def _train_and_evaluate(kind: str, prep: Prepared, **fit_kw) -> dict:
     data = model_data(prep, max_length, cfg.truncation)
     result = fit(model, data, prep.tokenizer, cfg, out, meta=model_meta(kind, prep), seed=profile.seed,
                  desc=kind, **fit_kw)
-    accelerator, model = result.extra["accelerator"], result.extra["model"]
+    accelerator, model = result.accelerator, result.model
     splits, buckets = {}, pad_buckets(cfg, max_length)
     for split in ("validation", "test"):
         t0 = time.perf_counter()
@@ -189,6 +194,48 @@ def _train_and_evaluate(kind: str, prep: Prepared, **fit_kw) -> dict:
     if torch.cuda.is_available():
         torch.cuda.empty_cache()
     return record
+
+
+def model_report(kind: str, prep: Prepared, record: dict):
+    """What notebooks 02 and 03 show of a model trained by train_and_evaluate: learning curves, the test confusion
+    matrix, per-class test F1 and the architecture drawn from the trained model object, each saved to the run's
+    figures as <kind>_*.png; returns the per-epoch history as a table."""
+    import pandas as pd
+
+    from . import plots
+
+    out, name = prep.run_dir / kind, record["display_name"]
+    history = ckpt.read_json(out / "history.json")
+    plots.save_figure(plots.plot_learning_curves({name: history}), prep.figures / f"{kind}_learning_curves.png")
+    y_true, y_pred = ckpt.read_npy(out / "labels_test.npy"), ckpt.read_npy(out / "logits_test.npy").argmax(1)
+    fig = plots.plot_confusion_matrix(y_true, y_pred, prep.label_names, title=f"{name} (test)")
+    plots.save_figure(fig, prep.figures / f"{kind}_confusion.png")
+    fig = plots.plot_per_class_f1({name: np.array(record["test"]["per_class"]["f1"])}, prep.label_names)
+    plots.save_figure(fig, prep.figures / f"{kind}_per_class_f1.png")
+    fig = plots.plot_architecture(architecture(out), f"{name} — {prep.profile.backbone}")
+    plots.save_figure(fig, prep.figures / f"{kind}_architecture.png")
+    return pd.DataFrame(history)
+
+
+def architecture(model_dir) -> list[tuple[str, str]]:
+    """The stages of a trained model (describe.architecture_stages), read off its selected checkpoint."""
+    from .describe import architecture_stages
+
+    model, meta = load_model(model_dir)
+    return architecture_stages(model, meta["max_length"])
+
+
+def model_summary(record: dict):
+    """The numbers a model's notebook ends with: test and validation scores, epochs, speed, size."""
+    import pandas as pd
+
+    return pd.Series({
+        "test_accuracy": record["test"]["accuracy"], "test_macro_f1": record["test"]["macro_f1"],
+        "val_accuracy": record["validation"]["accuracy"], "best_epoch": record["best_epoch"],
+        "epochs_run": record["epochs_run"], "s_per_epoch": record["s_per_epoch"], "device": record["device"],
+        "precision": record["precision"], "params_total": record["params"]["total"],
+        "params_trainable": record["params"]["trainable"], "params_frozen": record["params"]["frozen"],
+        "infer_docs_per_s": record["infer_docs_per_s"], "checkpoint_MB": record["checkpoint_bytes"] / 1e6})
 
 
 def _logits_key(model_dir: Path) -> dict:
@@ -296,13 +343,14 @@ def build_ensemble(prep: Prepared):
 
 
 def _build_ensemble(prep: Prepared):
-    from .ensemble import MetaMLPEnsemble, compare
+    from .ensemble import MetaMLPEnsemble
+    from .ensemble_choice import choose_ensemble
 
     profile, root = prep.profile, prep.run_dir
     for kind in KINDS:
         if not (root / kind / ckpt.POINTER).exists():
             raise ckpt.CheckpointError(f"{root / kind} holds no trained {kind} model: "
-                                       f"{runs.how_to_make(root, ckpt.TRAINED_BY[kind])}")
+                                       f"{runs.how_to_make(root, TRAINED_BY[kind])}")
     if not (root / "tfidf" / "metrics.json").exists():
         _train_tfidf(prep)
     cached = {kind: member_logits(root / kind, prep) for kind in KINDS}  # {kind: {split: (logits, labels)}}
@@ -310,7 +358,7 @@ def _build_ensemble(prep: Prepared):
     logits["tfidf"] = {s: ckpt.read_npy(root / "tfidf" / f"logits_{s}.npy") for s in ("validation", "test")}
     y_val, y_test = cached["bert"]["validation"][1], cached["bert"]["test"][1]
     t0 = time.perf_counter()
-    report = compare(logits, y_val, y_test, profile.ensemble, seed=profile.seed)
+    report = choose_ensemble(logits, y_val, y_test, profile.ensemble, seed=profile.seed)
     seconds = time.perf_counter() - t0
     out = root / "ensemble"
     ckpt.write_text(out / "table.csv", report.table.to_csv(index=False))

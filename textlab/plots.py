@@ -5,7 +5,6 @@ No backend is chosen here, so figures show inline in notebooks; save_figure writ
 
 from __future__ import annotations
 
-import os
 import textwrap
 from pathlib import Path
 
@@ -20,7 +19,7 @@ from matplotlib.ticker import MaxNLocator, PercentFormatter
 from sklearn.metrics import confusion_matrix
 
 from textlab import stats
-from textlab.checkpoint import _atomic
+from textlab.checkpoint import atomic_write
 
 SPLIT_ORDER = ("train", "validation", "test")
 METRIC_COLUMNS = ("model", "accuracy", "accuracy_lo", "accuracy_hi", "macro_f1", "macro_f1_lo", "macro_f1_hi")
@@ -45,14 +44,9 @@ def readable(name: str, names: dict[str, str] | None = None) -> str:
 
 
 def save_figure(fig: Figure, path, dpi: int = 120) -> Path:
-    """Save fig to path atomically, through the project's one atomic writer (checkpoint._atomic)."""
+    """Save fig to path atomically, through the project's one atomic writer (checkpoint.atomic_write)."""
     fmt = Path(path).suffix.lstrip(".") or "png"  # explicit, or matplotlib would infer it from the temp name
-
-    def write(tmp):
-        fig.savefig(tmp, dpi=dpi, format=fmt, bbox_inches="tight")
-        os.chmod(tmp, 0o644)  # the temporary file is private (0600); a figure should be readable
-
-    return _atomic(Path(path), write)
+    return atomic_write(Path(path), lambda tmp: fig.savefig(tmp, dpi=dpi, format=fmt, bbox_inches="tight"))
 
 
 def _ordered(d: dict) -> list:

@@ -17,9 +17,9 @@ import torch
 
 from .backbones import get_backbone
 from .batching import Collator
-from .checkpoint import POINTER, TRAINED_BY, CheckpointError, checkpoint_path, read_json
+from .checkpoint import POINTER, CheckpointError, checkpoint_path, read_json
 from .data import truncate_ids
-from .pipeline import load_model
+from .pipeline import TRAINED_BY, load_model
 from .stats import softmax
 
 MODELS = ("bert", "bilstm", "ensemble")

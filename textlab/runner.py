@@ -17,11 +17,12 @@ from pathlib import Path
 from . import runs
 from .checkpoint import read_json, write_json, write_text
 from .config import PROJECT_ROOT, parse_overrides, resolve
+from .errors import TextlabError
 
 NOTEBOOK_DIR = PROJECT_ROOT / "notebooks"
 
 
-class NotebookFailed(RuntimeError):
+class NotebookFailed(TextlabError, RuntimeError):
     pass
 
 

@@ -24,7 +24,8 @@ from contextlib import contextmanager
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
-from .checkpoint import SCHEMA, CheckpointError, read_json, write_json
+from .checkpoint import SCHEMA, read_json, write_json
+from .errors import TextlabError
 from .config import EXECUTION_ONLY, PROFILES, PROJECT_ROOT, Profile
 
 MANIFEST = "manifest.json"
@@ -35,7 +36,7 @@ NUMERIC_PACKAGES = ("torch", "transformers", "tokenizers", "accelerate", "datase
 NOT_COMPARED = ("run", "command", "profile", "data.source", "data.source_sha256", "settings.name", "settings.data")
 
 
-class RunError(RuntimeError):
+class RunError(TextlabError, RuntimeError):
     """A run folder that cannot be used as asked; the message names the folder, the problem and the ways on."""
 
 

@@ -16,23 +16,26 @@ import time
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
 from accelerate import Accelerator
 from accelerate.state import AcceleratorState
 from accelerate.utils import TorchDynamoPlugin, broadcast_object_list, set_seed
+from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 from transformers import get_linear_schedule_with_warmup
 
 from . import checkpoint as ckpt
 from .batching import default_buckets, make_loader
 from .config import EXECUTION_ONLY, TrainConfig
+from .errors import TextlabError
 from .evaluate import metrics
 from .runs import describe_differences, differences
 
 
-class NonFiniteLossError(FloatingPointError):
+class NonFiniteLossError(TextlabError, FloatingPointError):
     pass
 
 
@@ -42,14 +45,15 @@ def cpu_supports_bf16() -> bool:
         caps = torch.backends.cpu.get_cpu_capability()
     except AttributeError:  # pragma: no cover - older torch
         return False
-    if caps in ("AVX512_BF16", "AMX") or "AMX" in caps:
-        return True
+    return caps in ("AVX512_BF16", "AMX") or "AMX" in caps or "avx512_bf16" in _cpuinfo() or "amx_bf16" in _cpuinfo()
+
+
+def _cpuinfo() -> str:
     try:
         with open("/proc/cpuinfo") as f:
-            flags = f.read()
-        return "avx512_bf16" in flags or "amx_bf16" in flags
+            return f.read()
     except OSError:
-        return False
+        return ""
 
 
 def resolve_precision(precision: str, device: str) -> str:
@@ -141,24 +145,7 @@ def param_groups(model: torch.nn.Module, weight_decay: float, lr: float | None =
     return out
 
 
-@dataclass
-class FitResult:
-    history: list[dict]
-    best_epoch: int
-    best_metric: float
-    precision: str
-    device: str
-    s_per_epoch: float
-    out_dir: Path
-    stopped_early: bool = False
-    extra: dict = field(default_factory=dict)
-
-
-class _Interrupt(KeyboardInterrupt):
-    """Raised by the debug knob stop_after_steps, like a Ctrl-C after that optimizer step."""
-
-
-class OutOfMemoryAdvice(RuntimeError):
+class OutOfMemoryAdvice(TextlabError, RuntimeError):
     """Out of memory in a training step; the message suggests a smaller micro-batch, same effective batch."""
 
 
@@ -251,22 +238,99 @@ def _state(model, optimizer, scheduler, accelerator) -> dict:
     return state
 
 
+@dataclass
+class LoopState:
+    """Where training stands. Stored in every checkpoint's meta.json as "loop" (asdict: these keys) to resume from."""
+
+    epoch: int = 0  # epochs finished
+    micro_in_epoch: int = 0  # micro-batches done in the current epoch (a resume skips them)
+    global_step: int = 0  # optimizer steps done
+    history: list = field(default_factory=list)  # one row per finished epoch (history.json)
+    best_metric: float = -1.0
+    best_epoch: int = -1
+    bad_epochs: int = 0  # epochs since the last validation improvement
+    train_loss_sum: float = 0.0  # of the current epoch's micro-batches ...
+    train_tokens: int = 0
+    train_micro: int = 0
+    epoch_seconds: float = 0.0  # ... and its training time before the last mid-epoch checkpoint
+
+
+@dataclass
+class FitResult:
+    history: list[dict]
+    best_epoch: int
+    best_metric: float
+    precision: str
+    device: str
+    s_per_epoch: float
+    out_dir: Path
+    stopped_early: bool
+    model: torch.nn.Module  # prepared by `accelerator` (possibly wrapped), holding the selected (best) weights
+    accelerator: Accelerator
+
+
+@dataclass
+class _Training:
+    """What one fit() trains with, built once by _set_up. sampler: the length-grouped batch sampler (re-seeded every
+    epoch), None for plain shuffling."""
+
+    cfg: TrainConfig
+    out_dir: Path
+    meta: dict
+    desc: str
+    accelerator: Accelerator
+    precision: str
+    model: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    train_loader: DataLoader
+    val_loader: DataLoader
+    sampler: object
+    steps_per_epoch: int
+    total_steps: int
+
+
 def fit(model: torch.nn.Module, data, tokenizer, cfg: TrainConfig, out_dir, *, meta: dict, seed: int = 42,
-        resume: bool = True, cpu: bool = False, stop_after_steps: int = 0, desc: str = "train") -> FitResult:
+        resume: bool = True, cpu: bool = False, desc: str = "train",
+        on_step: Callable[[LoopState], None] | None = None) -> FitResult:
     """Train on data["train"], select on data["validation"] (cfg.select_metric), keep the best weights.
 
     `meta` (kind, backbone, label_names, ...) is stored with every checkpoint so it can be rebuilt.
     If `out_dir` holds a checkpoint and resume=True, training continues from it.
+    `on_step(state)` is called after every optimizer step (and its checkpoint, if one was due): a place to log,
+    or to stop training by raising.
     """
+    t = _set_up(model, data, tokenizer, cfg, Path(out_dir), meta, seed, cpu, desc)
+    state = _resume(t) if resume else LoopState()
+    if cfg.log_with:
+        t.accelerator.init_trackers(desc, config={k: v for k, v in asdict(cfg).items() if not isinstance(v, tuple)})
+    last_save = time.monotonic()
+    # Early stopping is final: a resumed run whose patience is used up trains nothing more.
+    while state.epoch < cfg.epochs and state.global_step < t.total_steps and state.bad_epochs < cfg.patience:
+        last_save = _train_epoch(t, state, last_save, on_step)
+        last_save = _evaluate_and_select(t, state)
+    if cfg.log_with:
+        t.accelerator.end_training()
+    ckpt.load_into(_bare(t.accelerator, t.model), ckpt.checkpoint_path(t.out_dir, "best") / "model.safetensors")
+    ckpt.write_json(t.out_dir / "history.json", state.history)
+    seconds = [h["seconds"] for h in state.history]
+    return FitResult(
+        history=state.history, best_epoch=state.best_epoch, best_metric=state.best_metric, precision=t.precision,
+        device=device_name(t.accelerator.device),
+        s_per_epoch=float(np.median(seconds)) if seconds else 0.0,  # robust to one disturbed epoch
+        out_dir=t.out_dir, stopped_early=state.bad_epochs >= cfg.patience, model=t.model, accelerator=t.accelerator)
+
+
+def _set_up(model, data, tokenizer, cfg: TrainConfig, out_dir: Path, meta: dict, seed: int, cpu: bool,
+            desc: str) -> _Training:
+    """Accelerator, seeded loaders, optimizer and warm-up/decay schedule, all prepared for the devices."""
     if cfg.log_with and not _installed(cfg.log_with):
         # Accelerate would only warn and track nothing: a user who asked for tracking should know before training.
         raise ImportError(f"log_with={cfg.log_with!r} needs the {cfg.log_with} package: pip install {cfg.log_with} "
                           "(or leave log_with empty to train without tracking)")
-    out_dir = Path(out_dir)
     accelerator = make_accelerator(cfg, out_dir, cpu=cpu)
     precision = "fp32" if accelerator.mixed_precision == "no" else accelerator.mixed_precision
     set_seed(seed)
-
     buckets = pad_buckets(cfg, meta.get("max_length"))
     train_loader = make_loader(data["train"], tokenizer, cfg.batch_size, shuffle=True, seed=seed,
                                length_grouped=cfg.length_grouped, max_length=meta.get("max_length"), buckets=buckets)
@@ -274,141 +338,162 @@ def fit(model: torch.nn.Module, data, tokenizer, cfg: TrainConfig, out_dir, *, m
     sampler = train_loader.batch_sampler if cfg.length_grouped else None
     optimizer = torch.optim.AdamW(param_groups(model, cfg.weight_decay, cfg.lr, cfg.layer_lr_decay), lr=cfg.lr)
     model, optimizer, train_loader, val_loader = accelerator.prepare(model, optimizer, train_loader, val_loader)
-
-    micro_per_epoch = len(train_loader)
-    steps_per_epoch = math.ceil(micro_per_epoch / cfg.grad_accum)
+    steps_per_epoch = math.ceil(len(train_loader) / cfg.grad_accum)
     total_steps = steps_per_epoch * cfg.epochs
     if cfg.max_steps:
         total_steps = min(total_steps, cfg.max_steps)
     # Not prepared: Accelerate would step it once per process; we step it once per optimizer step.
     scheduler = get_linear_schedule_with_warmup(optimizer, int(cfg.warmup_ratio * total_steps), total_steps)
+    return _Training(cfg, out_dir, meta, desc, accelerator, precision, model, optimizer, scheduler, train_loader,
+                     val_loader, sampler, steps_per_epoch, total_steps)
 
-    state = {"epoch": 0, "micro_in_epoch": 0, "global_step": 0, "history": [], "best_metric": -1.0,
-             "best_epoch": -1, "bad_epochs": 0, "train_loss_sum": 0.0, "train_tokens": 0, "train_micro": 0,
-             "epoch_seconds": 0.0}
-    pointer = ckpt.read_pointer(out_dir) if resume else {}
-    if pointer.get("last"):
-        last = ckpt.checkpoint_path(out_dir, "last")
-        saved = ckpt.read_json(last / "meta.json")
-        check_resumable(saved, {**meta, "config": asdict(cfg)}, last)
-        ckpt.load_into(_bare(accelerator, model), last / "model.safetensors", saved)
-        ts = ckpt.load_training_state(last)
-        optimizer.load_state_dict(ts["optimizer"])
-        scheduler.load_state_dict(ts["scheduler"])
-        if accelerator.scaler is not None and "scaler" in ts:
-            accelerator.scaler.load_state_dict(ts["scaler"])
-        torch.set_rng_state(ts["rng_cpu"])
-        if "rng_cuda" in ts and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all(ts["rng_cuda"])
-        state.update(saved["loop"])
-        finished = state["epoch"] >= cfg.epochs or state["global_step"] >= total_steps or state["bad_epochs"] >= cfg.patience
-        accelerator.print(f"{desc}: re-using the finished training in {out_dir} ({last.name}), nothing to train" if finished
-                          else f"resuming {desc} from {last.name}: epoch {state['epoch'] + 1}, step {state['global_step']}")
 
-    trackers = bool(cfg.log_with)
-    if trackers:
-        accelerator.init_trackers(desc, config={k: v for k, v in asdict(cfg).items() if not isinstance(v, tuple)})
+def _resume(t: _Training) -> LoopState:
+    """The loop state, weights, optimizer, schedule, loss scale and RNG of the last checkpoint in t.out_dir, once
+    check_resumable agrees it was made from the same data and settings; a fresh state if there is none."""
+    if not ckpt.read_pointer(t.out_dir).get("last"):
+        return LoopState()
+    last = ckpt.checkpoint_path(t.out_dir, "last")
+    saved = ckpt.read_json(last / "meta.json")
+    check_resumable(saved, {**t.meta, "config": asdict(t.cfg)}, last)
+    ckpt.load_into(_bare(t.accelerator, t.model), last / "model.safetensors", saved)
+    ts = ckpt.load_training_state(last)
+    t.optimizer.load_state_dict(ts["optimizer"])
+    t.scheduler.load_state_dict(ts["scheduler"])
+    if t.accelerator.scaler is not None and "scaler" in ts:
+        t.accelerator.scaler.load_state_dict(ts["scaler"])
+    torch.set_rng_state(ts["rng_cpu"])
+    if "rng_cuda" in ts and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(ts["rng_cuda"])
+    state = LoopState(**saved["loop"])
+    finished = (state.epoch >= t.cfg.epochs or state.global_step >= t.total_steps
+                or state.bad_epochs >= t.cfg.patience)
+    t.accelerator.print(f"{t.desc}: re-using the finished training in {t.out_dir} ({last.name}), nothing to train"
+                        if finished else f"resuming {t.desc} from {last.name}: epoch {state.epoch + 1}, "
+                                         f"step {state.global_step}")
+    return state
 
-    def save(role=("last",)):
-        accelerator.wait_for_everyone()
-        if accelerator.is_main_process:
-            ckpt.save_checkpoint(
-                out_dir, state["global_step"], _plain_state_dict(accelerator, model),
-                {**meta, "config": asdict(cfg), "loop": dict(state), "precision": precision},
-                _state(model, optimizer, scheduler, accelerator), role=role)
-        accelerator.wait_for_everyone()
 
-    done = state["global_step"] >= total_steps
-    last_save = time.monotonic()
-    # Early stopping is final: a resumed run whose patience is used up trains nothing more.
-    while state["epoch"] < cfg.epochs and not done and state["bad_epochs"] < cfg.patience:
-        epoch = state["epoch"]
-        # Accelerate's loader re-seeds the sampler with its own count of iterations at every iter(): set that
-        # count too, else the epoch after a resumed (skip_first_batches) epoch would replay the previous order.
-        if hasattr(train_loader, "set_epoch"):
-            train_loader.set_epoch(epoch)
-        if sampler is not None:
-            sampler.set_epoch(epoch)
-        model.train()
-        loader = train_loader
-        if state["micro_in_epoch"]:
-            loader = accelerator.skip_first_batches(train_loader, state["micro_in_epoch"])
-        t0 = time.perf_counter()
-        bar = tqdm(total=micro_per_epoch, initial=state["micro_in_epoch"], desc=f"{desc} epoch {epoch + 1}/{cfg.epochs}",
-                   leave=False, **_bar(accelerator))
-        for batch in loader:
-            with _advise_on_oom(cfg, batch), accelerator.accumulate(model):
-                loss = train_loss(model(**_model_inputs(batch)), batch["labels"], cfg.label_smoothing)
-                if not torch.isfinite(loss.detach()):
-                    raise NonFiniteLossError(
-                        f"non-finite loss ({loss.item()}) at optimizer step {state['global_step'] + 1} "
-                        f"(epoch {epoch + 1}) with precision {precision}: lower lr, or try precision=fp32/bf16")
-                accelerator.backward(loss)
-                if accelerator.sync_gradients and cfg.max_grad_norm:
-                    accelerator.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
-                optimizer.step()
-                optimizer.zero_grad()
-            state["micro_in_epoch"] += 1
-            state["train_micro"] += 1
-            state["train_loss_sum"] += loss.detach().float().item()
-            state["train_tokens"] += int(batch["attention_mask"].sum()) * accelerator.num_processes
-            bar.update(1)
-            if accelerator.sync_gradients:
-                if not accelerator.optimizer_step_was_skipped:
-                    scheduler.step()
-                state["global_step"] += 1
-                if trackers:
-                    accelerator.log({"train_loss": loss.item(), "lr": scheduler.get_last_lr()[0]}, step=state["global_step"])
-                if _save_due(cfg, state["global_step"], last_save, accelerator):
-                    state["epoch_seconds"] += time.perf_counter() - t0
-                    t0 = time.perf_counter()
-                    save()
-                    last_save = time.monotonic()
-                if stop_after_steps and state["global_step"] >= stop_after_steps:
-                    raise _Interrupt(f"stopped after step {state['global_step']} (stop_after_steps)")
-                if state["global_step"] >= total_steps:
-                    done = True
-                    break
-        bar.close()
-        seconds = state["epoch_seconds"] + time.perf_counter() - t0
-
-        val_logits, val_labels, val_loss = predict_logits(model, val_loader, accelerator, desc="validate")
-        m = metrics(val_logits, val_labels, full=False)
-        row = {"epoch": epoch + 1, "step": state["global_step"],
-               "train_loss": state["train_loss_sum"] / max(state["train_micro"], 1),
-               "val_loss": val_loss, "val_accuracy": m["accuracy"], "val_macro_f1": m["macro_f1"],
-               "seconds": seconds, "tokens_per_s": state["train_tokens"] / max(seconds, 1e-9),
-               "lr": scheduler.get_last_lr()[0]}
-        state["history"].append(row)
-        if trackers:
-            accelerator.log({k: v for k, v in row.items() if k != "epoch"}, step=state["global_step"])
-        accelerator.print(f"{desc} epoch {epoch + 1}: train loss {row['train_loss']:.4f}, val loss {val_loss:.4f}, "
-                          f"val acc {m['accuracy']:.4f}, val macro-F1 {m['macro_f1']:.4f}, {seconds:.0f} s")
-        score = m[cfg.select_metric]
-        improved = score > state["best_metric"]
-        if improved:
-            state.update(best_metric=score, best_epoch=epoch + 1, bad_epochs=0)
-        else:
-            state["bad_epochs"] += 1
-        state.update(epoch=epoch + 1, micro_in_epoch=0, train_loss_sum=0.0, train_tokens=0, train_micro=0,
-                     epoch_seconds=0.0)
-        save(("last", "best") if improved else ("last",))
-        last_save = time.monotonic()
-        if state["bad_epochs"] >= cfg.patience:
-            accelerator.print(f"{desc}: early stop, no val {cfg.select_metric} gain for {cfg.patience} epochs")
+def _train_epoch(t: _Training, state: LoopState, last_save: float, on_step) -> float:
+    """The rest of epoch state.epoch (all of it, unless resumed mid-epoch), with mid-epoch checkpoints when due;
+    returns the clock reading of the last checkpoint."""
+    # Accelerate's loader re-seeds the sampler with its own count of iterations at every iter(): set that
+    # count too, else the epoch after a resumed (skip_first_batches) epoch would replay the previous order.
+    if hasattr(t.train_loader, "set_epoch"):
+        t.train_loader.set_epoch(state.epoch)
+    if t.sampler is not None:
+        t.sampler.set_epoch(state.epoch)
+    t.model.train()
+    loader = t.train_loader
+    if state.micro_in_epoch:
+        loader = t.accelerator.skip_first_batches(t.train_loader, state.micro_in_epoch)
+    t0 = time.perf_counter()
+    bar = tqdm(total=len(t.train_loader), initial=state.micro_in_epoch, leave=False, **_bar(t.accelerator),
+               desc=f"{t.desc} epoch {state.epoch + 1}/{t.cfg.epochs}")
+    for batch in loader:
+        loss = _micro_step(t, state, batch)
+        bar.update(1)
+        if not t.accelerator.sync_gradients:
+            continue
+        if not t.accelerator.optimizer_step_was_skipped:
+            t.scheduler.step()
+        state.global_step += 1
+        if t.cfg.log_with:
+            t.accelerator.log({"train_loss": loss.item(), "lr": t.scheduler.get_last_lr()[0]}, step=state.global_step)
+        if _save_due(t.cfg, state.global_step, last_save, t.accelerator):
+            state.epoch_seconds += time.perf_counter() - t0
+            t0 = time.perf_counter()
+            _save(t, state)
+            last_save = time.monotonic()
+        if on_step is not None:
+            on_step(state)
+        if state.global_step >= t.total_steps:
             break
+    bar.close()
+    state.epoch_seconds += time.perf_counter() - t0
+    return last_save
 
-    if trackers:
-        accelerator.end_training()
-    best = ckpt.checkpoint_path(out_dir, "best")
-    ckpt.load_into(_bare(accelerator, model), best / "model.safetensors")
-    ckpt.write_json(out_dir / "history.json", state["history"])
-    hist = state["history"]
-    return FitResult(
-        history=hist, best_epoch=state["best_epoch"], best_metric=state["best_metric"], precision=precision,
-        device=device_name(accelerator.device), s_per_epoch=float(np.median([h["seconds"] for h in hist])) if hist else 0.0,  # robust to one disturbed epoch
-        out_dir=out_dir, stopped_early=state["bad_epochs"] >= cfg.patience, extra={"accelerator": accelerator, "model": model},
-    )
+
+def _micro_step(t: _Training, state: LoopState, batch: dict) -> torch.Tensor:
+    """Forward and backward of one micro-batch; clipping and the optimizer step where accumulation completes."""
+    with _advise_on_oom(t.cfg, batch), t.accelerator.accumulate(t.model):
+        loss = train_loss(t.model(**_model_inputs(batch)), batch["labels"], t.cfg.label_smoothing)
+        if not torch.isfinite(loss.detach()):
+            raise NonFiniteLossError(
+                f"non-finite loss ({loss.item()}) at optimizer step {state.global_step + 1} (epoch {state.epoch + 1})"
+                f" with precision {t.precision}: lower lr, or try precision=fp32/bf16")
+        t.accelerator.backward(loss)
+        if t.accelerator.sync_gradients and t.cfg.max_grad_norm:
+            t.accelerator.clip_grad_norm_(t.model.parameters(), t.cfg.max_grad_norm)
+        t.optimizer.step()
+        t.optimizer.zero_grad()
+    state.micro_in_epoch += 1
+    state.train_micro += 1
+    state.train_loss_sum += loss.detach().float().item()
+    state.train_tokens += int(batch["attention_mask"].sum()) * t.accelerator.num_processes
+    return loss
+
+
+def _evaluate_and_select(t: _Training, state: LoopState) -> float:
+    """Validate the epoch just trained, record it, keep it as `best` if it improved, checkpoint; returns the clock
+    reading of that checkpoint."""
+    val_logits, val_labels, val_loss = predict_logits(t.model, t.val_loader, t.accelerator, desc="validate")
+    m = metrics(val_logits, val_labels, full=False)
+    seconds = state.epoch_seconds
+    row = {"epoch": state.epoch + 1, "step": state.global_step,
+           "train_loss": state.train_loss_sum / max(state.train_micro, 1),
+           "val_loss": val_loss, "val_accuracy": m["accuracy"], "val_macro_f1": m["macro_f1"],
+           "seconds": seconds, "tokens_per_s": state.train_tokens / max(seconds, 1e-9),
+           "lr": t.scheduler.get_last_lr()[0]}
+    state.history.append(row)
+    if t.cfg.log_with:
+        t.accelerator.log({k: v for k, v in row.items() if k != "epoch"}, step=state.global_step)
+    score = m[t.cfg.select_metric]
+    improved = score > state.best_metric
+    if improved:
+        state.best_metric, state.best_epoch, state.bad_epochs = score, state.epoch + 1, 0
+    else:
+        state.bad_epochs += 1
+    state.epoch += 1
+    state.micro_in_epoch = state.train_micro = state.train_tokens = 0
+    state.train_loss_sum = state.epoch_seconds = 0.0
+    t.accelerator.print(f"{t.desc} epoch {state.epoch}: train loss {row['train_loss']:.4f}, val loss {val_loss:.4f}, "
+                        f"val acc {m['accuracy']:.4f}, val macro-F1 {m['macro_f1']:.4f}, {seconds:.0f} s, "
+                        f"~{format_duration(time_left(t, state))} left")
+    _save(t, state, ("last", "best") if improved else ("last",))
+    last_save = time.monotonic()
+    if state.bad_epochs >= t.cfg.patience:
+        t.accelerator.print(f"{t.desc}: early stop, no val {t.cfg.select_metric} gain for {t.cfg.patience} epochs")
+    return last_save
+
+
+def time_left(t: _Training, state: LoopState) -> float:
+    """Seconds of training left if every epoch to come (up to cfg.epochs, max_steps) takes as long as the median
+    epoch so far; early stopping can only make it shorter."""
+    if state.global_step >= t.total_steps or state.bad_epochs >= t.cfg.patience or not state.history:
+        return 0.0
+    epochs_left = min(t.cfg.epochs - state.epoch, math.ceil((t.total_steps - state.global_step) / t.steps_per_epoch))
+    return epochs_left * float(np.median([h["seconds"] for h in state.history]))
+
+
+def format_duration(seconds: float) -> str:
+    """Rounded for a progress line: '40 s', '24 min', '2.5 h'."""
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 90 * 60:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def _save(t: _Training, state: LoopState, role=("last",)) -> None:
+    """A checkpoint of everything needed to resume here (written by the main process, all processes waiting)."""
+    t.accelerator.wait_for_everyone()
+    if t.accelerator.is_main_process:
+        ckpt.save_checkpoint(
+            t.out_dir, state.global_step, _plain_state_dict(t.accelerator, t.model),
+            {**t.meta, "config": asdict(t.cfg), "loop": asdict(state), "precision": t.precision},
+            _state(t.model, t.optimizer, t.scheduler, t.accelerator), role=role)
+    t.accelerator.wait_for_everyone()
 
 
 def _save_due(cfg: TrainConfig, step: int, last_save: float, accelerator: Accelerator) -> bool:
@@ -427,13 +512,6 @@ def device_name(device: torch.device) -> str:
         return torch.cuda.get_device_name(device)
     import platform
 
-    name = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    name = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
+    model = re.search(r"^model name\s*:(.*)$", _cpuinfo(), re.MULTILINE)
+    name = model.group(1).strip() if model else platform.processor() or platform.machine()
     return f"CPU ({torch.get_num_threads()} threads, {name})"

@@ -88,6 +88,9 @@ def tuning_table(records: list[dict], baseline: str) -> pd.DataFrame:
 
 
 def to_markdown(table: pd.DataFrame) -> str:
+    """The table as committed in figures/tuning_*.md and pasted into the README: unpadded cells. Not pandas'
+    DataFrame.to_markdown: it needs tabulate (not a dependency) and pads every column, which would change each
+    committed table."""
     out = table.copy()
     for col in ("val_accuracy", "val_macro_f1", "test_accuracy", "test_macro_f1"):
         out[col] = out[col].map(lambda v: f"{100 * v:.2f} %")

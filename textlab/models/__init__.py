@@ -1,6 +1,6 @@
 """The three models: BERT classifier (transformers), BiLSTM over frozen BERT embeddings, ensemble meta-MLP."""
 
 from .bilstm import BiLSTMClassifier
-from .ensemble import MetaMLP
+from .meta_mlp import MetaMLP
 
 __all__ = ["BiLSTMClassifier", "MetaMLP"]

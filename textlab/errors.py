@@ -1,0 +1,32 @@
+"""Errors textlab raises for a problem it can name (bad settings, data, checkpoints, a failed notebook): the message
+says what is wrong and what to do, so the command line and notebooks show that one line, not a traceback. Any other
+exception is a bug somewhere and keeps its traceback."""
+
+from __future__ import annotations
+
+
+class TextlabError(Exception):
+    """Base of textlab's own errors."""
+
+
+def project_errors() -> tuple[type[BaseException], ...]:
+    return (TextlabError,)
+
+
+def _one_line(shell, etype, value, tb, tb_offset=None) -> list[str]:
+    stb = [f"{etype.__name__}: {value}"]
+    shell._showtraceback(etype, value, stb)  # what IPython shows for any error (in Jupyter: the error output)
+    return stb
+
+
+def show_briefly_in_ipython(shell=None) -> None:
+    """In IPython / Jupyter (`shell`: the running one), show project errors as their one-line message instead of a
+    traceback through textlab's internals; the cell still fails (papermill stops there). Outside IPython: nothing."""
+    if shell is None:
+        try:
+            from IPython import get_ipython
+        except ImportError:
+            return
+        shell = get_ipython()
+    if shell is not None:
+        shell.set_custom_exc(project_errors(), _one_line)
