@@ -7,6 +7,7 @@ import json
 import sys
 
 import numpy as np
+import torch
 import pytest
 
 from textlab import cli
@@ -330,3 +331,22 @@ def test_run_folder_that_does_not_exist_lists_its_trained_siblings(tmp_path, cap
     with pytest.raises(CheckpointError, match="does not exist, and no folder beside it"):
         load_predictor(tmp_path / "nowhere" / "deeper" / "run")
     assert not missing.exists() and not lonely.exists() and not (tmp_path / "nowhere").exists()
+
+
+@pytest.mark.parametrize("precision", ["bf16", "int8"])
+def test_faster_precisions_agree_with_fp32(trained_run, tiny_prep, precision):
+    """The opt-in faster paths change the arithmetic, not the model: logits close to fp32's, same shape, and int8
+    really quantizes the linear layers."""
+    run, _ = trained_run
+    texts = list(tiny_prep.raw["test"]["text"][:16])
+    fp32 = load_predictor(run, "bert", device="cpu").predict_logits(texts)
+    fast = load_predictor(run, "bert", device="cpu", precision=precision)
+    got = fast.predict_logits(texts)
+    assert got.shape == fp32.shape and np.abs(got - fp32).max() < 0.1 * np.abs(fp32).max()
+    linear = [m for m in fast.model.modules() if type(m).__name__ == "Linear"]
+    assert linear and (precision == "int8") == (not any(type(m) is torch.nn.Linear for m in linear))
+
+
+def test_unknown_precision_lists_the_valid_ones(trained_run):
+    with pytest.raises(ValueError, match="unknown precision 'fp8'; choose one of: fp32, bf16, int8"):
+        load_predictor(trained_run[0], "bert", precision="fp8")

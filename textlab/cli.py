@@ -85,6 +85,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--model", default="bert", help="bert, bilstm or ensemble")
     p.add_argument("--file", help="one document per line ('-' = stdin)")
     p.add_argument("--top-k", type=int, default=3)
+    p.add_argument("--precision", choices=["fp32", "bf16", "int8"], default="fp32",
+                   help="bf16: faster on CPUs with AMX / AVX512-BF16; int8: dynamic quantization (docs/speed.md)")
     p.add_argument("--json", action="store_true", help="JSON lines")
     p.add_argument("texts", nargs="*", help="texts to classify ('-' = stdin)")
     p.set_defaults(func=_predict)

@@ -140,7 +140,11 @@ def formatted(table: pd.DataFrame, drop_empty: bool = True) -> pd.DataFrame:
 
 def to_markdown(table: pd.DataFrame) -> str:
     """A readable markdown table (percentages, thousands separators, empty cells for missing values)."""
-    cells = formatted(table)
+    return _markdown(formatted(table))
+
+
+def _markdown(cells: pd.DataFrame) -> str:
+    """Cells that are already strings as a markdown table (no padding: the committed tables are compared as text)."""
     header = "| " + " | ".join(cells.columns) + " |\n|" + "---|" * len(cells.columns) + "\n"
     return header + "".join("| " + " | ".join(r) + " |\n" for r in cells.itertuples(index=False))
 
@@ -198,9 +202,7 @@ def headline_table(table: pd.DataFrame) -> pd.DataFrame:
 def headline_markdown(table: pd.DataFrame) -> str:
     """headline_table as markdown (figures/headline.md); the seed-report column is dropped when it is empty."""
     cells = headline_table(table)
-    cells = cells.loc[:, (cells != "").any()]
-    header = "| " + " | ".join(cells.columns) + " |\n|" + "---|" * len(cells.columns) + "\n"
-    return header + "".join("| " + " | ".join(r) + " |\n" for r in cells.itertuples(index=False))
+    return _markdown(cells.loc[:, (cells != "").any()])
 
 
 def write_tables(table: pd.DataFrame, folder) -> None:

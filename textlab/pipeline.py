@@ -203,16 +203,17 @@ def model_report(kind: str, prep: Prepared, record: dict):
     import pandas as pd
 
     from . import plots
+    from .compare import backbone_name
 
     out, name = prep.run_dir / kind, record["display_name"]
     history = ckpt.read_json(out / "history.json")
     plots.save_figure(plots.plot_learning_curves({name: history}), prep.figures / f"{kind}_learning_curves.png")
     y_true, y_pred = ckpt.read_npy(out / "labels_test.npy"), ckpt.read_npy(out / "logits_test.npy").argmax(1)
-    fig = plots.plot_confusion_matrix(y_true, y_pred, prep.label_names, title=f"{name} (test)")
+    fig = plots.plot_confusion_matrix(y_true, y_pred, prep.label_names, title=f"{name}, test split")
     plots.save_figure(fig, prep.figures / f"{kind}_confusion.png")
     fig = plots.plot_per_class_f1({name: np.array(record["test"]["per_class"]["f1"])}, prep.label_names)
     plots.save_figure(fig, prep.figures / f"{kind}_per_class_f1.png")
-    fig = plots.plot_architecture(architecture(out), f"{name} — {prep.profile.backbone}")
+    fig = plots.plot_architecture(architecture(out), f"{name} — {backbone_name(prep.profile.backbone)}")
     plots.save_figure(fig, prep.figures / f"{kind}_architecture.png")
     return pd.DataFrame(history)
 
@@ -227,9 +228,9 @@ def architecture(model_dir) -> list[tuple[str, str]]:
 
 def model_summary(record: dict):
     """The numbers a model's notebook ends with: test and validation scores, epochs, speed, size."""
-    import pandas as pd
+    from .compare import display_record
 
-    return pd.Series({
+    return display_record({
         "test_accuracy": record["test"]["accuracy"], "test_macro_f1": record["test"]["macro_f1"],
         "val_accuracy": record["validation"]["accuracy"], "best_epoch": record["best_epoch"],
         "epochs_run": record["epochs_run"], "s_per_epoch": record["s_per_epoch"], "device": record["device"],

@@ -10,6 +10,7 @@ from __future__ import annotations
 import codecs
 import json
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -23,14 +24,28 @@ from .pipeline import TRAINED_BY, load_model
 from .stats import softmax
 
 MODELS = ("bert", "bilstm", "ensemble")
+# Arithmetic of the forward pass: fp32 (as evaluated in training's reports); bf16 autocast (AMX / AVX512-BF16 CPUs,
+# recent GPUs); int8: dynamic quantization of every nn.Linear (CPU). Speed and accuracy of each:
+# benchmarks/bench_predict.py, docs/speed.md.
+PRECISIONS = ("fp32", "bf16", "int8")
 CHARS_PER_TOKEN = 16  # a WordPiece token spans >= 1 character: a head of 16 x max_length characters is ample
 
 
 class Predictor:
     """A trained BERT or BiLSTM checkpoint with its tokenizer, in eval mode on `device`."""
 
-    def __init__(self, model: torch.nn.Module, meta: dict, tokenizer, device: str | None = None):
+    def __init__(self, model: torch.nn.Module, meta: dict, tokenizer, device: str | None = None,
+                 precision: str = "fp32"):
+        if precision not in PRECISIONS:
+            raise ValueError(f"unknown precision {precision!r}; choose one of: {', '.join(PRECISIONS)}")
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        if precision == "int8":
+            if self.device != "cpu":
+                raise ValueError("precision int8 (dynamic quantization) runs on the CPU: use device='cpu', or bf16")
+            with warnings.catch_warnings():  # torch.ao's notice that this API moves to torchao; it works as documented
+                warnings.simplefilter("ignore")
+                model = torch.ao.quantization.quantize_dynamic(model.eval(), {torch.nn.Linear}, dtype=torch.qint8)
+        self.precision = precision
         self.model = model.to(self.device).eval()
         self.meta = meta
         self.kind = meta["kind"]
@@ -96,8 +111,9 @@ class Predictor:
         for start in range(0, len(order), batch_size):
             rows = order[start : start + batch_size]
             batch = self.collator([{"input_ids": ids[i]} for i in rows])
-            out = self.model(input_ids=batch["input_ids"].to(self.device),
-                             attention_mask=batch["attention_mask"].to(self.device))
+            with torch.autocast(self.device, dtype=torch.bfloat16, enabled=self.precision == "bf16"):
+                out = self.model(input_ids=batch["input_ids"].to(self.device),
+                                 attention_mask=batch["attention_mask"].to(self.device))
             logits[rows] = out.logits.float().cpu().numpy()  # (B, N)
         return logits
 
@@ -117,7 +133,7 @@ class Predictor:
 class EnsemblePredictor:
     """The ensemble chosen in notebook 04: its members' predictions combined by the fitted variant."""
 
-    def __init__(self, run, device: str | None = None):
+    def __init__(self, run, device: str | None = None, precision: str = "fp32"):
         from .ensemble import load_variant
         from .models.tfidf import TfidfSVM
 
@@ -126,7 +142,7 @@ class EnsemblePredictor:
         info = read_json(info_path)
         self.variant = load_variant(info, run / "ensemble")
         self.members = list(info["members"])
-        self.neural = {m: load_predictor(run, m, device) for m in self.members if m in ("bert", "bilstm")}
+        self.neural = {m: load_predictor(run, m, device, precision) for m in self.members if m in ("bert", "bilstm")}
         self.tfidf = TfidfSVM.load(run / "tfidf" / "model") if "tfidf" in self.members else None
         if not self.neural:
             raise CheckpointError(f"{info_path} names no neural member ({self.members})")
@@ -190,8 +206,9 @@ def _head(text: str, n: int) -> str:
     return text[:cut] if cut > 0 else text
 
 
-def load_predictor(run, model: str = "bert", device: str | None = None):
-    """The predictor of `model` ("bert", "bilstm" or "ensemble") trained in run folder `run` (e.g. runs/cpu)."""
+def load_predictor(run, model: str = "bert", device: str | None = None, precision: str = "fp32"):
+    """The predictor of `model` ("bert", "bilstm" or "ensemble") trained in run folder `run` (e.g. runs/cpu);
+    `precision` (PRECISIONS) of its forward pass."""
     if model not in MODELS:
         raise ValueError(f"unknown model {model!r}; choose one of: {', '.join(MODELS)}")
     run = Path(run)
@@ -201,7 +218,7 @@ def load_predictor(run, model: str = "bert", device: str | None = None):
         if not (run / "ensemble" / "ensemble.json").exists():
             raise CheckpointError(f"{run / 'ensemble'} holds no trained ensemble (ensemble.json is missing): "
                                   f"{_how_to_train(run, model)}")
-        return EnsemblePredictor(run, device)
+        return EnsemblePredictor(run, device, precision)
     folder = run / model
     if not (folder / POINTER).exists():
         raise CheckpointError(f"{folder} holds no trained {model} model ({POINTER} is missing): "
@@ -211,7 +228,7 @@ def load_predictor(run, model: str = "bert", device: str | None = None):
     if missing:
         raise CheckpointError(f"{checkpoint_path(folder, 'best') / 'meta.json'} lacks {', '.join(missing)}: "
                               "it cannot serve predictions")
-    return Predictor(net, meta, get_backbone(meta["backbone"]).tokenizer(), device)
+    return Predictor(net, meta, get_backbone(meta["backbone"]).tokenizer(), device, precision)
 
 
 def _no_run_folder(run: Path) -> str:
@@ -304,7 +321,7 @@ def main(args) -> int:
         print("error: no input: give TEXTS, --file F (one document per line) or - to read standard input",
               file=sys.stderr)
         return 2
-    predictor = load_predictor(args.run, args.model)
+    predictor = load_predictor(args.run, args.model, precision=args.precision)
     results = predictor.predict(texts, top_k=args.top_k)
     for i, (text, result) in enumerate(zip(texts, results)):
         if args.json:
