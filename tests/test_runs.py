@@ -158,3 +158,9 @@ def test_training_holds_the_lock(trained_run, tiny_run, monkeypatch):
     monkeypatch.setattr(runs, "_acquire", lambda run: held.append(run) or real(run))
     pipeline.train_and_evaluate("bert", tiny_run)
     assert held == [tiny_run.run.resolve()]
+
+
+def test_values_on_the_command_line_have_no_spaces():
+    """The runner passes overrides to the notebooks as one space-separated string: a tuple must not add spaces."""
+    assert runs.format_value((64, 128)) == runs.format_value([64, 128]) == "64,128"
+    assert resolve("smoke", overrides=f"bert.pad_buckets={runs.format_value((64, 128))}").bert.pad_buckets == (64, 128)

@@ -56,9 +56,9 @@ def prepare(profile: Profile) -> Prepared:
     backbone = get_backbone(profile.backbone)
     tokenizer = backbone.tokenizer()
     raw = load_for_profile(profile)
-    data, dropped = _tokenized(raw, tokenizer, profile, profile.max_length)
-    return Prepared(profile, backbone, tokenizer, raw, data, raw["train"].features["label"].names, dropped,
-                    runs.dataset_fingerprint(raw))
+    fingerprint = runs.dataset_fingerprint(raw)  # once: the run's manifest and every tokenization cache key use it
+    data, dropped = _tokenized(raw, tokenizer, profile, profile.max_length, fingerprint=fingerprint)
+    return Prepared(profile, backbone, tokenizer, raw, data, raw["train"].features["label"].names, dropped, fingerprint)
 
 
 # Profile fields that decide what prepare() returns: a Prepared can serve any profile that agrees on them.
@@ -84,9 +84,9 @@ def open_run(profile: Profile | str | None = None, *, data: str = "", overrides=
     return dataclasses.replace(prep, profile=profile, run=run, figures=figures)
 
 
-def _tokenized(raw, tokenizer, profile: Profile, max_length: int, truncation: str = "head"):
+def _tokenized(raw, tokenizer, profile: Profile, max_length: int, truncation: str = "head", fingerprint: str = ""):
     """Tokenized splits (cached on disk) and how many empty training documents were dropped."""
-    data = tokenize(raw, tokenizer, max_length, truncation=truncation)
+    data = tokenize(raw, tokenizer, max_length, truncation=truncation, fingerprint=fingerprint)
     dropped = 0
     if profile.drop_empty_train:
         n = len(data["train"])
@@ -106,7 +106,7 @@ def model_data(prep: Prepared, max_length: int, truncation: str = "head"):
     kept, else tokenized (and cached) anew."""
     if max_length == prep.profile.max_length and truncation == "head":
         return prep.data
-    return _tokenized(prep.raw, prep.tokenizer, prep.profile, max_length, truncation)[0]
+    return _tokenized(prep.raw, prep.tokenizer, prep.profile, max_length, truncation, prep.fingerprint)[0]
 
 
 def model_meta(kind: str, prep: Prepared) -> dict:

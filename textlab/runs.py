@@ -33,7 +33,7 @@ LOCK = ".lock"
 # Packages whose version can change a run's numbers (kernels, tokenization, splits, metrics).
 NUMERIC_PACKAGES = ("torch", "transformers", "tokenizers", "accelerate", "datasets", "scikit-learn", "numpy", "scipy")
 # Manifest keys recorded for the reader but not compared: where things are, not what they are.
-NOT_COMPARED = ("run", "command", "profile", "data.source", "data.source_sha256", "settings.name", "settings.data")
+NOT_COMPARED = ("run", "command", "profile", "data.source", "settings.name", "settings.data")
 
 
 class RunError(TextlabError, RuntimeError):
@@ -146,7 +146,8 @@ def command(profile: Profile, name: str, only: str = "") -> str:
 
 
 def format_value(value) -> str:
-    return ",".join(map(str, value)) if isinstance(value, list) else str(value)
+    """A setting's value as KEY=VALUE on the command line (tuples as "64,128", no spaces: overrides split on them)."""
+    return ",".join(map(str, value)) if isinstance(value, (list, tuple)) else str(value)
 
 
 def make_manifest(profile: Profile, name: str, raw, backbone, fingerprint: str = "") -> dict:
