@@ -62,11 +62,8 @@ def write_json(path, obj: Any) -> Path:
 
 
 def read_json(path) -> Any:
-    path = Path(path)
     try:
-        return json.loads(path.read_text())
-    except FileNotFoundError:
-        raise
+        return json.loads(Path(path).read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise CheckpointError(f"{path} is not valid JSON (truncated or corrupt?): {e}") from e
 
@@ -92,16 +89,10 @@ def write_text(path, text: str) -> Path:
 
 
 def _jsonable(x):
-    if isinstance(x, (np.integer,)):
-        return int(x)
-    if isinstance(x, (np.floating,)):
-        return float(x)
-    if isinstance(x, np.ndarray):
+    if isinstance(x, (np.integer, np.floating, np.ndarray)):
         return x.tolist()
     if isinstance(x, Path):
         return str(x)
-    if isinstance(x, tuple):
-        return list(x)
     raise TypeError(f"not JSON serialisable: {type(x).__name__}")
 
 
@@ -138,19 +129,13 @@ def load_into(model: torch.nn.Module, path, meta: dict | None = None) -> None:
     own = model.state_dict()
     missing = sorted(set(own) - set(state))
     unexpected = sorted(set(state) - set(own))
-    wrong = [(k, tuple(state[k].shape), tuple(own[k].shape)) for k in own if k in state and state[k].shape != own[k].shape]
-    if missing or unexpected or wrong:
-        detail = []
-        if wrong:
-            k, got, want = wrong[0]
-            detail.append(f"{len(wrong)} tensors of another shape (e.g. {k}: checkpoint {got}, model {want})")
-        if missing:
-            detail.append(f"{len(missing)} tensors missing (e.g. {missing[0]})")
-        if unexpected:
-            detail.append(f"{len(unexpected)} unexpected tensors (e.g. {unexpected[0]})")
-        hint = ""
-        if meta:
-            hint = f" The checkpoint was made for backbone {meta.get('backbone')!r} with {meta.get('num_labels')} classes."
+    wrong = [f"{k}: checkpoint {tuple(state[k].shape)}, model {tuple(own[k].shape)}"
+             for k in own if k in state and state[k].shape != own[k].shape]
+    found = {"tensors of another shape": wrong, "tensors missing": missing, "unexpected tensors": unexpected}
+    detail = [f"{len(keys)} {what} (e.g. {keys[0]})" for what, keys in found.items() if keys]
+    if detail:
+        hint = (f" The checkpoint was made for backbone {meta.get('backbone')!r} with {meta.get('num_labels')} classes."
+                if meta else "")
         raise CheckpointError(f"{path} does not fit this model: {'; '.join(detail)}.{hint}")
     model.load_state_dict(state)
 
@@ -220,17 +205,20 @@ def load_training_state(ckpt: Path) -> dict:
         raise CheckpointError(f"{path} could not be loaded safely (truncated or corrupt?): {e}") from e
 
 
-def validate_meta(meta: dict, path) -> dict:
-    """`meta` as read from `path`, if of this schema and its classes are consistent; else a CheckpointError naming
-    the file.
+def check_schema(obj, source, fix: str = "", error: type[Exception] = CheckpointError) -> None:
+    """Refuse an artifact of another SCHEMA, naming `source` and (`fix`) what to do instead."""
+    found = obj.get("schema") if isinstance(obj, dict) else None
+    if found != SCHEMA:
+        raise error(f"{source} has artifact schema {found!r}; this textlab reads schema {SCHEMA} (it was made by "
+                    f"another version of textlab){fix}")
 
-    An edited or corrupt meta.json would otherwise fail much later, as a numpy broadcast error naming no file.
-    """
+
+def validate_meta(meta: dict, path) -> dict:
+    """`meta` read from `path` if of this schema with consistent classes, else a CheckpointError naming the file
+    (an edited or corrupt meta.json would otherwise fail much later, as a numpy broadcast error naming no file)."""
     if not isinstance(meta, dict):
         raise CheckpointError(f"{path} is not a checkpoint's metadata (a JSON object): found {str(meta)[:80]}")
-    if meta.get("schema") != SCHEMA:
-        raise CheckpointError(f"{path} has artifact schema {meta.get('schema')!r}; this textlab reads schema {SCHEMA}: "
-                              "the model was made by another version of textlab; train it anew")
+    check_schema(meta, path, ": train the model anew")
     n = meta.get("num_labels")
     if type(n) is not int or n < 2:  # type(): True is an int too
         raise CheckpointError(f"{path}: num_labels must be an integer >= 2, found {n!r}")

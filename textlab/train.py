@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import math
+import platform
 import re
 import time
 from contextlib import contextmanager
@@ -39,32 +40,17 @@ class NonFiniteLossError(TextlabError, FloatingPointError):
     pass
 
 
-def cpu_supports_bf16() -> bool:
-    """bf16 autocast pays on CPUs with native bf16 dot products (AVX512-BF16 or AMX)."""
-    try:
-        caps = torch.backends.cpu.get_cpu_capability()
-    except AttributeError:  # pragma: no cover - older torch
-        return False
-    return caps in ("AVX512_BF16", "AMX") or "AMX" in caps or "avx512_bf16" in _cpuinfo() or "amx_bf16" in _cpuinfo()
-
-
-def _cpuinfo() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            return f.read()
-    except OSError:
-        return ""
-
-
 def resolve_precision(precision: str, device: str) -> str:
     """auto: bf16 where the hardware supports it, else fp16 on CUDA, fp32 on CPU."""
     if precision != "auto":
-        if precision in ("fp16",) and device == "cpu":
+        if precision == "fp16" and device == "cpu":
             raise ValueError("precision fp16 needs a CUDA GPU; on CPU use bf16 or fp32 (or auto)")
         return precision
     if device == "cuda":
         return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
-    return "bf16" if cpu_supports_bf16() else "fp32"
+    # bf16 autocast pays on CPUs with native bf16 dot products (AVX512-BF16 or AMX). Not get_cpu_capability(): it
+    # says "AVX512" on such a CPU too.
+    return "bf16" if torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported() else "fp32"
 
 
 def _installed(package: str) -> bool:
@@ -102,46 +88,34 @@ def pad_buckets(cfg: TrainConfig, max_length: int | None) -> tuple:
 _LAYER = re.compile(r"(?:^|\.)encoder\.layer\.(\d+)\.")
 
 
-def layer_depth(name: str, top: int) -> int:
-    """Where a transformer parameter sits, bottom to top: embeddings 0, encoder layer i -> i + 1, everything above
-    the encoder (pooler, classifier) `top` (= number of layers + 1)."""
-    if ".embeddings." in f".{name}":
-        return 0
-    layer = _LAYER.search(name)
-    return int(layer.group(1)) + 1 if layer else top
-
-
 def param_groups(model: torch.nn.Module, weight_decay: float, lr: float | None = None,
                  layer_lr_decay: float = 1.0) -> list[dict]:
     """AdamW groups: biases and LayerNorm weights get no weight decay.
 
     layer_lr_decay < 1 (layer-wise learning-rate decay, Howard & Ruder 2018; Sun et al. 2019) gives a transformer's
-    layer at depth d the learning rate lr * layer_lr_decay ** (top - d): the head keeps lr, each encoder layer
-    below it gets a factor less, the embeddings least. Only for models with an `encoder.layer.N` stack (BERT).
+    parameter at depth d (embeddings 0, encoder layer i -> i + 1, pooler and classifier on top) the learning rate
+    lr * layer_lr_decay ** (top - d). Only for models with an `encoder.layer.N` stack (BERT).
     """
     named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    depth = {n: int(m.group(1)) + 1 for n, _ in named if (m := _LAYER.search(n))}
     per_layer = layer_lr_decay != 1.0
-    scale = lambda name: 1.0  # noqa: E731
-    if per_layer:
-        if lr is None:
-            raise ValueError("layer_lr_decay needs the top learning rate (lr)")
-        layers = [int(m.group(1)) for m in (_LAYER.search(n) for n, _ in named) if m]
-        if not layers:
-            raise ValueError(
-                f"layer_lr_decay={layer_lr_decay} needs a transformer with an encoder.layer.N stack; "
-                f"{type(model).__name__} has none: set layer_lr_decay=1.0 for this model")
-        top = max(layers) + 2
-        scale = lambda name: layer_lr_decay ** (top - layer_depth(name, top))  # noqa: E731
+    if per_layer and lr is None:
+        raise ValueError("layer_lr_decay needs the top learning rate (lr)")
+    if per_layer and not depth:
+        raise ValueError(f"layer_lr_decay={layer_lr_decay} needs a transformer with an encoder.layer.N stack; "
+                         f"{type(model).__name__} has none: set layer_lr_decay=1.0 for this model")
+    top = max(depth.values(), default=0) + 1
     groups: dict[tuple, list] = {}
     for name, p in named:
+        d = 0 if ".embeddings." in f".{name}" else depth.get(name, top)
+        factor = layer_lr_decay ** (top - d) if per_layer else 1.0
         decays = not (p.ndim < 2 or "norm" in name.lower())  # biases, LayerNorm weights
-        groups.setdefault((scale(name), decays), []).append(p)
+        groups.setdefault((factor, decays), []).append(p)
     out = []
     for (factor, decays), params in sorted(groups.items(), key=lambda kv: (kv[0][0], not kv[0][1])):
-        group = {"params": params, "weight_decay": weight_decay if decays else 0.0}
+        out.append({"params": params, "weight_decay": weight_decay if decays else 0.0})
         if per_layer:
-            group["lr"] = lr * factor
-        out.append(group)
+            out[-1]["lr"] = lr * factor
     return out
 
 
@@ -206,10 +180,7 @@ RESUME_SKIP = ("step", "loop", "precision") + tuple(f"config.{k}" for k in EXECU
 def check_resumable(saved: dict, meta: dict, path: Path) -> None:
     """Refuse to resume (or re-use) a checkpoint made from anything other than `meta` (kind, backbone, data
     fingerprint, seed, model and loop settings), naming each difference; and one of another artifact schema."""
-    if saved.get("schema") != ckpt.SCHEMA:
-        raise ckpt.CheckpointError(
-            f"{path} has artifact schema {saved.get('schema')!r}; this textlab reads schema {ckpt.SCHEMA} (it was made "
-            "by another version of textlab): train into a fresh folder")
+    ckpt.check_schema(saved, path, ": train into a fresh folder")
     diff = differences(saved, json.loads(json.dumps(meta, default=ckpt._jsonable)), RESUME_SKIP)
     if diff:
         raise ckpt.CheckpointError(
@@ -220,22 +191,6 @@ def check_resumable(saved: dict, meta: dict, path: Path) -> None:
 def _bare(accelerator: Accelerator, model: torch.nn.Module) -> torch.nn.Module:
     """The model itself: without DDP, mixed-precision or torch.compile wrappers."""
     return accelerator.unwrap_model(model, keep_torch_compile=False)
-
-
-def _plain_state_dict(accelerator: Accelerator, model: torch.nn.Module) -> dict:
-    """Weights under the model's own names: a compiled model's keys lose their "_orig_mod." prefix, so a
-    checkpoint loads the same with or without torch.compile."""
-    return {k.replace("_orig_mod.", ""): v for k, v in accelerator.get_state_dict(model).items()}
-
-
-def _state(model, optimizer, scheduler, accelerator) -> dict:
-    state = {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-             "rng_cpu": torch.get_rng_state()}
-    if torch.cuda.is_available():
-        state["rng_cuda"] = torch.cuda.get_rng_state_all()
-    if accelerator.scaler is not None:
-        state["scaler"] = accelerator.scaler.state_dict()
-    return state
 
 
 @dataclass
@@ -263,7 +218,6 @@ class FitResult:
     precision: str
     device: str
     s_per_epoch: float
-    out_dir: Path
     stopped_early: bool
     model: torch.nn.Module  # prepared by `accelerator` (possibly wrapped), holding the selected (best) weights
     accelerator: Accelerator
@@ -288,6 +242,7 @@ class _Training:
     sampler: object
     steps_per_epoch: int
     total_steps: int
+    last_save: float = 0.0  # time.monotonic() at the last checkpoint
 
 
 def fit(model: torch.nn.Module, data, tokenizer, cfg: TrainConfig, out_dir, *, meta: dict, seed: int = 42,
@@ -304,11 +259,10 @@ def fit(model: torch.nn.Module, data, tokenizer, cfg: TrainConfig, out_dir, *, m
     state = _resume(t) if resume else LoopState()
     if cfg.log_with:
         t.accelerator.init_trackers(desc, config={k: v for k, v in asdict(cfg).items() if not isinstance(v, tuple)})
-    last_save = time.monotonic()
-    # Early stopping is final: a resumed run whose patience is used up trains nothing more.
-    while state.epoch < cfg.epochs and state.global_step < t.total_steps and state.bad_epochs < cfg.patience:
-        last_save = _train_epoch(t, state, last_save, on_step)
-        last_save = _evaluate_and_select(t, state)
+    t.last_save = time.monotonic()
+    while not _finished(t, state):
+        _train_epoch(t, state, on_step)
+        _evaluate_and_select(t, state)
     if cfg.log_with:
         t.accelerator.end_training()
     ckpt.load_into(_bare(t.accelerator, t.model), ckpt.checkpoint_path(t.out_dir, "best") / "model.safetensors")
@@ -318,7 +272,7 @@ def fit(model: torch.nn.Module, data, tokenizer, cfg: TrainConfig, out_dir, *, m
         history=state.history, best_epoch=state.best_epoch, best_metric=state.best_metric, precision=t.precision,
         device=device_name(t.accelerator.device),
         s_per_epoch=float(np.median(seconds)) if seconds else 0.0,  # robust to one disturbed epoch
-        out_dir=t.out_dir, stopped_early=state.bad_epochs >= cfg.patience, model=t.model, accelerator=t.accelerator)
+        stopped_early=state.bad_epochs >= cfg.patience, model=t.model, accelerator=t.accelerator)
 
 
 def _set_up(model, data, tokenizer, cfg: TrainConfig, out_dir: Path, meta: dict, seed: int, cpu: bool,
@@ -366,21 +320,23 @@ def _resume(t: _Training) -> LoopState:
     if "rng_cuda" in ts and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(ts["rng_cuda"])
     state = LoopState(**saved["loop"])
-    finished = (state.epoch >= t.cfg.epochs or state.global_step >= t.total_steps
-                or state.bad_epochs >= t.cfg.patience)
-    t.accelerator.print(f"{t.desc}: re-using the finished training in {t.out_dir} ({last.name}), nothing to train"
-                        if finished else f"resuming {t.desc} from {last.name}: epoch {state.epoch + 1}, "
-                                         f"step {state.global_step}")
+    if _finished(t, state):
+        t.accelerator.print(f"{t.desc}: re-using the finished training in {t.out_dir} ({last.name}), nothing to train")
+    else:
+        t.accelerator.print(f"resuming {t.desc} from {last.name}: epoch {state.epoch + 1}, step {state.global_step}")
     return state
 
 
-def _train_epoch(t: _Training, state: LoopState, last_save: float, on_step) -> float:
-    """The rest of epoch state.epoch (all of it, unless resumed mid-epoch), with mid-epoch checkpoints when due;
-    returns the clock reading of the last checkpoint."""
+def _finished(t: _Training, state: LoopState) -> bool:
+    """All epochs or max_steps done, or stopped early (final: a resumed run out of patience trains nothing more)."""
+    return state.epoch >= t.cfg.epochs or state.global_step >= t.total_steps or state.bad_epochs >= t.cfg.patience
+
+
+def _train_epoch(t: _Training, state: LoopState, on_step) -> None:
+    """The rest of epoch state.epoch (all of it, unless resumed mid-epoch), with mid-epoch checkpoints when due."""
     # Accelerate's loader re-seeds the sampler with its own count of iterations at every iter(): set that
     # count too, else the epoch after a resumed (skip_first_batches) epoch would replay the previous order.
-    if hasattr(t.train_loader, "set_epoch"):
-        t.train_loader.set_epoch(state.epoch)
+    t.train_loader.set_epoch(state.epoch)
     if t.sampler is not None:
         t.sampler.set_epoch(state.epoch)
     t.model.train()
@@ -400,18 +356,16 @@ def _train_epoch(t: _Training, state: LoopState, last_save: float, on_step) -> f
         state.global_step += 1
         if t.cfg.log_with:
             t.accelerator.log({"train_loss": loss.item(), "lr": t.scheduler.get_last_lr()[0]}, step=state.global_step)
-        if _save_due(t.cfg, state.global_step, last_save, t.accelerator):
+        if _save_due(t, state.global_step):
             state.epoch_seconds += time.perf_counter() - t0
             t0 = time.perf_counter()
             _save(t, state)
-            last_save = time.monotonic()
         if on_step is not None:
             on_step(state)
         if state.global_step >= t.total_steps:
             break
     bar.close()
     state.epoch_seconds += time.perf_counter() - t0
-    return last_save
 
 
 def _micro_step(t: _Training, state: LoopState, batch: dict) -> torch.Tensor:
@@ -434,9 +388,8 @@ def _micro_step(t: _Training, state: LoopState, batch: dict) -> torch.Tensor:
     return loss
 
 
-def _evaluate_and_select(t: _Training, state: LoopState) -> float:
-    """Validate the epoch just trained, record it, keep it as `best` if it improved, checkpoint; returns the clock
-    reading of that checkpoint."""
+def _evaluate_and_select(t: _Training, state: LoopState) -> None:
+    """Validate the epoch just trained, record it, keep it as `best` if it improved, checkpoint."""
     val_logits, val_labels, val_loss = predict_logits(t.model, t.val_loader, t.accelerator, desc="validate")
     m = metrics(val_logits, val_labels, full=False)
     seconds = state.epoch_seconds
@@ -461,16 +414,14 @@ def _evaluate_and_select(t: _Training, state: LoopState) -> float:
                         f"val acc {m['accuracy']:.4f}, val macro-F1 {m['macro_f1']:.4f}, {seconds:.0f} s, "
                         f"~{format_duration(time_left(t, state))} left")
     _save(t, state, ("last", "best") if improved else ("last",))
-    last_save = time.monotonic()
     if state.bad_epochs >= t.cfg.patience:
         t.accelerator.print(f"{t.desc}: early stop, no val {t.cfg.select_metric} gain for {t.cfg.patience} epochs")
-    return last_save
 
 
 def time_left(t: _Training, state: LoopState) -> float:
-    """Seconds of training left if every epoch to come (up to cfg.epochs, max_steps) takes as long as the median
-    epoch so far; early stopping can only make it shorter."""
-    if state.global_step >= t.total_steps or state.bad_epochs >= t.cfg.patience or not state.history:
+    """Seconds of training left if every epoch to come takes as long as the median epoch so far (early stopping can
+    only make it shorter)."""
+    if _finished(t, state) or not state.history:
         return 0.0
     epochs_left = min(t.cfg.epochs - state.epoch, math.ceil((t.total_steps - state.global_step) / t.steps_per_epoch))
     return epochs_left * float(np.median([h["seconds"] for h in state.history]))
@@ -489,20 +440,28 @@ def _save(t: _Training, state: LoopState, role=("last",)) -> None:
     """A checkpoint of everything needed to resume here (written by the main process, all processes waiting)."""
     t.accelerator.wait_for_everyone()
     if t.accelerator.is_main_process:
-        ckpt.save_checkpoint(
-            t.out_dir, state.global_step, _plain_state_dict(t.accelerator, t.model),
-            {**t.meta, "config": asdict(t.cfg), "loop": asdict(state), "precision": t.precision},
-            _state(t.model, t.optimizer, t.scheduler, t.accelerator), role=role)
+        # A compiled model's keys lose their "_orig_mod." prefix: a checkpoint loads the same with or without compile.
+        weights = {k.replace("_orig_mod.", ""): v for k, v in t.accelerator.get_state_dict(t.model).items()}
+        training = {"optimizer": t.optimizer.state_dict(), "scheduler": t.scheduler.state_dict(),
+                    "rng_cpu": torch.get_rng_state()}
+        if torch.cuda.is_available():
+            training["rng_cuda"] = torch.cuda.get_rng_state_all()
+        if t.accelerator.scaler is not None:
+            training["scaler"] = t.accelerator.scaler.state_dict()
+        ckpt.save_checkpoint(t.out_dir, state.global_step, weights,
+                             {**t.meta, "config": asdict(t.cfg), "loop": asdict(state), "precision": t.precision},
+                             training, role=role)
     t.accelerator.wait_for_everyone()
+    t.last_save = time.monotonic()
 
 
-def _save_due(cfg: TrainConfig, step: int, last_save: float, accelerator: Accelerator) -> bool:
+def _save_due(t: _Training, step: int) -> bool:
     """A mid-epoch checkpoint after this optimizer step: every save_every_steps steps, or once save_every_minutes
     have passed since the last one (the main process's clock decides for all, so every process saves together)."""
-    due = bool(cfg.save_every_steps) and step % cfg.save_every_steps == 0
-    if cfg.save_every_minutes and not due:
-        due = time.monotonic() - last_save >= 60 * cfg.save_every_minutes
-        if accelerator.num_processes > 1:
+    due = bool(t.cfg.save_every_steps) and step % t.cfg.save_every_steps == 0
+    if t.cfg.save_every_minutes and not due:
+        due = time.monotonic() - t.last_save >= 60 * t.cfg.save_every_minutes
+        if t.accelerator.num_processes > 1:
             due = broadcast_object_list([due])[0]
     return due
 
@@ -510,8 +469,7 @@ def _save_due(cfg: TrainConfig, step: int, last_save: float, accelerator: Accele
 def device_name(device: torch.device) -> str:
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
-    import platform
-
-    model = re.search(r"^model name\s*:(.*)$", _cpuinfo(), re.MULTILINE)
+    cpuinfo = Path("/proc/cpuinfo")
+    model = re.search(r"^model name\s*:(.*)$", cpuinfo.read_text() if cpuinfo.exists() else "", re.MULTILINE)
     name = model.group(1).strip() if model else platform.processor() or platform.machine()
     return f"CPU ({torch.get_num_threads()} threads, {name})"
