@@ -4,7 +4,9 @@ and write the run's artifacts (metrics JSON, history, checkpoints, validation/te
 from __future__ import annotations
 
 import dataclasses
+import functools
 import gc
+import inspect
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -19,9 +21,10 @@ from .backbones import Backbone, config_dict, get_backbone
 from .batching import make_loader
 from .config import Profile, resolve
 from .data import load_for_profile, tokenize
-from .describe import count_params
+from .describe import architecture_stages, count_params
 from .errors import show_briefly_in_ipython
 from .evaluate import metrics
+from .models import BiLSTMClassifier
 from .train import fit, make_accelerator, pad_buckets, predict_logits
 
 KINDS = ("bert", "bilstm")
@@ -126,12 +129,8 @@ def build_model(kind: str, backbone: Backbone, num_labels: int, profile: Profile
         return backbone.classifier(num_labels, dropout=CLASSIFIER_DROPOUT,
                                    attention_dropout=profile.bert_model.attention_dropout)
     if kind == "bilstm":
-        from .models import BiLSTMClassifier
-
-        bert = backbone.classifier(num_labels)  # only its embeddings are kept
-        model = BiLSTMClassifier(bert.bert.embeddings, num_labels, **asdict(profile.bilstm_model))
-        del bert
-        return model
+        embeddings = backbone.classifier(num_labels).bert.embeddings
+        return BiLSTMClassifier(embeddings, num_labels, **asdict(profile.bilstm_model))
     raise ValueError(f"unknown model kind {kind!r}; choose one of: {', '.join(KINDS)}")
 
 
@@ -142,24 +141,25 @@ def build_from_meta(meta: dict) -> torch.nn.Module:
     if meta["kind"] == "bert":
         return AutoModelForSequenceClassification.from_config(config)
     if meta["kind"] == "bilstm":
-        from .models import BiLSTMClassifier
-
         return BiLSTMClassifier.from_config(config, meta["num_labels"], **meta.get("bilstm", {}))
     raise ckpt.CheckpointError(f"unknown model kind {meta['kind']!r} in checkpoint metadata")
 
 
+def _locked(step):
+    """`step` holding the lock of its `prep`'s run folder (re-entrant: one locked step may call another)."""
+    @functools.wraps(step)
+    def locked(*args, **kw):
+        with runs.lock(inspect.signature(step).bind(*args, **kw).arguments["prep"].run_dir):
+            return step(*args, **kw)
+    return locked
+
+
+@_locked
 def train_and_evaluate(kind: str, prep: Prepared, **fit_kw) -> dict:
     """Train `kind` in the run folder of `prep` (open_run) with its profile's settings, resuming if a checkpoint of
     the same settings exists; evaluate the selected checkpoint on validation and, once, on test; write
     metrics.json and the logits for the ensemble. The run folder is locked meanwhile."""
-    with runs.lock(prep.run_dir):
-        return _train_and_evaluate(kind, prep, **fit_kw)
-
-
-def _train_and_evaluate(kind: str, prep: Prepared, **fit_kw) -> dict:
-    profile = prep.profile
-    cfg = getattr(profile, kind)
-    out = prep.run_dir / kind
+    profile, cfg, out = prep.profile, getattr(prep.profile, kind), prep.run_dir / kind
     torch.manual_seed(profile.seed)
     model = build_model(kind, prep.backbone, len(prep.label_names), profile)
     params = count_params(model)
@@ -167,32 +167,41 @@ def _train_and_evaluate(kind: str, prep: Prepared, **fit_kw) -> dict:
     data = model_data(prep, max_length, cfg.truncation)
     result = fit(model, data, prep.tokenizer, cfg, out, meta=model_meta(kind, prep), seed=profile.seed,
                  desc=kind, **fit_kw)
-    accelerator, model = result.accelerator, result.model
-    splits, buckets = {}, pad_buckets(cfg, max_length)
-    for split in ("validation", "test"):
-        t0 = time.perf_counter()
-        logits, labels = _split_logits(model, accelerator, data[split], prep.tokenizer, out, split,
-                                       cfg.eval_batch_size, kind, buckets)
-        splits[split] = {**metrics(logits, labels, prep.label_names), "docs_per_s": len(labels) / (time.perf_counter() - t0)}
+    buckets = pad_buckets(cfg, max_length)
+
+    def predict(split: str):
+        return _logits(result.model, result.accelerator, data[split], prep.tokenizer, cfg.eval_batch_size,
+                       f"{kind} {split}", buckets)
+
+    record = _test_and_record(
+        prep, out, predict, model=kind, display_name=DISPLAY[kind], backbone=profile.backbone, params=params,
+        precision=result.precision, device=result.device, s_per_epoch=result.s_per_epoch,
+        best_epoch=result.best_epoch, epochs_run=len(result.history), stopped_early=result.stopped_early,
+        select_metric=cfg.select_metric,
+        checkpoint_bytes=(ckpt.checkpoint_path(out, "best") / "model.safetensors").stat().st_size,
+        dropped_empty_train=prep.dropped_empty_train, n_train=len(data["train"]), max_length=max_length,
+        truncation=cfg.truncation, config=asdict(cfg))
     ckpt.write_json(out / "logits.json", _logits_key(out))
-    best = ckpt.checkpoint_path(out, "best")
-    record = {
-        "schema": ckpt.SCHEMA, "model": kind, "display_name": DISPLAY[kind], "backbone": profile.backbone, "profile": profile.name,
-        "params": params, "precision": result.precision, "device": result.device,
-        "s_per_epoch": result.s_per_epoch, "best_epoch": result.best_epoch, "epochs_run": len(result.history),
-        "stopped_early": result.stopped_early, "select_metric": cfg.select_metric,
-        "infer_docs_per_s": splits["test"]["docs_per_s"],
-        "checkpoint_bytes": (best / "model.safetensors").stat().st_size,
-        "dropped_empty_train": prep.dropped_empty_train, "n_train": len(data["train"]), "max_length": max_length,
-        "truncation": cfg.truncation,
-        "validation": splits["validation"], "test": splits["test"], "label_names": prep.label_names,
-        "config": asdict(cfg),
-    }
-    ckpt.write_json(out / "metrics.json", record)
-    del model, result, accelerator
+    del model, result
     gc.collect()
     if torch.cuda.is_available():
         torch.cuda.empty_cache()
+    return record
+
+
+def _test_and_record(prep: Prepared, out: Path, predict, **record) -> dict:
+    """Scores of `predict(split) -> (logits, labels)` on validation and test, its logits saved for the ensemble;
+    written with `record` as out/metrics.json."""
+    splits = {}
+    for split in ("validation", "test"):
+        t0 = time.perf_counter()
+        logits, labels = predict(split)
+        seconds = time.perf_counter() - t0
+        write_logits(out, split, logits, labels)
+        splits[split] = {**metrics(logits, labels, prep.label_names), "docs_per_s": len(labels) / seconds}
+    record = {"schema": ckpt.SCHEMA, "profile": prep.profile.name, **record,
+              "infer_docs_per_s": splits["test"]["docs_per_s"], **splits, "label_names": prep.label_names}
+    ckpt.write_json(out / "metrics.json", record)
     return record
 
 
@@ -220,8 +229,6 @@ def model_report(kind: str, prep: Prepared, record: dict):
 
 def architecture(model_dir) -> list[tuple[str, str]]:
     """The stages of a trained model (describe.architecture_stages), read off its selected checkpoint."""
-    from .describe import architecture_stages
-
     model, meta = load_model(model_dir)
     return architecture_stages(model, meta["max_length"])
 
@@ -245,13 +252,10 @@ def _logits_key(model_dir: Path) -> dict:
     return {"checkpoint": best.name, "weights_sha": ckpt.sha256_file(best / "model.safetensors")}
 
 
-def _split_logits(model, accelerator, dataset, tokenizer, out: Path, split: str, batch_size: int, kind: str,
-                  buckets: tuple = ()):
-    """Logits and labels of one split in dataset order, written next to the model for the ensemble."""
+def _logits(model, accelerator, dataset, tokenizer, batch_size: int, desc: str, buckets: tuple):
+    """Logits and labels of a dataset, in its order."""
     loader = accelerator.prepare(make_loader(dataset, tokenizer, batch_size, shuffle=False, buckets=buckets))
-    logits, labels, _ = predict_logits(model, loader, accelerator, desc=f"{kind} {split}")
-    write_logits(out, split, logits, labels)
-    return logits, labels
+    return predict_logits(model, loader, accelerator, desc=desc)[:2]
 
 
 def write_logits(out: Path, split: str, logits: np.ndarray, labels: np.ndarray) -> None:
@@ -290,8 +294,10 @@ def member_logits(model_dir, prep: Prepared, splits=("validation", "test")) -> d
     model = accelerator.prepare(model)
     max_length = int(meta["max_length"])  # read as it was trained
     data, buckets = model_data(prep, max_length, meta["truncation"]), pad_buckets(cfg, max_length)
-    out = {s: _split_logits(model, accelerator, data[s], prep.tokenizer, model_dir, s, 64, meta["kind"], buckets)
-           for s in splits}
+    out = {}
+    for s in splits:
+        out[s] = _logits(model, accelerator, data[s], prep.tokenizer, 64, f"{meta['kind']} {s}", buckets)
+        write_logits(model_dir, s, *out[s])
     ckpt.write_json(cached, key)
     del model
     gc.collect()
@@ -301,49 +307,31 @@ def member_logits(model_dir, prep: Prepared, splits=("validation", "test")) -> d
 # ---------------------------------------------------------------- TF-IDF member and the ensemble (notebook 04)
 
 
+@_locked
 def train_tfidf(prep: Prepared) -> dict:
     """TF-IDF + linear SVM on the training split (seconds on a CPU): the lexical member and baseline."""
-    with runs.lock(prep.run_dir):
-        return _train_tfidf(prep)
-
-
-def _train_tfidf(prep: Prepared) -> dict:
     from .models.tfidf import TfidfSVM
 
-    profile = prep.profile
     out = prep.run_dir / "tfidf"
     t0 = time.perf_counter()
-    model = TfidfSVM(seed=profile.seed).fit(prep.raw["train"]["text"], prep.raw["train"]["label"])
+    model = TfidfSVM(seed=prep.profile.seed).fit(prep.raw["train"]["text"], prep.raw["train"]["label"])
     fit_seconds = time.perf_counter() - t0
     model.save(out / "model")
-    splits = {}
-    for split in ("validation", "test"):
-        t0 = time.perf_counter()
-        scores = model.decision_function(prep.raw[split]["text"])
-        seconds = time.perf_counter() - t0
-        labels = np.asarray(prep.raw[split]["label"])
-        write_logits(out, split, scores, labels)
-        splits[split] = {**metrics(scores, labels, prep.label_names), "docs_per_s": len(labels) / seconds}
-    record = {
-        "schema": ckpt.SCHEMA, "model": "tfidf", "display_name": "TF-IDF + linear SVM", "backbone": "none (1-2 gram TF-IDF)",
-        "profile": profile.name, "params": {"total": model.n_params, "trainable": model.n_params, "frozen": 0},
-        "vocabulary": len(model.vectorizer.vocabulary_), "precision": "fp32", "device": "CPU (scikit-learn)",
-        "s_per_epoch": fit_seconds, "infer_docs_per_s": splits["test"]["docs_per_s"],
-        "checkpoint_bytes": sum(f.stat().st_size for f in (out / "model").iterdir()),
-        "validation": splits["validation"], "test": splits["test"], "label_names": prep.label_names,
-    }
-    ckpt.write_json(out / "metrics.json", record)
-    return record
+
+    def predict(split: str):
+        return model.decision_function(prep.raw[split]["text"]), np.asarray(prep.raw[split]["label"])
+
+    return _test_and_record(
+        prep, out, predict, model="tfidf", display_name="TF-IDF + linear SVM", backbone="none (1-2 gram TF-IDF)",
+        params={"total": model.n_params, "trainable": model.n_params, "frozen": 0},
+        vocabulary=len(model.vectorizer.vocabulary_), precision="fp32", device="CPU (scikit-learn)",
+        s_per_epoch=fit_seconds, checkpoint_bytes=sum(f.stat().st_size for f in (out / "model").iterdir()))
 
 
+@_locked
 def build_ensemble(prep: Prepared):
     """Cached member logits -> every ensemble variant, compared on validation by cross-validation;
     writes the table, the chosen and the seed-exact ensembles, and their test probabilities."""
-    with runs.lock(prep.run_dir):
-        return _build_ensemble(prep)
-
-
-def _build_ensemble(prep: Prepared):
     from .ensemble import MetaMLPEnsemble
     from .ensemble_choice import choose_ensemble
 
@@ -353,7 +341,7 @@ def _build_ensemble(prep: Prepared):
             raise ckpt.CheckpointError(f"{root / kind} holds no trained {kind} model: "
                                        f"{runs.how_to_make(root, TRAINED_BY[kind])}")
     if not (root / "tfidf" / "metrics.json").exists():
-        _train_tfidf(prep)
+        train_tfidf(prep)
     cached = {kind: member_logits(root / kind, prep) for kind in KINDS}  # {kind: {split: (logits, labels)}}
     logits = {kind: {s: pair[0] for s, pair in splits.items()} for kind, splits in cached.items()}
     logits["tfidf"] = {s: ckpt.read_npy(root / "tfidf" / f"logits_{s}.npy") for s in ("validation", "test")}
