@@ -28,39 +28,27 @@ class LengthGroupedBatchSampler(Sampler[list[int]]):
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         self.lengths = torch.as_tensor(list(lengths), dtype=torch.long)
-        self.batch_size = batch_size
-        self.shuffle = shuffle
-        self.seed = seed
-        self.mega = batch_size * mega_batch_mult
-        self.epoch = 0
+        self.batch_size, self.shuffle, self.seed, self.epoch = batch_size, shuffle, seed, 0
+        self.mega = batch_size * mega_batch_mult if shuffle else max(len(self.lengths), 1)
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
-    def _batches(self) -> list[list[int]]:
+    def __iter__(self):
         n = len(self.lengths)
-        if not self.shuffle:
-            order = torch.argsort(self.lengths, descending=True, stable=True)
-            return [order[i : i + self.batch_size].tolist() for i in range(0, n, self.batch_size)]
         g = torch.Generator().manual_seed(self.seed + self.epoch)
-        perm = torch.randperm(n, generator=g)
+        order = torch.randperm(n, generator=g) if self.shuffle else torch.arange(n)
         batches = []
         for start in range(0, n, self.mega):
-            mega = perm[start : start + self.mega]
+            mega = order[start : start + self.mega]
             mega = mega[torch.argsort(self.lengths[mega], descending=True, stable=True)]
             batches += [mega[i : i + self.batch_size].tolist() for i in range(0, len(mega), self.batch_size)]
-        order = torch.randperm(len(batches), generator=g).tolist()
-        return [batches[i] for i in order]
-
-    def __iter__(self):
-        yield from self._batches()
+        if self.shuffle:
+            batches = [batches[i] for i in torch.randperm(len(batches), generator=g).tolist()]
+        return iter(batches)
 
     def __len__(self) -> int:
-        n = len(self.lengths)
-        if not self.shuffle:
-            return math.ceil(n / self.batch_size)
-        full, rest = divmod(n, self.mega)
-        return full * math.ceil(self.mega / self.batch_size) + math.ceil(rest / self.batch_size)
+        return math.ceil(len(self.lengths) / self.batch_size)  # mega-batches are whole multiples of batch_size
 
 
 class Collator:
@@ -69,22 +57,16 @@ class Collator:
 
     def __init__(self, tokenizer, pad_to_multiple_of: int | None = 8, max_length: int | None = None,
                  buckets: tuple = ()):
-        padding = "max_length" if max_length else True
-        self.inner = DataCollatorWithPadding(
-            tokenizer, padding=padding, max_length=max_length, pad_to_multiple_of=None if max_length else pad_to_multiple_of
-        )
-        self.buckets = sorted(set(buckets)) if not max_length else []
-        self.by_bucket = {b: DataCollatorWithPadding(tokenizer, padding="max_length", max_length=b)
-                          for b in self.buckets}
+        self.tokenizer, self.pad_to_multiple_of, self.max_length = tokenizer, pad_to_multiple_of, max_length
+        self.buckets = sorted(buckets)
 
     def __call__(self, features: list[dict]) -> dict[str, torch.Tensor]:
         features = [{k: f[k] for k in MODEL_COLUMNS if k in f} for f in features]
-        if self.buckets:
-            longest = max(len(f["input_ids"]) for f in features)
-            fits = [b for b in self.buckets if b >= longest]
-            if fits:
-                return self.by_bucket[fits[0]](features)
-        return self.inner(features)
+        longest = max(len(f["input_ids"]) for f in features)
+        length = self.max_length or next((b for b in self.buckets if b >= longest), None)
+        pad = DataCollatorWithPadding(self.tokenizer, padding="max_length" if length else True, max_length=length,
+                                      pad_to_multiple_of=None if length else self.pad_to_multiple_of)
+        return pad(features)
 
 
 def default_buckets(max_length: int, n: int = 4) -> tuple:
@@ -96,14 +78,12 @@ def make_loader(ds, tokenizer, batch_size: int, *, shuffle: bool, seed: int = 0,
                 max_length: int | None = None, buckets: tuple = ()) -> DataLoader:
     """Length-grouped, dynamically padded batches; or (length_grouped=False) the seed's recipe: random
     batches padded to `max_length`."""
-    lengths = ds["length"] if "length" in ds.column_names else [len(x) for x in ds["input_ids"]]
-    ds = ds.select_columns([c for c in MODEL_COLUMNS if c in ds.column_names])
-    if length_grouped:
-        sampler = LengthGroupedBatchSampler(lengths, batch_size, shuffle=shuffle, seed=seed)
-        # Own generator: each iter() draws a worker base seed, which from the global RNG would shift dropout
-        # after a resume (the resumed run creates its iterators at other points of the RNG stream).
-        return DataLoader(ds, batch_sampler=sampler, collate_fn=Collator(tokenizer, buckets=buckets),
-                          generator=torch.Generator().manual_seed(seed))
+    columns = ds.select_columns([c for c in MODEL_COLUMNS if c in ds.column_names])
+    # Own generator: each iter() draws a worker base seed, which from the global RNG would shift dropout
+    # after a resume (the resumed run creates its iterators at other points of the RNG stream).
     g = torch.Generator().manual_seed(seed)
-    return DataLoader(ds, batch_size=batch_size, shuffle=shuffle, generator=g,
+    if length_grouped:
+        sampler = LengthGroupedBatchSampler(ds["length"], batch_size, shuffle=shuffle, seed=seed)
+        return DataLoader(columns, batch_sampler=sampler, collate_fn=Collator(tokenizer, buckets=buckets), generator=g)
+    return DataLoader(columns, batch_size=batch_size, shuffle=shuffle, generator=g,
                       collate_fn=Collator(tokenizer, max_length=max_length))
