@@ -248,11 +248,12 @@ def test_training_state_missing_or_truncated(model_dir, damage):
 # ---------------------------------------------------------------- atomic writes
 
 
-def _json_dump_dies(exc):
-    def dump(obj, f, **kw):
-        f.write('{"a": [1,')
+def _write_text_dies(exc):
+    def write_text(self, data, *a, **kw):
+        with open(self, "w") as f:
+            f.write(data[: len(data) // 2])
         raise exc
-    return dump
+    return write_text
 
 
 def _np_save_dies(exc):
@@ -271,7 +272,7 @@ def _save_file_dies(exc):
 
 WRITERS = {  # write, check the file, (module, attribute) of the inner writer, a dying inner writer, file name
     "write_json": (lambda p: ckpt.write_json(p, {"a": [1, 2]}), lambda p: ckpt.read_json(p) == {"a": [1, 2]},
-                   (ckpt.json, "dump"), _json_dump_dies, "x.json"),
+                   (Path, "write_text"), _write_text_dies, "x.json"),
     "write_npy": (lambda p: ckpt.write_npy(p, np.arange(5.0)), lambda p: np.array_equal(ckpt.read_npy(p), np.arange(5.0)),
                   (np, "save"), _np_save_dies, "x.npy"),
     "save_weights": (lambda p: ckpt.save_weights(p, {"w": torch.ones(3)}),

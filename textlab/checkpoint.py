@@ -54,11 +54,7 @@ def atomic_write(path: Path, write) -> Path:
 
 
 def write_json(path, obj: Any) -> Path:
-    def write(tmp):
-        with open(tmp, "w") as f:
-            json.dump(obj, f, indent=2, default=_jsonable)
-            f.write("\n")
-    return atomic_write(path, write)
+    return write_text(path, json.dumps(obj, indent=2, default=_jsonable) + "\n")
 
 
 def read_json(path) -> Any:
@@ -97,12 +93,9 @@ def _jsonable(x):
 
 
 def sha256_file(path, n: int = 16) -> str:
-    """First n hex digits of a file's SHA-256, read in 1 MiB chunks (cache keys)."""
-    h = hashlib.sha256()
+    """First n hex digits of a file's SHA-256 (cache keys)."""
     with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()[:n]
+        return hashlib.file_digest(f, "sha256").hexdigest()[:n]
 
 
 # ---------------------------------------------------------------- weights
@@ -164,12 +157,9 @@ def save_checkpoint(out_dir, step: int, model_state: dict, meta: dict, training_
     pointer = read_pointer(out_dir)
     pointer.update({r: name for r in role})
     write_json(out_dir / POINTER, pointer)
-    keep = set(pointer.values())
-    for old in out_dir.glob("ckpt-*"):
-        if old.name not in keep:
+    for old in [*out_dir.glob("ckpt-*"), *out_dir.glob(".ckpt-*")]:  # .ckpt-*: leftovers of a killed writer
+        if old.name not in pointer.values():
             shutil.rmtree(old, ignore_errors=True)
-    for tmp in out_dir.glob(".ckpt-*"):  # leftovers of a killed writer
-        shutil.rmtree(tmp, ignore_errors=True)
     return final
 
 
