@@ -332,7 +332,6 @@ def train_tfidf(prep: Prepared) -> dict:
 def build_ensemble(prep: Prepared):
     """Cached member logits -> every ensemble variant, compared on validation by cross-validation;
     writes the table, the chosen and the seed-exact ensembles, and their test probabilities."""
-    from .ensemble import MetaMLPEnsemble
     from .ensemble_choice import choose_ensemble
 
     profile, root = prep.profile, prep.run_dir
@@ -351,28 +350,31 @@ def build_ensemble(prep: Prepared):
     seconds = time.perf_counter() - t0
     out = root / "ensemble"
     ckpt.write_text(out / "table.csv", report.table.to_csv(index=False))
-    seed_name = report.seed_meta_mlp.name
-
-    def stage(name: str, folder: str) -> dict:
-        """What the ensemble's own stage is: fitted parameters, seconds per epoch, checkpoint size."""
-        variant = report.fitted[name]
-        info = {"variant": name, "class": type(variant).__name__, "own_params": int(variant.n_fitted),
-                "seconds_per_epoch": None, "checkpoint_bytes": 0, **variant.describe()}
-        if isinstance(variant, MetaMLPEnsemble):
-            saved = variant.save(out / folder)
-            info.update(own_params=variant.n_params, seconds_per_epoch=variant.seconds_per_epoch, checkpoint=folder,
-                        checkpoint_bytes=sum(f.stat().st_size for f in saved.iterdir()))
-        return info
-
-    stages = {"seed": stage(seed_name, "seed_meta_mlp"), "chosen": stage(report.chosen, "chosen_meta_mlp")}
-    ckpt.write_json(out / "ensemble.json", stages["chosen"])
-    for tag, name in (("chosen", report.chosen), ("seed", seed_name)):
+    stages = {}
+    for tag, name in (("seed", report.seed_meta_mlp.name), ("chosen", report.chosen)):
+        stages[tag] = _ensemble_stage(report.fitted[name], name, out, f"{tag}_meta_mlp")
         ckpt.write_npy(out / f"proba_test_{tag}.npy", report.test_proba[name].astype(np.float32))
+    ckpt.write_json(out / "ensemble.json", stages["chosen"])
     table = report.table.set_index("variant")
     singles = report.table[report.table["kind"] == "single"].sort_values("val_cv_accuracy", ascending=False)
-    record = {"schema": ckpt.SCHEMA, "chosen": report.chosen, "seed_exact": seed_name, "compare_seconds": seconds,
+    record = {"schema": ckpt.SCHEMA, "chosen": report.chosen, "seed_exact": report.seed_meta_mlp.name,
+              "compare_seconds": seconds,
               "rows": {tag: table.loc[st["variant"]].to_dict() for tag, st in stages.items()},
               "stages": stages, "best_single_on_validation": singles["variant"].iloc[0],
               "label_names": prep.label_names}
     ckpt.write_json(out / "metrics.json", record)
     return report, record
+
+
+def _ensemble_stage(variant, name: str, out: Path, folder: str) -> dict:
+    """What the ensemble's own stage is: fitted parameters, seconds per epoch, checkpoint size (a meta-MLP is saved
+    to out/folder)."""
+    from .ensemble import MetaMLPEnsemble
+
+    info = {"variant": name, "class": type(variant).__name__, "own_params": int(variant.n_fitted),
+            "seconds_per_epoch": None, "checkpoint_bytes": 0, **variant.describe()}
+    if isinstance(variant, MetaMLPEnsemble):
+        saved = variant.save(out / folder)
+        info.update(own_params=variant.n_params, seconds_per_epoch=variant.seconds_per_epoch, checkpoint=folder,
+                    checkpoint_bytes=sum(f.stat().st_size for f in saved.iterdir()))
+    return info

@@ -68,21 +68,14 @@ def make_accelerator(cfg: TrainConfig, project_dir: Path | None = None, cpu: boo
         # Static shapes (the collator pads to a few buckets); each bucket x train/eval is one graph.
         dynamo = TorchDynamoPlugin(backend=cfg.compile, dynamic=False)
         torch._dynamo.config.cache_size_limit = max(torch._dynamo.config.cache_size_limit, 64)
-    return Accelerator(
-        mixed_precision="no" if precision == "fp32" else precision,
-        gradient_accumulation_steps=cfg.grad_accum,
-        cpu=cpu,
-        log_with=cfg.log_with or None,
-        project_dir=str(project_dir) if project_dir else None,
-        dynamo_plugin=dynamo,
-    )
+    return Accelerator(mixed_precision="no" if precision == "fp32" else precision,
+                       gradient_accumulation_steps=cfg.grad_accum, cpu=cpu, log_with=cfg.log_with or None,
+                       project_dir=str(project_dir) if project_dir else None, dynamo_plugin=dynamo)
 
 
 def pad_buckets(cfg: TrainConfig, max_length: int | None) -> tuple:
     """Length buckets the batches are padded to: only when compiling (dynamic padding otherwise)."""
-    if not cfg.compile:
-        return ()
-    return tuple(cfg.pad_buckets) or default_buckets(max_length or 512)
+    return (tuple(cfg.pad_buckets) or default_buckets(max_length or 512)) if cfg.compile else ()
 
 
 _LAYER = re.compile(r"(?:^|\.)encoder\.layer\.(\d+)\.")
@@ -157,7 +150,8 @@ def _model_inputs(batch: dict) -> dict:
 
 
 @torch.no_grad()
-def predict_logits(model, loader, accelerator: Accelerator, desc: str = "predict") -> tuple[np.ndarray, np.ndarray, float]:
+def predict_logits(model, loader, accelerator: Accelerator,
+                   desc: str = "predict") -> tuple[np.ndarray, np.ndarray, float]:
     """Logits and labels in dataset order (any sampler, any number of processes) and the mean loss."""
     model.eval()
     logits, labels, idx, loss_sum, n = [], [], [], 0.0, 0
@@ -225,8 +219,7 @@ class FitResult:
 
 @dataclass
 class _Training:
-    """What one fit() trains with, built once by _set_up. sampler: the length-grouped batch sampler (re-seeded every
-    epoch), None for plain shuffling."""
+    """What one fit() trains with, built once by _set_up."""
 
     cfg: TrainConfig
     out_dir: Path
@@ -239,7 +232,7 @@ class _Training:
     scheduler: torch.optim.lr_scheduler.LRScheduler
     train_loader: DataLoader
     val_loader: DataLoader
-    sampler: object
+    sampler: object  # the length-grouped batch sampler (re-seeded every epoch), None for plain shuffling
     steps_per_epoch: int
     total_steps: int
     last_save: float = 0.0  # time.monotonic() at the last checkpoint
@@ -293,9 +286,7 @@ def _set_up(model, data, tokenizer, cfg: TrainConfig, out_dir: Path, meta: dict,
     optimizer = torch.optim.AdamW(param_groups(model, cfg.weight_decay, cfg.lr, cfg.layer_lr_decay), lr=cfg.lr)
     model, optimizer, train_loader, val_loader = accelerator.prepare(model, optimizer, train_loader, val_loader)
     steps_per_epoch = math.ceil(len(train_loader) / cfg.grad_accum)
-    total_steps = steps_per_epoch * cfg.epochs
-    if cfg.max_steps:
-        total_steps = min(total_steps, cfg.max_steps)
+    total_steps = min(steps_per_epoch * cfg.epochs, cfg.max_steps or math.inf)
     # Not prepared: Accelerate would step it once per process; we step it once per optimizer step.
     scheduler = get_linear_schedule_with_warmup(optimizer, int(cfg.warmup_ratio * total_steps), total_steps)
     return _Training(cfg, out_dir, meta, desc, accelerator, precision, model, optimizer, scheduler, train_loader,
@@ -401,12 +392,10 @@ def _evaluate_and_select(t: _Training, state: LoopState) -> None:
     state.history.append(row)
     if t.cfg.log_with:
         t.accelerator.log({k: v for k, v in row.items() if k != "epoch"}, step=state.global_step)
-    score = m[t.cfg.select_metric]
-    improved = score > state.best_metric
+    improved = m[t.cfg.select_metric] > state.best_metric
     if improved:
-        state.best_metric, state.best_epoch, state.bad_epochs = score, state.epoch + 1, 0
-    else:
-        state.bad_epochs += 1
+        state.best_metric, state.best_epoch = m[t.cfg.select_metric], state.epoch + 1
+    state.bad_epochs = 0 if improved else state.bad_epochs + 1
     state.epoch += 1
     state.micro_in_epoch = state.train_micro = state.train_tokens = 0
     state.train_loss_sum = state.epoch_seconds = 0.0
