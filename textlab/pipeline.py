@@ -239,10 +239,9 @@ def model_summary(record: dict):
 
     return display_record({
         "test_accuracy": record["test"]["accuracy"], "test_macro_f1": record["test"]["macro_f1"],
-        "val_accuracy": record["validation"]["accuracy"], "best_epoch": record["best_epoch"],
-        "epochs_run": record["epochs_run"], "s_per_epoch": record["s_per_epoch"], "device": record["device"],
-        "precision": record["precision"], "params_total": record["params"]["total"],
-        "params_trainable": record["params"]["trainable"], "params_frozen": record["params"]["frozen"],
+        "val_accuracy": record["validation"]["accuracy"],
+        **{k: record[k] for k in ("best_epoch", "epochs_run", "s_per_epoch", "device", "precision")},
+        **{f"params_{k}": record["params"][k] for k in ("total", "trainable", "frozen")},
         "infer_docs_per_s": record["infer_docs_per_s"], "checkpoint_MB": record["checkpoint_bytes"] / 1e6})
 
 

@@ -331,15 +331,12 @@ def _train_epoch(t: _Training, state: LoopState, on_step) -> None:
     if t.sampler is not None:
         t.sampler.set_epoch(state.epoch)
     t.model.train()
-    loader = t.train_loader
-    if state.micro_in_epoch:
-        loader = t.accelerator.skip_first_batches(t.train_loader, state.micro_in_epoch)
+    skip = state.micro_in_epoch
+    loader = t.accelerator.skip_first_batches(t.train_loader, skip) if skip else t.train_loader
     t0 = time.perf_counter()
-    bar = tqdm(total=len(t.train_loader), initial=state.micro_in_epoch, leave=False, **_bar(t.accelerator),
-               desc=f"{t.desc} epoch {state.epoch + 1}/{t.cfg.epochs}")
-    for batch in loader:
+    for batch in tqdm(loader, total=len(t.train_loader), initial=state.micro_in_epoch, leave=False,
+                      desc=f"{t.desc} epoch {state.epoch + 1}/{t.cfg.epochs}", **_bar(t.accelerator)):
         loss = _micro_step(t, state, batch)
-        bar.update(1)
         if not t.accelerator.sync_gradients:
             continue
         if not t.accelerator.optimizer_step_was_skipped:
@@ -355,7 +352,6 @@ def _train_epoch(t: _Training, state: LoopState, on_step) -> None:
             on_step(state)
         if state.global_step >= t.total_steps:
             break
-    bar.close()
     state.epoch_seconds += time.perf_counter() - t0
 
 
