@@ -277,7 +277,8 @@ def load_model(model_dir, device: str = "cpu") -> tuple[torch.nn.Module, dict]:
     return model.to(device).eval(), meta
 
 
-def member_logits(model_dir, prep: Prepared, splits=("validation", "test")) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+def member_logits(model_dir, prep: Prepared,
+                  splits=("validation", "test")) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """Cached logits of a trained model, keyed by its selected checkpoint; recomputed (one model in memory
     at a time, then freed) when the checkpoint changed or the cache is missing."""
     model_dir = Path(model_dir)
