@@ -24,7 +24,6 @@ import torch
 from accelerate import Accelerator
 from accelerate.state import AcceleratorState
 from accelerate.utils import TorchDynamoPlugin, broadcast_object_list, set_seed
-from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 from transformers import get_linear_schedule_with_warmup
 
@@ -217,25 +216,35 @@ class FitResult:
     accelerator: Accelerator
 
 
-@dataclass
 class _Training:
-    """What one fit() trains with, built once by _set_up."""
+    """What one fit() trains with: the accelerator, seeded loaders, optimizer and warm-up/decay schedule, all
+    prepared for the devices."""
 
-    cfg: TrainConfig
-    out_dir: Path
-    meta: dict
-    desc: str
-    accelerator: Accelerator
-    precision: str
-    model: torch.nn.Module
-    optimizer: torch.optim.Optimizer
-    scheduler: torch.optim.lr_scheduler.LRScheduler
-    train_loader: DataLoader
-    val_loader: DataLoader
-    sampler: object  # the length-grouped batch sampler (re-seeded every epoch), None for plain shuffling
-    steps_per_epoch: int
-    total_steps: int
-    last_save: float = 0.0  # time.monotonic() at the last checkpoint
+    def __init__(self, model, data, tokenizer, cfg: TrainConfig, out_dir: Path, meta: dict, seed: int, cpu: bool,
+                 desc: str):
+        if cfg.log_with and not _installed(cfg.log_with):
+            # Accelerate would only warn and track nothing: a user who asked for tracking should know before training.
+            raise ImportError(f"log_with={cfg.log_with!r} needs the {cfg.log_with} package: pip install {cfg.log_with} "
+                              "(or leave log_with empty to train without tracking)")
+        self.cfg, self.out_dir, self.meta, self.desc = cfg, out_dir, meta, desc
+        self.accelerator = make_accelerator(cfg, out_dir, cpu=cpu)
+        self.precision = "fp32" if self.accelerator.mixed_precision == "no" else self.accelerator.mixed_precision
+        set_seed(seed)
+        buckets = pad_buckets(cfg, meta.get("max_length"))
+        train_loader = make_loader(data["train"], tokenizer, cfg.batch_size, shuffle=True, seed=seed, buckets=buckets,
+                                   length_grouped=cfg.length_grouped, max_length=meta.get("max_length"))
+        val_loader = make_loader(data["validation"], tokenizer, cfg.eval_batch_size, shuffle=False, buckets=buckets)
+        # The length-grouped batch sampler, re-seeded every epoch; None for plain shuffling.
+        self.sampler = train_loader.batch_sampler if cfg.length_grouped else None
+        optimizer = torch.optim.AdamW(param_groups(model, cfg.weight_decay, cfg.lr, cfg.layer_lr_decay), lr=cfg.lr)
+        self.model, self.optimizer, self.train_loader, self.val_loader = self.accelerator.prepare(
+            model, optimizer, train_loader, val_loader)
+        self.steps_per_epoch = math.ceil(len(self.train_loader) / cfg.grad_accum)
+        self.total_steps = min(self.steps_per_epoch * cfg.epochs, cfg.max_steps or math.inf)
+        # Not prepared: Accelerate would step it once per process; we step it once per optimizer step.
+        self.scheduler = get_linear_schedule_with_warmup(self.optimizer, int(cfg.warmup_ratio * self.total_steps),
+                                                         self.total_steps)
+        self.last_save = 0.0  # time.monotonic() at the last checkpoint
 
 
 def fit(model: torch.nn.Module, data, tokenizer, cfg: TrainConfig, out_dir, *, meta: dict, seed: int = 42,
@@ -248,7 +257,7 @@ def fit(model: torch.nn.Module, data, tokenizer, cfg: TrainConfig, out_dir, *, m
     `on_step(state)` is called after every optimizer step (and its checkpoint, if one was due): a place to log,
     or to stop training by raising.
     """
-    t = _set_up(model, data, tokenizer, cfg, Path(out_dir), meta, seed, cpu, desc)
+    t = _Training(model, data, tokenizer, cfg, Path(out_dir), meta, seed, cpu, desc)
     state = _resume(t) if resume else LoopState()
     if cfg.log_with:
         t.accelerator.init_trackers(desc, config={k: v for k, v in asdict(cfg).items() if not isinstance(v, tuple)})
@@ -266,31 +275,6 @@ def fit(model: torch.nn.Module, data, tokenizer, cfg: TrainConfig, out_dir, *, m
         device=device_name(t.accelerator.device),
         s_per_epoch=float(np.median(seconds)) if seconds else 0.0,  # robust to one disturbed epoch
         stopped_early=state.bad_epochs >= cfg.patience, model=t.model, accelerator=t.accelerator)
-
-
-def _set_up(model, data, tokenizer, cfg: TrainConfig, out_dir: Path, meta: dict, seed: int, cpu: bool,
-            desc: str) -> _Training:
-    """Accelerator, seeded loaders, optimizer and warm-up/decay schedule, all prepared for the devices."""
-    if cfg.log_with and not _installed(cfg.log_with):
-        # Accelerate would only warn and track nothing: a user who asked for tracking should know before training.
-        raise ImportError(f"log_with={cfg.log_with!r} needs the {cfg.log_with} package: pip install {cfg.log_with} "
-                          "(or leave log_with empty to train without tracking)")
-    accelerator = make_accelerator(cfg, out_dir, cpu=cpu)
-    precision = "fp32" if accelerator.mixed_precision == "no" else accelerator.mixed_precision
-    set_seed(seed)
-    buckets = pad_buckets(cfg, meta.get("max_length"))
-    train_loader = make_loader(data["train"], tokenizer, cfg.batch_size, shuffle=True, seed=seed,
-                               length_grouped=cfg.length_grouped, max_length=meta.get("max_length"), buckets=buckets)
-    val_loader = make_loader(data["validation"], tokenizer, cfg.eval_batch_size, shuffle=False, buckets=buckets)
-    sampler = train_loader.batch_sampler if cfg.length_grouped else None
-    optimizer = torch.optim.AdamW(param_groups(model, cfg.weight_decay, cfg.lr, cfg.layer_lr_decay), lr=cfg.lr)
-    model, optimizer, train_loader, val_loader = accelerator.prepare(model, optimizer, train_loader, val_loader)
-    steps_per_epoch = math.ceil(len(train_loader) / cfg.grad_accum)
-    total_steps = min(steps_per_epoch * cfg.epochs, cfg.max_steps or math.inf)
-    # Not prepared: Accelerate would step it once per process; we step it once per optimizer step.
-    scheduler = get_linear_schedule_with_warmup(optimizer, int(cfg.warmup_ratio * total_steps), total_steps)
-    return _Training(cfg, out_dir, meta, desc, accelerator, precision, model, optimizer, scheduler, train_loader,
-                     val_loader, sampler, steps_per_epoch, total_steps)
 
 
 def _resume(t: _Training) -> LoopState:
