@@ -105,9 +105,8 @@ def param_groups(model: torch.nn.Module, weight_decay: float, lr: float | None =
         groups.setdefault((factor, decays), []).append(p)
     out = []
     for (factor, decays), params in sorted(groups.items(), key=lambda kv: (kv[0][0], not kv[0][1])):
-        out.append({"params": params, "weight_decay": weight_decay if decays else 0.0})
-        if per_layer:
-            out[-1]["lr"] = lr * factor
+        group = {"params": params, "weight_decay": weight_decay if decays else 0.0}
+        out.append({**group, "lr": lr * factor} if per_layer else group)
     return out
 
 
