@@ -1,9 +1,5 @@
-"""Run the numbered notebooks in order with papermill; executed copies land in the profile's run folder.
-
-The terminal shows what the notebooks print (one line per training epoch), not their progress bars or displays,
-and an estimate of the time left from the run's previous timings. The unchanged `cpu` run (the one whose figures
-are the committed figures/) also writes a cleaned copy of each executed notebook back into notebooks/, so the
-repository shows that run's outputs."""
+"""Run the numbered notebooks in order with papermill into the run folder; the terminal shows what they print (one
+line per epoch) and the time left. The committed `cpu` run also writes cleaned copies back into notebooks/."""
 
 from __future__ import annotations
 
@@ -23,7 +19,7 @@ NOTEBOOK_DIR = PROJECT_ROOT / "notebooks"
 
 
 class NotebookFailed(TextlabError, RuntimeError):
-    pass
+    """A notebook's cell raised: the message names notebook, cell, error and the partial copy."""
 
 
 def notebooks() -> list[Path]:
@@ -92,6 +88,12 @@ _PROGRESS = re.compile(r"\r|\d+%\|")  # tqdm rewrites its line with \r and draws
 _WIDGET = "application/vnd.jupyter.widget-view+json"
 
 
+def _progress(out: dict) -> bool:
+    """A progress bar: stderr carrying tqdm updates, or an ipywidgets output."""
+    text = "".join(out.get("text", "")) if out.get("output_type") == "stream" else ""
+    return bool(out.get("name") == "stderr" and _PROGRESS.search(text)) or _WIDGET in out.get("data", {})
+
+
 def _strip_paths(value, replacements: list[tuple[str, str]]):
     if isinstance(value, str):
         for old, new in replacements:
@@ -113,23 +115,11 @@ def clean_notebook(nb: dict, root: Path = PROJECT_ROOT, home: Path | None = None
     replacements = [(f"{root}/", ""), (str(root), "."), (f"{home}/", "~/"), (str(home), "~")]
     nb = copy.deepcopy(dict(nb))
     nb["metadata"] = {k: v for k, v in nb.get("metadata", {}).items() if k not in ("papermill", "widgets")}
-    cells = []
+    nb["cells"] = [c for c in nb["cells"] if "injected-parameters" not in c.get("metadata", {}).get("tags", [])]
     for cell in nb["cells"]:
-        if "injected-parameters" in cell.get("metadata", {}).get("tags", []):
-            continue
         cell["metadata"] = {k: v for k, v in cell.get("metadata", {}).items() if k not in ("papermill", "execution")}
         if cell.get("cell_type") == "code":
-            outputs = []
-            for out in cell.get("outputs", []):
-                text = "".join(out.get("text", "")) if out.get("output_type") == "stream" else ""
-                if out.get("name") == "stderr" and _PROGRESS.search(text):
-                    continue
-                if _WIDGET in out.get("data", {}):
-                    continue
-                outputs.append(_strip_paths(out, replacements))
-            cell["outputs"] = outputs
-        cells.append(cell)
-    nb["cells"] = cells
+            cell["outputs"] = [_strip_paths(out, replacements) for out in cell.get("outputs", []) if not _progress(out)]
     return nb
 
 
@@ -167,28 +157,26 @@ def run(profile: str | None = None, only: list[str] | None = None, *, data: str 
     run_dir = runs.open_run(prof, load_for_profile(prof), get_backbone(prof.backbone), name, fresh)
     out_dir = run_dir / "notebooks"
     out_dir.mkdir(parents=True, exist_ok=True)
-    parameters = {"profile": prof.name, "data": data, "overrides": " ".join(f"{k}={runs.format_value(v)}" for k, v in items.items()),
-                  "name": run_dir.name}
-    timings = {}
+    overrides = " ".join(f"{k}={runs.format_value(v)}" for k, v in items.items())
+    parameters = {"profile": prof.name, "data": data, "overrides": overrides, "name": run_dir.name}
     quiet = bool(os.environ.get("CI")) or not sys.stderr.isatty()
     log = run_dir / "run.json"
-    previous = read_json(log).get("seconds", {}) if log.exists() else {}
+    seconds = read_json(log).get("seconds", {}) if log.exists() else {}  # of the last run, updated as we go
     publish_here = publishes(prof, run_dir)
     for i, nb in enumerate(chosen, 1):
         target = out_dir / nb.name
-        left = time_left([c.stem for c in chosen[i - 1:]], previous)
+        left = time_left([c.stem for c in chosen[i - 1:]], seconds)
         print(f"[{i}/{len(chosen)}] {nb.stem} (run {run_dir.name}) -> {target}" + (f"; {left}" if left else ""),
               flush=True)
         t0 = time.perf_counter()
         try:
             execute(nb, target, parameters, progress_bar=not quiet)
         except PapermillExecutionError as e:
-            raise NotebookFailed(
-                f"{nb.name} failed in cell {e.exec_count} ({e.ename}: {e.evalue}).\n"
-                f"The partially executed notebook is kept at {target}") from e
-        timings[nb.stem] = round(time.perf_counter() - t0, 1)
-        print(f"      done in {timings[nb.stem]:.0f} s", flush=True)
+            raise NotebookFailed(f"{nb.name} failed in cell {e.exec_count} ({e.ename}: {e.evalue}).\n"
+                                 f"The partially executed notebook is kept at {target}") from e
+        seconds[nb.stem] = round(time.perf_counter() - t0, 1)
+        print(f"      done in {seconds[nb.stem]:.0f} s", flush=True)
         if publish_here:
             print(f"      outputs -> {publish(target, nb).relative_to(PROJECT_ROOT)} (the committed run)", flush=True)
-    write_json(log, {"run": run_dir.name, "profile": prof.name, "seconds": {**previous, **timings}})
+    write_json(log, {"run": run_dir.name, "profile": prof.name, "seconds": seconds})
     return out_dir
