@@ -1,8 +1,5 @@
-"""Every default lives here: one frozen dataclass per stage, grouped into named profiles.
-
-Overrides name known keys ("bert.lr", "max_length") and must keep the default's type;
-anything else is an error that lists the valid keys.
-"""
+"""Every default lives here: one frozen dataclass per stage, grouped into named profiles. Overrides name known keys
+("bert.lr", "max_length") and must keep the default's type; anything else is an error that lists the valid keys."""
 
 from __future__ import annotations
 
@@ -132,11 +129,7 @@ class Profile:
 PROFILES: dict[str, Profile] = {
     # Whole series in a few minutes on 2 CPU cores: random-init tiny BERT, a few hundred documents.
     "smoke": Profile(
-        name="smoke",
-        backbone="tiny",
-        max_length=64,
-        max_train_samples=400,
-        max_eval_samples=200,
+        name="smoke", backbone="tiny", max_length=64, max_train_samples=400, max_eval_samples=200,
         bert=TrainConfig(epochs=1, lr=1e-3, batch_size=16, grad_accum=1, precision="fp32"),
         bilstm=TrainConfig(epochs=1, lr=2e-3, batch_size=16, grad_accum=1, precision="fp32"),
         ensemble=EnsembleConfig(folds=3, max_epochs=30, weight_decays=(0.0, 1e-2)),
@@ -148,9 +141,7 @@ PROFILES: dict[str, Profile] = {
     # cost less than 256 did with it (bench_step.py) and 512 beat 256 / 384; layer-wise lr decay 0.7 (embeddings at
     # 0.7^7 of the head's lr). The BiLSTM over-fitted without input dropout.
     "cpu": Profile(
-        name="cpu",
-        backbone="minilm",
-        max_length=256,
+        name="cpu", backbone="minilm", max_length=256,
         bert=TrainConfig(epochs=3, lr=3e-4, batch_size=32, grad_accum=1, precision="auto", warmup_ratio=0.06,
                          label_smoothing=0.1, max_length=512, layer_lr_decay=0.7),
         bert_model=BertModelConfig(attention_dropout=0.0),
@@ -160,9 +151,7 @@ PROFILES: dict[str, Profile] = {
     ),
     # The seed's recipe, for a GPU: bert-base-uncased, micro-batch 16 x 2, fp16 with loss scaling.
     "paper": Profile(
-        name="paper",
-        backbone="bert-base-uncased",
-        max_length=256,
+        name="paper", backbone="bert-base-uncased", max_length=256,
         bert=TrainConfig(epochs=4, lr=2e-5, batch_size=16, grad_accum=2, precision="fp16"),
         bilstm=TrainConfig(epochs=10, lr=1e-3, batch_size=16, grad_accum=2, precision="fp32", patience=3),
     ),
