@@ -23,21 +23,17 @@ class NotebookFailed(TextlabError, RuntimeError):
 
 
 def notebooks() -> list[Path]:
+    """notebooks/NN_*.ipynb in order: NN (the first two characters) also names the notebook."""
     return sorted(NOTEBOOK_DIR.glob("[0-9][0-9]_*.ipynb"))
 
 
 def select(only: list[str] | None) -> list[Path]:
     """All notebooks, or those named by stem ("02_bert") or number ("02")."""
     found = notebooks()
-    if not only:
-        return found
-    chosen = []
-    for name in only:
-        match = [nb for nb in found if nb.stem == name or nb.stem.split("_")[0] == name]
-        if not match:
+    for name in only or []:
+        if not any(name in (nb.stem, nb.stem[:2]) for nb in found):
             raise ValueError(f"unknown notebook {name!r}; choose from: {', '.join(nb.stem for nb in found)}")
-        chosen += [m for m in match if m not in chosen]
-    return sorted(chosen)
+    return [nb for nb in found if not only or nb.stem in only or nb.stem[:2] in only]
 
 
 class _Forward:
