@@ -72,9 +72,6 @@ def time_left(stems: list[str], previous: dict[str, float]) -> str:
     return f"{'at least ' if len(known) < len(stems) else 'about '}{amount} left (timings of the last run)"
 
 
-# ---------------------------------------------------------------- notebooks/ shows the committed run
-
-
 def publishes(profile, run_dir: Path) -> bool:
     """Whether this run is the committed one: the same test as the committed figures/ (runs.figures_dir)."""
     return runs.figures_dir(profile, run_dir) == PROJECT_ROOT / "figures"
@@ -103,10 +100,8 @@ def _strip_paths(value, replacements: list[tuple[str, str]]):
 
 
 def clean_notebook(nb: dict, root: Path = PROJECT_ROOT, home: Path | None = None) -> dict:
-    """An executed notebook as the repository keeps it: outputs kept, but no absolute paths of the machine that
-    ran it (the project root becomes relative, the home folder "~"), no progress bars (stderr carrying tqdm
-    updates, ipywidgets outputs), no cell papermill injected (the `parameters` cell keeps its literals), and no
-    execution timestamps."""
+    """An executed notebook as the repository keeps it: its outputs without progress bars or the machine's paths (the
+    project root becomes relative, the home "~"), without papermill's injected cell and execution timestamps."""
     home = Path.home() if home is None else home
     replacements = [(f"{root}/", ""), (str(root), "."), (f"{home}/", "~/"), (str(home), "~")]
     nb = copy.deepcopy(dict(nb))
