@@ -216,9 +216,8 @@ def get_profile(name: str | None = None, **overrides: Any) -> Profile:
 
 
 def parse_overrides(overrides: str | list | tuple | dict | None) -> dict[str, Any]:
-    """The one parser of overrides, for the command line (--set K=V, repeatable), papermill parameters and the
-    notebooks' parameters cell: a dict {"bert.epochs": 2}, a list ["bert.epochs=2", ...], or one string of
-    KEY=VALUE items separated by spaces or newlines ("bert.epochs=2 bilstm.lr=1e-3")."""
+    """The one parser of overrides (--set K=V, papermill parameters, a notebook's parameters cell): a dict
+    {"bert.epochs": 2}, a list ["bert.epochs=2", ...], or one string of KEY=VALUE items separated by whitespace."""
     if not overrides:
         return {}
     if isinstance(overrides, dict):
