@@ -7,14 +7,13 @@ import json
 import sys
 
 from .config import PROFILES
-from .errors import project_errors
+from .errors import TextlabError
 
 
 def _run(args) -> int:
     from .runner import run
 
-    out = run(args.profile, args.only, data=args.data or "", overrides=args.set, name=args.name or "",
-              fresh=args.fresh)
+    out = run(args.profile, args.only, data=args.data, overrides=args.set, name=args.name, fresh=args.fresh)
     print(f"executed notebooks in {out}")
     return 0
 
@@ -22,7 +21,7 @@ def _run(args) -> int:
 def _train(args) -> int:
     from .pipeline import open_run, train_and_evaluate
 
-    prep = open_run(args.profile, data=args.data or "", overrides=args.set, name=args.name or "", fresh=args.fresh)
+    prep = open_run(args.profile, data=args.data, overrides=args.set, name=args.name, fresh=args.fresh)
     record = train_and_evaluate(args.model, prep)
     print(json.dumps({k: record["test"][k] for k in ("accuracy", "macro_f1")}))
     return 0
@@ -50,11 +49,11 @@ def _predict(args) -> int:
 def _run_arguments(p: argparse.ArgumentParser) -> None:
     """What makes a run: profile, data, overrides; and where it goes."""
     p.add_argument("--profile", choices=list(PROFILES), default=None, help="default: $TEXTLAB_PROFILE or cpu")
-    p.add_argument("--data", metavar="FILE", help="your own .csv / .jsonl / .parquet (columns text, label[, split]); "
-                                                  "default: 20 Newsgroups")
+    p.add_argument("--data", metavar="FILE", default="",
+                   help="your own .csv / .jsonl / .parquet (columns text, label[, split]); default: 20 Newsgroups")
     p.add_argument("--set", action="append", metavar="KEY=VALUE",
                    help="override a profile setting, e.g. --set bert.epochs=2 (repeatable)")
-    p.add_argument("--name", help="run folder runs/NAME (default: the profile, plus the data file's stem)")
+    p.add_argument("--name", default="", help="run folder runs/NAME (default: the profile, plus the data file's stem)")
     p.add_argument("--fresh", action="store_true", help="delete what the run folder holds and start it over")
 
 
@@ -95,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args)
     # What textlab can name and explain, and invalid settings, arguments or paths; anything else keeps its traceback.
-    except (*project_errors(), ValueError, FileNotFoundError) as e:
+    except (TextlabError, ValueError, FileNotFoundError) as e:
         if args.debug:
             raise
         from .runner import NotebookFailed
@@ -103,6 +102,3 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 1 if isinstance(e, NotebookFailed) else 2
 
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,8 +1,5 @@
-"""Every default lives here: one frozen dataclass per stage, grouped into named profiles.
-
-Overrides name known keys ("bert.lr", "max_length") and must keep the default's type;
-anything else is an error that lists the valid keys.
-"""
+"""Every default lives here: one frozen dataclass per stage, grouped into named profiles. Overrides name known keys
+("bert.lr", "max_length") and must keep the default's type; anything else is an error that lists the valid keys."""
 
 from __future__ import annotations
 
@@ -22,6 +19,13 @@ TRUNCATIONS = ("head", "head_tail")  # what a document longer than max_length ke
 EXECUTION_ONLY = ("compile", "pad_buckets", "save_every_steps", "save_every_minutes", "log_with")
 
 
+def _require(obj, rules: list[tuple[str, bool, str]]) -> None:
+    """The first (setting, holds, rule) that does not hold is a ValueError: "lr must be > 0, got -1"."""
+    for name, holds, rule in rules:
+        if not holds:
+            raise ValueError(f"{name} must be {rule}, got {getattr(obj, name)}")
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     """Settings of the one training loop (textlab.train.fit)."""
@@ -39,52 +43,36 @@ class TrainConfig:
     patience: int = 2  # epochs without validation improvement before stopping
     length_grouped: bool = True  # similar lengths per batch (False: shuffle, pad to max_length)
     save_every_steps: int = 0  # also checkpoint every this many optimizer steps (0: off)
-    # Also checkpoint after this many minutes of training since the last checkpoint (0: off), so that a Ctrl-C or a
-    # crash loses at most that much: a cpu-profile BERT epoch takes ~12 minutes.
+    # Also checkpoint every this many minutes (0: off): a Ctrl-C or a crash loses that, not a ~12-minute cpu BERT epoch.
     save_every_minutes: float = 10.0
     max_steps: int = 0  # debug knob: stop after this many optimizer steps (0: no limit)
     log_with: str = ""  # "" (off), "tensorboard" or "wandb": Accelerate trackers
-    # torch.compile through Accelerate ("" off; "inductor" on a GPU). Compiled graphs are specialised to shapes,
-    # so batches are then padded up to a few length buckets (empty: 4 even steps up to max_length).
-    compile: str = ""
-    pad_buckets: tuple = ()
-    # Tokens this model reads (0: the profile's max_length). Lets BERT read longer documents than the BiLSTM.
-    max_length: int = 0
+    compile: str = ""  # torch.compile through Accelerate ("" off; "inductor" on a GPU)
+    pad_buckets: tuple = ()  # compiled graphs are shape-specialised: pad to these lengths (empty: 4 even steps)
+    max_length: int = 0  # tokens this model reads (0: the profile's): BERT may read longer documents than the BiLSTM
     # "head": the first max_length tokens; "head_tail": the first quarter and the last three quarters of them
     # (Sun et al. 2019, "How to Fine-Tune BERT for Text Classification?": head+tail beat head-only on long reviews).
     truncation: str = "head"
-    # Training loss only (validation loss stays plain cross-entropy): spreads this much target mass over all classes.
-    label_smoothing: float = 0.0
-    # Layer-wise learning-rate decay for a transformer (1.0: off): the head trains at lr, each encoder layer below it
-    # at this factor less, the embeddings least (textlab.train.param_groups).
+    label_smoothing: float = 0.0  # training loss only (validation loss stays plain cross-entropy)
+    # Layer-wise lr decay (1.0: off): each encoder layer below the head trains at this factor less (train.param_groups).
     layer_lr_decay: float = 1.0
 
     def __post_init__(self):
-        if self.precision not in PRECISIONS:
-            raise ValueError(f"unknown precision {self.precision!r}; choose one of: {', '.join(PRECISIONS)}")
-        if self.log_with not in TRACKERS:
-            raise ValueError(f"unknown log_with {self.log_with!r}; choose one of: '' (off), tensorboard, wandb")
-        if self.truncation not in TRUNCATIONS:
-            raise ValueError(f"unknown truncation {self.truncation!r}; choose one of: {', '.join(TRUNCATIONS)}")
-        if self.select_metric not in SELECT_METRICS:
-            raise ValueError(
-                f"unknown select_metric {self.select_metric!r}; choose one of: {', '.join(SELECT_METRICS)}"
-            )
-        for name in ("epochs", "batch_size", "grad_accum", "eval_batch_size"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if any(not isinstance(b, int) or b < 1 for b in self.pad_buckets):
-            raise ValueError(f"pad_buckets must be positive token lengths, got {self.pad_buckets}")
-        if not 0.0 <= self.label_smoothing < 1.0:
-            raise ValueError(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
-        if not 0.0 < self.layer_lr_decay <= 1.0:
-            raise ValueError(f"layer_lr_decay must be in (0, 1] (1.0 = off), got {self.layer_lr_decay}")
-        if self.save_every_minutes < 0:
-            raise ValueError(f"save_every_minutes must be >= 0 (0: off), got {self.save_every_minutes}")
-        if self.lr <= 0:
-            raise ValueError(f"lr must be > 0, got {self.lr}")
-        if self.max_length and not 8 <= self.max_length <= 512:
-            raise ValueError(f"max_length must be 0 (the profile's) or in [8, 512] (BERT positions), got {self.max_length}")
+        for name, choices in (("precision", PRECISIONS), ("log_with", TRACKERS), ("truncation", TRUNCATIONS),
+                              ("select_metric", SELECT_METRICS)):
+            if getattr(self, name) not in choices:
+                raise ValueError(f"unknown {name} {getattr(self, name)!r}; "
+                                 f"choose one of: {', '.join(c or repr(c) + ' (off)' for c in choices)}")
+        counts = ("epochs", "batch_size", "grad_accum", "eval_batch_size")
+        _require(self, [(n, getattr(self, n) >= 1, ">= 1") for n in counts] + [
+            ("pad_buckets", all(isinstance(b, int) and b >= 1 for b in self.pad_buckets), "positive token lengths"),
+            ("label_smoothing", 0.0 <= self.label_smoothing < 1.0, "in [0, 1)"),
+            ("layer_lr_decay", 0.0 < self.layer_lr_decay <= 1.0, "in (0, 1] (1.0 = off)"),
+            ("save_every_minutes", self.save_every_minutes >= 0, ">= 0 (0: off)"),
+            ("lr", self.lr > 0, "> 0"),
+            ("max_length", not self.max_length or 8 <= self.max_length <= 512,
+             "0 (the profile's) or in [8, 512] (BERT positions)"),
+        ])
 
 
 @dataclass(frozen=True)
@@ -95,8 +83,7 @@ class BertModelConfig:
     attention_dropout: float = 0.1
 
     def __post_init__(self):
-        if not 0.0 <= self.attention_dropout < 1.0:
-            raise ValueError(f"attention_dropout must be in [0, 1), got {self.attention_dropout}")
+        _require(self, [("attention_dropout", 0.0 <= self.attention_dropout < 1.0, "in [0, 1)")])
 
 
 @dataclass(frozen=True)
@@ -135,51 +122,36 @@ class Profile:
     ensemble: EnsembleConfig = field(default_factory=EnsembleConfig)
 
     def __post_init__(self):
-        if not 0 < self.val_fraction < 1:
-            raise ValueError(f"val_fraction must be in (0, 1), got {self.val_fraction}")
-        if not 8 <= self.max_length <= 512:
-            raise ValueError(f"max_length must be in [8, 512] (BERT positions), got {self.max_length}")
+        _require(self, [("val_fraction", 0 < self.val_fraction < 1, "in (0, 1)"),
+                        ("max_length", 8 <= self.max_length <= 512, "in [8, 512] (BERT positions)")])
 
 
 PROFILES: dict[str, Profile] = {
     # Whole series in a few minutes on 2 CPU cores: random-init tiny BERT, a few hundred documents.
     "smoke": Profile(
-        name="smoke",
-        backbone="tiny",
-        max_length=64,
-        max_train_samples=400,
-        max_eval_samples=200,
+        name="smoke", backbone="tiny", max_length=64, max_train_samples=400, max_eval_samples=200,
         bert=TrainConfig(epochs=1, lr=1e-3, batch_size=16, grad_accum=1, precision="fp32"),
         bilstm=TrainConfig(epochs=1, lr=2e-3, batch_size=16, grad_accum=1, precision="fp32"),
         ensemble=EnsembleConfig(folds=3, max_epochs=30, weight_decays=(0.0, 1e-2)),
     ),
-    # The README's main command: embedded MiniLM-L6, full data, 2 CPU cores.
-    # bf16 autocast measured 2.8x faster than fp32 for MiniLM training on this CPU (avx512_bf16).
+    # The README's main command: embedded MiniLM-L6, full data, 2 CPU cores; bf16 autocast trains x2.8 faster than
+    # fp32 here (avx512_bf16). Tuned on validation (benchmarks/results/tuning, README "Tuning"), one step at a time:
+    # BERT lr 3e-4 (1e-4 under-fitted: val loss still falling after 3 epochs); 3 epochs (4: +0.2 points but over the
+    # 90-minute budget); label smoothing 0.1 (beat 384 tokens and head+tail); no attention dropout, so that 512 tokens
+    # cost less than 256 did with it (bench_step.py) and 512 beat 256 / 384; layer-wise lr decay 0.7 (embeddings at
+    # 0.7^7 of the head's lr). The BiLSTM over-fitted without input dropout.
     "cpu": Profile(
-        name="cpu",
-        backbone="minilm",
-        max_length=256,
-        # lr and input_dropout chosen on validation (benchmarks/results/tuning, README "Tuning"): BERT at 1e-4
-        # under-fitted (train loss 0.62, val loss still falling after 3 epochs); the BiLSTM over-fitted.
-        # BERT lr 3e-4 had the best validation accuracy of the 3-epoch runs; 4 epochs (best overall by 0.2
-        # points) would put the series at the 90-minute budget, so BERT stays at 3 epochs. Label smoothing 0.1 then
-        # beat 384 tokens and head+tail truncation on validation at no extra cost. Without attention dropout an
-        # epoch at 512 tokens costs less than one at 256 with it (bench_step.py); 512 then had the best validation
-        # accuracy of 256 / 384 / 512. Layer-wise lr decay (0.7: embeddings at 0.7^7 of the head's lr) then beat it.
+        name="cpu", backbone="minilm", max_length=256,
         bert=TrainConfig(epochs=3, lr=3e-4, batch_size=32, grad_accum=1, precision="auto", warmup_ratio=0.06,
                          label_smoothing=0.1, max_length=512, layer_lr_decay=0.7),
         bert_model=BertModelConfig(attention_dropout=0.0),
-        bilstm=TrainConfig(
-            epochs=8, lr=2e-3, batch_size=32, grad_accum=1, precision="auto", weight_decay=0.01,
-            patience=3, warmup_ratio=0.03,
-        ),
+        bilstm=TrainConfig(epochs=8, lr=2e-3, batch_size=32, grad_accum=1, precision="auto", weight_decay=0.01,
+                           patience=3, warmup_ratio=0.03),
         bilstm_model=BiLSTMConfig(input_dropout=0.3),
     ),
     # The seed's recipe, for a GPU: bert-base-uncased, micro-batch 16 x 2, fp16 with loss scaling.
     "paper": Profile(
-        name="paper",
-        backbone="bert-base-uncased",
-        max_length=256,
+        name="paper", backbone="bert-base-uncased", max_length=256,
         bert=TrainConfig(epochs=4, lr=2e-5, batch_size=16, grad_accum=2, precision="fp16"),
         bilstm=TrainConfig(epochs=10, lr=1e-3, batch_size=16, grad_accum=2, precision="fp32", patience=3),
     ),
@@ -228,25 +200,24 @@ def _override(obj, key: str, value: Any, prefix: str = ""):
     return dataclasses.replace(obj, **{head: _coerce(value, current, full)})
 
 
-def get_profile(name: str | None = None, **overrides: Any) -> Profile:
-    """The named profile (default: $TEXTLAB_PROFILE, else "cpu") with overrides applied.
-
-    Overrides use "__" or "." for nesting: get_profile("smoke", bert__epochs=2) or
-    get_profile("smoke", **{"bert.epochs": 2}).
-    """
-    name = name or os.environ.get("TEXTLAB_PROFILE") or "cpu"
-    if name not in PROFILES:
-        raise ValueError(f"unknown profile {name!r}; choose one of: {', '.join(PROFILES)}")
-    profile = PROFILES[name]
+def _apply(profile: Profile, overrides: dict[str, Any]) -> Profile:
     for key, value in overrides.items():
         profile = _override(profile, key.replace("__", "."), value)
     return profile
 
 
+def get_profile(name: str | None = None, **overrides: Any) -> Profile:
+    """The named profile (default: $TEXTLAB_PROFILE, else "cpu") with overrides applied, nested with "__" or ".":
+    get_profile("smoke", bert__epochs=2) or get_profile("smoke", **{"bert.epochs": 2})."""
+    name = name or os.environ.get("TEXTLAB_PROFILE") or "cpu"
+    if name not in PROFILES:
+        raise ValueError(f"unknown profile {name!r}; choose one of: {', '.join(PROFILES)}")
+    return _apply(PROFILES[name], overrides)
+
+
 def parse_overrides(overrides: str | list | tuple | dict | None) -> dict[str, Any]:
-    """The one parser of overrides, for the command line (--set K=V, repeatable), papermill parameters and the
-    notebooks' parameters cell: a dict {"bert.epochs": 2}, a list ["bert.epochs=2", ...], or one string of
-    KEY=VALUE items separated by spaces or newlines ("bert.epochs=2 bilstm.lr=1e-3")."""
+    """The one parser of overrides (--set K=V, papermill parameters, a notebook's parameters cell): a dict
+    {"bert.epochs": 2}, a list ["bert.epochs=2", ...], or one string of KEY=VALUE items separated by whitespace."""
     if not overrides:
         return {}
     if isinstance(overrides, dict):
@@ -268,10 +239,6 @@ def resolve(profile: Profile | str | None = None, data: str = "", overrides=None
     if data:
         items["data"] = str(data)
     try:
-        if isinstance(profile, Profile):
-            for key, value in items.items():
-                profile = _override(profile, key.replace("__", "."), value)
-            return profile
-        return get_profile(profile, **items)
+        return _apply(profile if isinstance(profile, Profile) else get_profile(profile), items)
     except (UnknownSetting, TypeError) as e:
         raise ValueError(str(e)) from e

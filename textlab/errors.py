@@ -9,10 +9,6 @@ class TextlabError(Exception):
     """Base of textlab's own errors."""
 
 
-def project_errors() -> tuple[type[BaseException], ...]:
-    return (TextlabError,)
-
-
 def _one_line(shell, etype, value, tb, tb_offset=None) -> list[str]:
     stb = [f"{etype.__name__}: {value}"]
     shell._showtraceback(etype, value, stb)  # what IPython shows for any error (in Jupyter: the error output)
@@ -20,13 +16,10 @@ def _one_line(shell, etype, value, tb, tb_offset=None) -> list[str]:
 
 
 def show_briefly_in_ipython(shell=None) -> None:
-    """In IPython / Jupyter (`shell`: the running one), show project errors as their one-line message instead of a
+    """In IPython / Jupyter (`shell`: the running one), show textlab's errors as their one-line message instead of a
     traceback through textlab's internals; the cell still fails (papermill stops there). Outside IPython: nothing."""
-    if shell is None:
-        try:
-            from IPython import get_ipython
-        except ImportError:
-            return
-        shell = get_ipython()
+    from IPython import get_ipython  # installed with ipykernel, a dependency
+
+    shell = shell or get_ipython()
     if shell is not None:
-        shell.set_custom_exc(project_errors(), _one_line)
+        shell.set_custom_exc((TextlabError,), _one_line)

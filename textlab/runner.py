@@ -1,9 +1,5 @@
-"""Run the numbered notebooks in order with papermill; executed copies land in the profile's run folder.
-
-The terminal shows what the notebooks print (one line per training epoch), not their progress bars or displays,
-and an estimate of the time left from the run's previous timings. The unchanged `cpu` run (the one whose figures
-are the committed figures/) also writes a cleaned copy of each executed notebook back into notebooks/, so the
-repository shows that run's outputs."""
+"""Run the numbered notebooks in order with papermill into the run folder; the terminal shows what they print (one
+line per epoch) and the time left. The committed `cpu` run also writes cleaned copies back into notebooks/."""
 
 from __future__ import annotations
 
@@ -23,25 +19,21 @@ NOTEBOOK_DIR = PROJECT_ROOT / "notebooks"
 
 
 class NotebookFailed(TextlabError, RuntimeError):
-    pass
+    """A notebook's cell raised: the message names notebook, cell, error and the partial copy."""
 
 
 def notebooks() -> list[Path]:
+    """notebooks/NN_*.ipynb in order: NN (the first two characters) also names the notebook."""
     return sorted(NOTEBOOK_DIR.glob("[0-9][0-9]_*.ipynb"))
 
 
 def select(only: list[str] | None) -> list[Path]:
     """All notebooks, or those named by stem ("02_bert") or number ("02")."""
     found = notebooks()
-    if not only:
-        return found
-    chosen = []
-    for name in only:
-        match = [nb for nb in found if nb.stem == name or nb.stem.split("_")[0] == name]
-        if not match:
+    for name in only or []:
+        if not any(name in (nb.stem, nb.stem[:2]) for nb in found):
             raise ValueError(f"unknown notebook {name!r}; choose from: {', '.join(nb.stem for nb in found)}")
-        chosen += [m for m in match if m not in chosen]
-    return sorted(chosen)
+    return [nb for nb in found if not only or nb.stem in only or nb.stem[:2] in only]
 
 
 class _Forward:
@@ -80,9 +72,6 @@ def time_left(stems: list[str], previous: dict[str, float]) -> str:
     return f"{'at least ' if len(known) < len(stems) else 'about '}{amount} left (timings of the last run)"
 
 
-# ---------------------------------------------------------------- notebooks/ shows the committed run
-
-
 def publishes(profile, run_dir: Path) -> bool:
     """Whether this run is the committed one: the same test as the committed figures/ (runs.figures_dir)."""
     return runs.figures_dir(profile, run_dir) == PROJECT_ROOT / "figures"
@@ -90,6 +79,12 @@ def publishes(profile, run_dir: Path) -> bool:
 
 _PROGRESS = re.compile(r"\r|\d+%\|")  # tqdm rewrites its line with \r and draws "45%|####"
 _WIDGET = "application/vnd.jupyter.widget-view+json"
+
+
+def _progress(out: dict) -> bool:
+    """A progress bar: stderr carrying tqdm updates, or an ipywidgets output."""
+    text = "".join(out.get("text", "")) if out.get("output_type") == "stream" else ""
+    return bool(out.get("name") == "stderr" and _PROGRESS.search(text)) or _WIDGET in out.get("data", {})
 
 
 def _strip_paths(value, replacements: list[tuple[str, str]]):
@@ -105,31 +100,17 @@ def _strip_paths(value, replacements: list[tuple[str, str]]):
 
 
 def clean_notebook(nb: dict, root: Path = PROJECT_ROOT, home: Path | None = None) -> dict:
-    """An executed notebook as the repository keeps it: outputs kept, but no absolute paths of the machine that
-    ran it (the project root becomes relative, the home folder "~"), no progress bars (stderr carrying tqdm
-    updates, ipywidgets outputs), no cell papermill injected (the `parameters` cell keeps its literals), and no
-    execution timestamps."""
+    """An executed notebook as the repository keeps it: its outputs without progress bars or the machine's paths (the
+    project root becomes relative, the home "~"), without papermill's injected cell and execution timestamps."""
     home = Path.home() if home is None else home
     replacements = [(f"{root}/", ""), (str(root), "."), (f"{home}/", "~/"), (str(home), "~")]
     nb = copy.deepcopy(dict(nb))
     nb["metadata"] = {k: v for k, v in nb.get("metadata", {}).items() if k not in ("papermill", "widgets")}
-    cells = []
+    nb["cells"] = [c for c in nb["cells"] if "injected-parameters" not in c.get("metadata", {}).get("tags", [])]
     for cell in nb["cells"]:
-        if "injected-parameters" in cell.get("metadata", {}).get("tags", []):
-            continue
         cell["metadata"] = {k: v for k, v in cell.get("metadata", {}).items() if k not in ("papermill", "execution")}
         if cell.get("cell_type") == "code":
-            outputs = []
-            for out in cell.get("outputs", []):
-                text = "".join(out.get("text", "")) if out.get("output_type") == "stream" else ""
-                if out.get("name") == "stderr" and _PROGRESS.search(text):
-                    continue
-                if _WIDGET in out.get("data", {}):
-                    continue
-                outputs.append(_strip_paths(out, replacements))
-            cell["outputs"] = outputs
-        cells.append(cell)
-    nb["cells"] = cells
+            cell["outputs"] = [_strip_paths(out, replacements) for out in cell.get("outputs", []) if not _progress(out)]
     return nb
 
 
@@ -167,28 +148,26 @@ def run(profile: str | None = None, only: list[str] | None = None, *, data: str 
     run_dir = runs.open_run(prof, load_for_profile(prof), get_backbone(prof.backbone), name, fresh)
     out_dir = run_dir / "notebooks"
     out_dir.mkdir(parents=True, exist_ok=True)
-    parameters = {"profile": prof.name, "data": data, "overrides": " ".join(f"{k}={runs.format_value(v)}" for k, v in items.items()),
-                  "name": run_dir.name}
-    timings = {}
+    overrides = " ".join(f"{k}={runs.format_value(v)}" for k, v in items.items())
+    parameters = {"profile": prof.name, "data": data, "overrides": overrides, "name": run_dir.name}
     quiet = bool(os.environ.get("CI")) or not sys.stderr.isatty()
     log = run_dir / "run.json"
-    previous = read_json(log).get("seconds", {}) if log.exists() else {}
+    seconds = read_json(log).get("seconds", {}) if log.exists() else {}  # of the last run, updated as we go
     publish_here = publishes(prof, run_dir)
     for i, nb in enumerate(chosen, 1):
         target = out_dir / nb.name
-        left = time_left([c.stem for c in chosen[i - 1:]], previous)
+        left = time_left([c.stem for c in chosen[i - 1:]], seconds)
         print(f"[{i}/{len(chosen)}] {nb.stem} (run {run_dir.name}) -> {target}" + (f"; {left}" if left else ""),
               flush=True)
         t0 = time.perf_counter()
         try:
             execute(nb, target, parameters, progress_bar=not quiet)
         except PapermillExecutionError as e:
-            raise NotebookFailed(
-                f"{nb.name} failed in cell {e.exec_count} ({e.ename}: {e.evalue}).\n"
-                f"The partially executed notebook is kept at {target}") from e
-        timings[nb.stem] = round(time.perf_counter() - t0, 1)
-        print(f"      done in {timings[nb.stem]:.0f} s", flush=True)
+            raise NotebookFailed(f"{nb.name} failed in cell {e.exec_count} ({e.ename}: {e.evalue}).\n"
+                                 f"The partially executed notebook is kept at {target}") from e
+        seconds[nb.stem] = round(time.perf_counter() - t0, 1)
+        print(f"      done in {seconds[nb.stem]:.0f} s", flush=True)
         if publish_here:
             print(f"      outputs -> {publish(target, nb).relative_to(PROJECT_ROOT)} (the committed run)", flush=True)
-    write_json(log, {"run": run_dir.name, "profile": prof.name, "seconds": {**previous, **timings}})
+    write_json(log, {"run": run_dir.name, "profile": prof.name, "seconds": seconds})
     return out_dir

@@ -1,18 +1,16 @@
-"""A run folder and what it was made from.
+"""A run folder, `runs/<name>` ($TEXTLAB_RUNS/<name>), and what it was made from.
 
-A run is `runs/<name>` ($TEXTLAB_RUNS/<name>); the name defaults to the profile, plus your data file's stem
-("cpu", "cpu-reviews"), so runs on your data and on 20 Newsgroups never share a folder. `manifest.json` records all
-that determines the run's results: a fingerprint of the data, every setting, the backbone and a hash of its weights,
-and the versions of the packages that change numbers. A folder is only re-used (resumed, re-evaluated, reported) under
-the same manifest; anything else is refused with a message naming each difference and the two ways on.
-A lock (`.lock`, held with flock, released by the kernel when its process dies, kill -9 included) keeps a second
-process out of a folder while one writes to it.
+`manifest.json` records all that determines the run's results (a fingerprint of the data, every setting, the backbone
+and a hash of its weights, the versions of the packages that change numbers); a folder is only re-used under the same
+manifest. A lock (`.lock`, an flock the kernel releases when its process dies, kill -9 included) keeps a second process
+out of a folder while one writes to it.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import fcntl
+import functools
 import hashlib
 import json
 import os
@@ -21,7 +19,7 @@ import shutil
 import sys
 import time
 from contextlib import contextmanager
-from importlib.metadata import PackageNotFoundError, version
+from importlib.metadata import version
 from pathlib import Path
 
 from .checkpoint import SCHEMA, read_json, write_json
@@ -38,9 +36,6 @@ NOT_COMPARED = ("run", "command", "profile", "data.source", "settings.name", "se
 
 class RunError(TextlabError, RuntimeError):
     """A run folder that cannot be used as asked; the message names the folder, the problem and the ways on."""
-
-
-# ---------------------------------------------------------------- names and folders
 
 
 def run_name(profile: Profile, name: str = "") -> str:
@@ -66,9 +61,6 @@ def figures_dir(profile: Profile, run: Path) -> Path:
     return run / "figures"
 
 
-# ---------------------------------------------------------------- the manifest
-
-
 def dataset_fingerprint(dsd) -> str:
     """SHA-256 of every split's texts and labels, in order (what a model trains and is scored on)."""
     h = hashlib.sha256()
@@ -80,42 +72,37 @@ def dataset_fingerprint(dsd) -> str:
     return h.hexdigest()
 
 
-_weights_sha: dict[tuple, str] = {}
-
-
 def weights_sha256(backbone) -> str | None:
     """A hash of the backbone's pre-trained weights file; None for a random-init backbone. Cached per process."""
     if backbone.pretrained is None:
         return None
     folder = Path(backbone.pretrained)
-    if not folder.is_dir():  # a hub id: the downloaded file, if any
+    if folder.is_dir():
+        files = sorted(folder.glob("*.safetensors")) or sorted(folder.glob("pytorch_model*.bin"))
+    else:  # a hub id: the downloaded file, if any
         from huggingface_hub import try_to_load_from_cache
 
         found = try_to_load_from_cache(backbone.pretrained, "model.safetensors")
         if not isinstance(found, str):
             return f"hub:{backbone.pretrained}"
-        folder, files = Path(found).parent, [Path(found)]
-    else:
-        files = sorted(folder.glob("*.safetensors")) or sorted(folder.glob("pytorch_model*.bin"))
-    key = tuple((str(f), f.stat().st_size, f.stat().st_mtime_ns) for f in files)
-    if key not in _weights_sha:
-        h = hashlib.sha256()
-        for f in files:
-            with open(f, "rb") as fh:
-                for chunk in iter(lambda: fh.read(1 << 22), b""):
-                    h.update(chunk)
-        _weights_sha[key] = h.hexdigest()
-    return _weights_sha[key]
+        files = [Path(found)]
+    return _sha256(tuple((str(f), f.stat().st_size, f.stat().st_mtime_ns) for f in files))
+
+
+@functools.cache
+def _sha256(files: tuple[tuple[str, int, int], ...]) -> str:
+    """Of the files' bytes in order; keyed by (path, size, mtime) too, so a changed file is hashed again."""
+    h = hashlib.sha256()
+    for path, _, _ in files:
+        with open(path, "rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 22), b""):
+                h.update(chunk)
+    return h.hexdigest()
 
 
 def versions() -> dict[str, str]:
-    out = {"python": ".".join(map(str, sys.version_info[:2]))}
-    for package in NUMERIC_PACKAGES:
-        try:
-            out[package] = version(package)
-        except PackageNotFoundError:
-            out[package] = "not installed"
-    return out
+    """Python's and NUMERIC_PACKAGES' (all dependencies of textlab, or of one: tokenizers of transformers)."""
+    return {"python": ".".join(map(str, sys.version_info[:2])), **{p: version(p) for p in NUMERIC_PACKAGES}}
 
 
 def settings(profile: Profile) -> dict:
@@ -127,8 +114,8 @@ def settings(profile: Profile) -> dict:
     return out
 
 
-def command(profile: Profile, name: str, only: str = "") -> str:
-    """The command that (re)makes this run, or one notebook of it."""
+def command(profile: Profile, name: str) -> str:
+    """The command that (re)makes this run."""
     base = PROFILES.get(profile.name)
     parts = ["python", "-m", "textlab", "run", "--profile", profile.name]
     if profile.data:
@@ -140,8 +127,6 @@ def command(profile: Profile, name: str, only: str = "") -> str:
                 parts += ["--set", f"{key}={format_value(value)}"]
     if name != run_name(profile):
         parts += ["--name", name]
-    if only:
-        parts += ["--only", only]
     return shlex.join(parts)
 
 
@@ -244,9 +229,6 @@ def how_to_make(run: Path, notebook: str) -> str:
     return f"{manifest['command']} --only {notebook}"
 
 
-# ---------------------------------------------------------------- opening, locking, starting over
-
-
 def open_run(profile: Profile, raw, backbone, name: str = "", fresh: bool = False, fingerprint: str = "") -> Path:
     """The run folder for these settings, created if new: checked against (or given) its manifest, under the lock.
     fresh=True deletes what the folder held first."""
@@ -262,7 +244,7 @@ def open_run(profile: Profile, raw, backbone, name: str = "", fresh: bool = Fals
     return run
 
 
-_held: dict[Path, tuple[int, int]] = {}  # run folder -> (file descriptor, depth): re-entrant within a process
+_held: set[Path] = set()  # run folders this process holds: the lock is re-entrant within a process
 
 
 @contextmanager
@@ -270,19 +252,14 @@ def lock(run: Path):
     """Hold the run folder's lock; a second process gets a RunError naming the process that holds it."""
     run = Path(run).resolve()
     if run in _held:
-        fd, depth = _held[run]
-        _held[run] = (fd, depth + 1)
-        try:
-            yield run
-        finally:
-            _held[run] = (fd, _held[run][1] - 1)
+        yield run
         return
     fd = _acquire(run)
-    _held[run] = (fd, 1)
+    _held.add(run)
     try:
         yield run
     finally:
-        del _held[run]
+        _held.discard(run)
         os.close(fd)  # releases the flock
 
 
