@@ -1,9 +1,5 @@
-"""Classify new text with a trained run: `load_predictor(run, model).predict(texts)` and
-`python -m textlab predict --run runs/cpu [--model bert|bilstm|ensemble] [--file F | -] [TEXTS ...]`.
-
-The text is tokenized exactly as in training (cut to the checkpoint's max_length and truncation),
-batched longest-first with per-batch padding, and the answers come back in input order.
-"""
+"""Classify new text with a trained run, tokenized and cut exactly as in training: `load_predictor(run,
+model).predict(texts)` and `python -m textlab predict --run runs/cpu [--model M] [--file F | -] [TEXTS ...]`."""
 
 from __future__ import annotations
 
@@ -214,13 +210,10 @@ def load_predictor(run, model: str = "bert", device: str | None = None, precisio
 
 def _no_run_folder(run: Path) -> str:
     """The message for a run folder that does not exist, with the run folders beside it (likely meant instead)."""
-    parent = run.parent
-    trained = []
-    if parent.is_dir():
-        trained = sorted(str(d) for d in parent.iterdir()
-                         if any((d / kind / POINTER).exists() for kind in ("bert", "bilstm")))
+    beside = sorted(run.parent.iterdir()) if run.parent.is_dir() else []
+    trained = [str(d) for d in beside if any((d / kind / POINTER).exists() for kind in ("bert", "bilstm"))]
     if not trained:
-        return f"run folder {run} does not exist, and no folder beside it (in {parent}) holds a trained model"
+        return f"run folder {run} does not exist, and no folder beside it (in {run.parent}) holds a trained model"
     return f"run folder {run} does not exist; run folders with a trained model beside it: {', '.join(trained)}"
 
 
