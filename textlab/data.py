@@ -81,7 +81,7 @@ def _read_archive(path: Path) -> dict[str, list[tuple[str, str, str]]]:
 
 
 def _read_folder(path: Path | None) -> dict[str, list[tuple[str, str, str]]]:
-    """The same from the extracted folder, or (path None) from scikit-learn's download, which reads it alike."""
+    """(group, message id, raw text) per split from the extracted folder or (path None) scikit-learn's download."""
     from sklearn.datasets import fetch_20newsgroups, load_files
 
     out = {}
@@ -449,13 +449,8 @@ def tokenize(dsd: DatasetDict, tokenizer, max_length: int = 256, num_proc: int |
         # No truncation by the tokenizer, so the untruncated length is known; then cut (truncate_ids).
         ids = tokenizer(batch["text"], add_special_tokens=True, truncation=False, verbose=False)["input_ids"]
         cut = [truncate_ids(x, max_length, truncation, sep) for x in ids]
-        return {
-            "input_ids": cut,
-            "length": [len(x) for x in cut],
-            "full_length": [len(x) for x in ids],
-            "labels": batch["label"],
-            "idx": indices,
-        }
+        return {"input_ids": cut, "length": [len(x) for x in cut], "full_length": [len(x) for x in ids],
+                "labels": batch["label"], "idx": indices}
 
     added = {"input_ids": Sequence(Value("int32")), "length": Value("int32"), "full_length": Value("int32"),
              "labels": Value("int64"), "idx": Value("int64")}
