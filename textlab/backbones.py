@@ -32,14 +32,13 @@ class Backbone:
     def classifier(self, num_labels: int, dropout: float = 0.3, attention_dropout: float | None = None):
         """Pooler output -> Dropout(dropout) -> Linear(hidden -> num_labels); nothing frozen.
         `attention_dropout` (None: the backbone's own) is the dropout on the attention probabilities."""
-        extra = {} if attention_dropout is None else {"attention_probs_dropout_prob": attention_dropout}
+        overrides = {"num_labels": num_labels, "classifier_dropout": dropout}
+        if attention_dropout is not None:
+            overrides["attention_probs_dropout_prob"] = attention_dropout
         if self.pretrained is None:
-            config = self.config.__class__(**{**config_dict(self.config), "num_labels": num_labels,
-                                               "classifier_dropout": dropout, **extra})
+            config = type(self.config)(**{**config_dict(self.config), **overrides})
             return AutoModelForSequenceClassification.from_config(config)
-        return AutoModelForSequenceClassification.from_pretrained(
-            self.pretrained, num_labels=num_labels, classifier_dropout=dropout, **extra
-        )
+        return AutoModelForSequenceClassification.from_pretrained(self.pretrained, **overrides)
 
 
 def config_dict(config: PretrainedConfig) -> dict:
@@ -56,10 +55,8 @@ def embedded_path() -> str:
 
 
 def tiny_config() -> BertConfig:
-    return BertConfig(
-        vocab_size=30522, hidden_size=64, num_hidden_layers=2, num_attention_heads=2, intermediate_size=128,
-        max_position_embeddings=512,
-    )
+    # vocab_size (30522) and max_position_embeddings (512) as BertConfig's defaults: bert-base-uncased's
+    return BertConfig(hidden_size=64, num_hidden_layers=2, num_attention_heads=2, intermediate_size=128)
 
 
 def get_backbone(name: str) -> Backbone:

@@ -21,11 +21,7 @@ import pandas as pd
 from datasets import ClassLabel, Dataset, DatasetDict, Features, Sequence, Value, load_from_disk
 # Private to scikit-learn, but the exact functions fetch_20newsgroups(remove=...) applies; what they strip is pinned
 # by tests/test_data.py::test_newsgroup_stripping_is_pinned, so a release that changes them fails loudly.
-from sklearn.datasets._twenty_newsgroups import (
-    strip_newsgroup_footer,
-    strip_newsgroup_header,
-    strip_newsgroup_quoting,
-)
+from sklearn.datasets._twenty_newsgroups import strip_newsgroup_footer, strip_newsgroup_header, strip_newsgroup_quoting
 from sklearn.model_selection import train_test_split
 
 from .checkpoint import sha256_file
@@ -39,10 +35,8 @@ ENV_CACHE = "TEXTLAB_CACHE"
 SPLITS_20NG = {"train": "20news-bydate-train", "test": "20news-bydate-test"}
 USER_SUFFIXES = (".csv", ".jsonl", ".json", ".parquet")
 ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".tar", ".tar.bz2", ".tar.xz")
-SUPPORTED = (
-    "your own data as a .csv, .jsonl, .json or .parquet file with `text` and `label` columns (optional `split`: "
-    "train/test), or 20 Newsgroups as the original 20news-bydate.tar.gz or its extracted folder"
-)
+SUPPORTED = ("your own data as a .csv, .jsonl, .json or .parquet file with `text` and `label` columns (optional "
+             "`split`: train/test), or 20 Newsgroups as the original 20news-bydate.tar.gz or its extracted folder")
 MIN_TRAIN_PER_CLASS = 5  # fewer training documents than this: a class the model can hardly learn
 TOKENIZATION_VERSION = 2  # bump when tokenize() or its cache key changes
 
@@ -77,49 +71,35 @@ def _read_archive(path: Path) -> dict[str, list[tuple[str, str, str]]]:
         with tarfile.open(path, "r:*") as tar:
             for member in tar:
                 parts = member.name.strip("/").split("/")
-                if not member.isfile() or len(parts) != 3 or parts[0] not in folder_to_split:
-                    continue
-                raw = tar.extractfile(member).read()
-                out[folder_to_split[parts[0]]].append((parts[1], parts[2], raw.decode("latin-1")))
+                if member.isfile() and len(parts) == 3 and parts[0] in folder_to_split:
+                    raw = tar.extractfile(member).read()
+                    out[folder_to_split[parts[0]]].append((parts[1], parts[2], raw.decode("latin-1")))
     except (tarfile.TarError, EOFError, zlib.error, OSError) as e:
-        raise DataError(
-            f"20 Newsgroups archive {path} is truncated or corrupt ({type(e).__name__}: {e}). "
-            f"Replace it with the original 20news-bydate.tar.gz, or point {ENV_20NG} to the extracted folder."
-        ) from e
+        raise DataError(f"20 Newsgroups archive {path} is truncated or corrupt ({type(e).__name__}: {e}). Replace it "
+                        f"with the original 20news-bydate.tar.gz, or point {ENV_20NG} to the extracted folder.") from e
     return out
 
 
-def _read_folder(path: Path) -> dict[str, list[tuple[str, str, str]]]:
+def _read_folder(path: Path | None) -> dict[str, list[tuple[str, str, str]]]:
+    """(group, message id, raw text) per split from the extracted folder or (path None) scikit-learn's download."""
+    from sklearn.datasets import fetch_20newsgroups, load_files
+
     out = {}
     for split, name in SPLITS_20NG.items():
-        root = path / name
-        if not root.is_dir():
+        if path is None:
+            try:
+                bunch = fetch_20newsgroups(subset=split, shuffle=False)
+            except Exception as e:  # network errors come in many types
+                raise DataError(
+                    f"20 Newsgroups is not available: no path was given and scikit-learn could not download it "
+                    f"({type(e).__name__}: {e}). Pass the path of 20news-bydate.tar.gz or its extracted folder as "
+                    f"data_path (or set {ENV_20NG}), or connect to the internet for fetch_20newsgroups.") from e
+        elif (path / name).is_dir():
+            bunch = load_files(path / name, encoding="latin-1", shuffle=False)
+        else:
             raise DataError(f"{path} has no folder {name}/: expected the bydate layout {name}/<group>/<id>")
-        out[split] = [
-            (group.name, f.name, f.read_bytes().decode("latin-1"))
-            for group in sorted(root.iterdir()) if group.is_dir()
-            for f in sorted(group.iterdir()) if f.is_file()
-        ]
-    return out
-
-
-def _from_sklearn() -> dict[str, list[tuple[str, str, str]]]:
-    from sklearn.datasets import fetch_20newsgroups
-
-    out = {}
-    for split in SPLITS_20NG:
-        try:
-            bunch = fetch_20newsgroups(subset=split, shuffle=False)
-        except Exception as e:  # network errors come in many types
-            raise DataError(
-                "20 Newsgroups is not available: no path was given and scikit-learn could not download it "
-                f"({type(e).__name__}: {e}). Either pass the path of 20news-bydate.tar.gz (or its extracted "
-                f"folder) as data_path / set {ENV_20NG}=/path/to/20news-bydate.tar.gz, or connect to the "
-                "internet so fetch_20newsgroups can download it."
-            ) from e
-        out[split] = [
-            (bunch.target_names[t], Path(f).name, text) for t, f, text in zip(bunch.target, bunch.filenames, bunch.data)
-        ]
+        out[split] = [(bunch.target_names[t], Path(f).name, text)
+                      for t, f, text in zip(bunch.target, bunch.filenames, bunch.data)]
     return out
 
 
@@ -139,22 +119,18 @@ def resolve_20ng_path(data_path: str | os.PathLike | None = None) -> Path | None
         return None
     path = Path(given).expanduser()
     origin = "data_path" if data_path else f"${ENV_20NG}"
-    archive_or_folder = path.is_dir() or path.name.lower().endswith(ARCHIVE_SUFFIXES)
     if not data_path and path.suffix.lower() in USER_SUFFIXES:
         raise DataError(f"${ENV_20NG}={path} names your own {path.suffix} file, but ${ENV_20NG} is only for the 20 "
-                        f"Newsgroups archive: unset it and pass your file as data (python -m textlab run --data {path}, "
-                        "or data = \"...\" in a notebook's parameters cell)")
-    if not archive_or_folder and path.exists():  # e.g. a .txt or .tsv: the tar reader would call it corrupt
-        raise DataError(f"{path} (from {origin}) is not a data file textlab can read; it reads {SUPPORTED}.")
-    if not archive_or_folder and path.suffix:  # a missing .txt: the 20 Newsgroups advice below would mislead
-        raise DataError(f"{path} (from {origin}) does not exist; textlab reads {SUPPORTED}.")
+                        "Newsgroups archive: unset it and pass your file as data (python -m textlab run "
+                        f"--data {path}, or data = \"...\" in a notebook's parameters cell)")
+    if not (path.is_dir() or path.name.lower().endswith(ARCHIVE_SUFFIXES)) and (path.exists() or path.suffix):
+        # e.g. a .txt (the tar reader would call it corrupt; if missing, the 20 Newsgroups advice would mislead)
+        state = "is not a data file textlab can read; it reads" if path.exists() else "does not exist; textlab reads"
+        raise DataError(f"{path} (from {origin}) {state} {SUPPORTED}.")
     if not path.exists():
-        raise DataError(
-            f"20 Newsgroups not found at {path} (from {origin}). Provide the data one of two ways: "
-            f"pass data_path= / set {ENV_20NG} to the original 20news-bydate.tar.gz or its extracted folder "
-            f"(layout 20news-bydate-train/<group>/<id>), or unset both to let scikit-learn's "
-            "fetch_20newsgroups download it (needs internet)."
-        )
+        raise DataError(f"20 Newsgroups not found at {path} (from {origin}). Pass data_path= / set {ENV_20NG} to the "
+                        "original 20news-bydate.tar.gz or its extracted folder (20news-bydate-train/<group>/<id>), "
+                        "or unset both to let scikit-learn's fetch_20newsgroups download it (needs internet).")
     return path
 
 
@@ -165,53 +141,42 @@ def load_20newsgroups(data_path: str | os.PathLike | None = None) -> DatasetDict
     cached = _load_cached(target)
     if cached is not None:
         return cached
-    if path is None:
-        raw = _from_sklearn()
-    elif path.is_dir():
-        raw = _read_folder(path)
-    else:
-        raw = _read_archive(path)
+    raw = _read_folder(path) if path is None or path.is_dir() else _read_archive(path)
     groups = sorted({g for rows in raw.values() for g, _, _ in rows})
     if len(groups) != 20 or not raw["train"] or not raw["test"]:
-        raise DataError(
-            f"{path or 'scikit-learn download'} does not hold 20 Newsgroups bydate: found {len(groups)} groups, "
-            f"{len(raw['train'])} train / {len(raw['test'])} test documents (expected 20, 11,314 / 7,532)."
-        )
-    features = Features({"text": Value("string"), "label": ClassLabel(names=groups), "doc_id": Value("string")})
+        raise DataError(f"{path or 'scikit-learn download'} does not hold 20 Newsgroups bydate: found {len(groups)} "
+                        f"groups, {len(raw['train'])} train / {len(raw['test'])} test documents (expected 20, "
+                        "11,314 / 7,532).")
     dsd = DatasetDict()
     for split, rows in raw.items():
         rows = sorted(rows)  # the order of sklearn's load_files: group, then file name
-        dsd[split] = Dataset.from_dict(
-            {
-                "text": [_strip(text) for _, _, text in rows],
-                "label": [groups.index(g) for g, _, _ in rows],
-                "doc_id": [f"{g}/{i}" for g, i, _ in rows],
-            },
-            features=features,
-        )
+        texts, labels = [_strip(t) for _, _, t in rows], [g for g, _, _ in rows]
+        dsd[split] = _dataset(texts, labels, [f"{g}/{i}" for g, i, _ in rows], groups)
     _save_atomic(dsd, target)
     return dsd
+
+
+def _dataset(texts: list[str], labels: list[str], doc_ids: list[str], names: list[str]) -> Dataset:
+    """The rows of either source, `labels` given by name, as a ClassLabel over `names`."""
+    ids = {name: i for i, name in enumerate(names)}
+    features = Features({"text": Value("string"), "label": ClassLabel(names=names), "doc_id": Value("string")})
+    return Dataset.from_dict({"text": texts, "label": [ids[x] for x in labels], "doc_id": doc_ids}, features=features)
 
 
 # ---------------------------------------------------------------- your own data
 
 
 def load_user_file(path: str | os.PathLike, test_fraction: float = 0.2, seed: int = 42) -> DatasetDict:
-    """A .csv / .jsonl / .json / .parquet with `text` and `label` columns (any number of classes).
-
-    An optional `split` column (train / test) is honoured; otherwise a stratified test split is carved.
-    Data that can be used but looks wrong (duplicates, train/test overlap, rare classes) gives a DataWarning.
-    """
+    """A .csv / .jsonl / .json / .parquet with `text` and `label` columns (any number of classes), split by its
+    optional `split` column (train / test) or else stratified. Usable data that looks wrong gives a DataWarning."""
     path = Path(path)
     if not path.exists():
         raise DataError(f"data file {path} does not exist")
     df = _read_table(path)
     missing = [c for c in ("text", "label") if c not in df.columns]
     if missing:
-        raise DataError(
-            f"{path} has no {' / '.join(repr(m) for m in missing)} column; found columns {list(df.columns)}. "
-            "Rename your columns to `text` (the document) and `label` (its class)."
-        )
+        raise DataError(f"{path} has no {' / '.join(repr(m) for m in missing)} column; found columns "
+                        f"{list(df.columns)}. Rename your columns to `text` (the document) and `label` (its class).")
     where = _positions(path, df)
     empty = df["label"].isna() | (df["label"].astype(str).str.strip() == "")
     if empty.any():
@@ -223,10 +188,7 @@ def load_user_file(path: str | os.PathLike, test_fraction: float = 0.2, seed: in
     names = sorted(set(labels))
     if len(names) < 2:
         raise DataError(f"{path}: need at least 2 classes, found {names}")
-    features = Features({"text": Value("string"), "label": ClassLabel(names=names), "doc_id": Value("string")})
-    ids = {name: i for i, name in enumerate(names)}
-    table = {"text": texts, "label": [ids[x] for x in labels], "doc_id": [str(i) for i in df.index]}
-    full = Dataset.from_dict(table, features=features)
+    full = _dataset(texts, labels, [str(i) for i in df.index], names)
     if "split" in df.columns:
         is_test = _test_rows(path, df["split"], test_fraction)
         train_idx, test_idx = np.flatnonzero(~is_test), np.flatnonzero(is_test)
@@ -261,11 +223,9 @@ def _read_utf8(path: Path) -> str:
     except UnicodeDecodeError as e:
         line = raw.count(b"\n", 0, e.start) + 1
         column = e.start - raw.rfind(b"\n", 0, e.start)  # 1-based byte within the line
-        raise DataError(
-            f"{path}: line {line} is not UTF-8 (byte 0x{raw[e.start]:02x} at byte {column} of the line; the first "
-            "such byte in the file). Save the file as UTF-8 (e.g. Excel: Save As > CSV UTF-8, or "
-            "iconv -f cp1252 -t utf-8) and load it again."
-        ) from e
+        raise DataError(f"{path}: line {line} is not UTF-8 (byte 0x{raw[e.start]:02x} at byte {column} of the line; "
+                        "the first such byte in the file). Save the file as UTF-8 (e.g. Excel: Save As > CSV UTF-8, "
+                        "or iconv -f cp1252 -t utf-8) and load it again.") from e
 
 
 def _positions(path: Path, df: pd.DataFrame) -> tuple[str, np.ndarray]:
@@ -287,22 +247,13 @@ def _test_rows(path: Path, split: pd.Series, test_fraction: float) -> np.ndarray
     is_test = (split == "test").to_numpy()
     if is_test.all() or not is_test.any():
         have, lack = ("test", "train") if is_test.all() else ("train", "test")
-        raise DataError(
-            f"{path}: column `split` marks all {len(split)} rows {have} and none {lack}. Add rows with "
-            f"split={lack}, or drop the `split` column to let textlab carve a stratified test split "
-            f"({test_fraction:.0%} of the rows)."
-        )
+        raise DataError(f"{path}: column `split` marks all {len(split)} rows {have} and none {lack}. Add rows with "
+                        f"split={lack}, or drop the `split` column to let textlab carve a stratified test split "
+                        f"({test_fraction:.0%} of the rows).")
     return is_test
 
 
 # ---------------------------------------------------------------- warnings on your own data
-
-
-def _at(where: tuple[str, np.ndarray], rows, k: int = 5) -> str:
-    """e.g. "lines 4, 9, 12, ..." for the first k of `rows` (positions in the frame)."""
-    unit, numbers = where
-    shown = ", ".join(str(numbers[i]) for i in rows[:k]) + (", ..." if len(rows) > k else "")
-    return f"{unit}{'s' if len(rows) > 1 else ''} {shown}"
 
 
 def _counted(names, counts: Counter, k: int = 5) -> str:
@@ -344,10 +295,12 @@ def _warn_splits(path: Path, texts: list[str], labels: list[str], train_idx, tes
     seen = {texts[i] for i in train_idx if not is_empty(texts[i])}
     overlap = [i for i in test_idx if texts[i] in seen]
     if overlap:
+        unit, numbers = where
+        shown = ", ".join(str(numbers[i]) for i in overlap[:5]) + (", ..." if len(overlap) > 5 else "")
         warnings.warn(
-            f"{path}: {len(overlap)} of {len(test_idx)} test documents also appear verbatim in train (e.g. "
-            f"{_at(where, overlap)}); the test score counts them as unseen. Remove them from train or from test.",
-            DataWarning, stacklevel=2)
+            f"{path}: {len(overlap)} of {len(test_idx)} test documents also appear verbatim in train (e.g. {unit}"
+            f"{'s' if len(overlap) > 1 else ''} {shown}); the test score counts them as unseen. Remove them from "
+            "train or from test.", DataWarning, stacklevel=2)
     train = Counter(labels[i] for i in train_idx)
     test = Counter(labels[i] for i in test_idx)
     only_test = sorted(set(test) - set(train))
@@ -355,8 +308,7 @@ def _warn_splits(path: Path, texts: list[str], labels: list[str], train_idx, tes
         warnings.warn(
             f"{path}: {len(only_test)} label(s) occur only in test, never in train (test documents: "
             f"{_counted(only_test, test)}); the model never sees them in training and cannot predict them. Add "
-            "training rows for them, or drop them.",
-            DataWarning, stacklevel=2)
+            "training rows for them, or drop them.", DataWarning, stacklevel=2)
     rare = sorted(name for name, n in train.items() if n < MIN_TRAIN_PER_CLASS)
     if rare:
         warnings.warn(
@@ -394,19 +346,10 @@ def _subset(ds: Dataset, n: int, seed: int) -> Dataset:
     return ds.select(idx)
 
 
-def load_data(
-    source: str | os.PathLike | None = None,
-    *,
-    val_fraction: float = 0.1,
-    seed: int = 42,
-    max_train_samples: int = 0,
-    max_eval_samples: int = 0,
-) -> DatasetDict:
-    """train / validation / test. `source`: None or a 20NG archive/folder, or your own .csv/.jsonl/.json/.parquet.
-
-    Validation is a stratified `val_fraction` of train (fixed `seed`); test is never touched except by
-    the debug knob `max_eval_samples`.
-    """
+def load_data(source: str | os.PathLike | None = None, *, val_fraction: float = 0.1, seed: int = 42,
+              max_train_samples: int = 0, max_eval_samples: int = 0) -> DatasetDict:
+    """train / validation / test from None or a 20NG archive/folder, or your own .csv/.jsonl/.json/.parquet.
+    Validation: a stratified `val_fraction` of train; test is only ever cut by the debug knob `max_eval_samples`."""
     path = Path(source).expanduser() if source else None
     own = path is not None and path.suffix.lower() in USER_SUFFIXES and not path.is_dir()
     # Anything else goes to 20 Newsgroups, whose resolver refuses files that are not archives.
@@ -425,13 +368,8 @@ def load_data(
 
 
 def load_for_profile(profile: Profile) -> DatasetDict:
-    return load_data(
-        profile.data or None,
-        val_fraction=profile.val_fraction,
-        seed=profile.seed,
-        max_train_samples=profile.max_train_samples,
-        max_eval_samples=profile.max_eval_samples,
-    )
+    return load_data(profile.data or None, val_fraction=profile.val_fraction, seed=profile.seed,
+                     max_train_samples=profile.max_train_samples, max_eval_samples=profile.max_eval_samples)
 
 
 def is_empty(text: str) -> bool:
@@ -441,31 +379,23 @@ def is_empty(text: str) -> bool:
 # ---------------------------------------------------------------- tokenization
 
 
-def _tokenizer_key(tokenizer) -> str:
-    ident = {
-        "class": type(tokenizer).__name__,
-        "vocab": hashlib.sha256(json.dumps(tokenizer.get_vocab(), sort_keys=True).encode()).hexdigest(),
-        "lower": getattr(tokenizer, "do_lower_case", None),
-        "special": [tokenizer.cls_token_id, tokenizer.sep_token_id, tokenizer.pad_token_id],
-    }
-    return json.dumps(ident, sort_keys=True)
-
-
-def _content_key(dsd: DatasetDict, tokenizer, max_length: int, truncation: str = "head", fingerprint: str = "") -> str:
+def _content_key(dsd: DatasetDict, tokenizer, max_length: int, truncation: str, fingerprint: str = "") -> str:
     # Our own key, not datasets' fingerprint: hashing a tokenizer object is not stable across processes.
     from .runs import dataset_fingerprint
 
+    vocab = hashlib.sha256(json.dumps(tokenizer.get_vocab(), sort_keys=True).encode()).hexdigest()
+    special = [tokenizer.cls_token_id, tokenizer.sep_token_id, tokenizer.pad_token_id]
+    lower = getattr(tokenizer, "do_lower_case", None)
+    tok = json.dumps({"class": type(tokenizer).__name__, "vocab": vocab, "lower": lower, "special": special},
+                     sort_keys=True)
     fingerprint = fingerprint or dataset_fingerprint(dsd)  # hashing 20NG's texts takes ~0.6 s: pass it when known
-    ident = f"v{TOKENIZATION_VERSION}|{max_length}|{truncation}|{_tokenizer_key(tokenizer)}|{fingerprint}"
+    ident = f"v{TOKENIZATION_VERSION}|{max_length}|{truncation}|{tok}|{fingerprint}"
     return hashlib.sha256(ident.encode()).hexdigest()[:20]
 
 
 def _load_cached(target: Path) -> DatasetDict | None:
-    """The cache entry at `target`, or None if there is none or it cannot be read.
-
-    Entries are written atomically, but a full disk, a copy or a crash of the machine can still leave a truncated
-    Arrow file; it is only a cache, so it is removed (to be rebuilt by the caller) rather than stopping the run.
-    """
+    """The cache entry at `target`, or None: none yet, or unreadable (written atomically, but a full disk, a copy or a
+    crash can still truncate an Arrow file; it is only a cache, so it is removed and rebuilt, not fatal)."""
     if not target.exists():
         return None
     try:
@@ -490,12 +420,8 @@ def _save_atomic(dsd: DatasetDict, target: Path) -> None:
 
 
 def truncate_ids(ids: list[int], max_length: int, truncation: str, sep: int) -> list[int]:
-    """Cut one [CLS] ... [SEP] sequence to max_length tokens.
-
-    "head" keeps the first max_length - 1 tokens and ends with [SEP], exactly as the tokenizer's
-    truncation=True does; "head_tail" keeps the first max_length // 4 tokens ([CLS] first) and the last
-    max_length - max_length // 4 (ending with the sequence's own [SEP]).
-    """
+    """Cut one [CLS] ... [SEP] sequence to max_length tokens. "head": the first max_length - 1 and [SEP], as the
+    tokenizer's truncation=True; "head_tail": the first max_length // 4 and the last max_length - max_length // 4."""
     if len(ids) <= max_length:
         return list(ids)
     if truncation == "head":
@@ -508,11 +434,8 @@ def truncate_ids(ids: list[int], max_length: int, truncation: str, sep: int) -> 
 
 def tokenize(dsd: DatasetDict, tokenizer, max_length: int = 256, num_proc: int | None = None,
              truncation: str = "head", fingerprint: str = "") -> DatasetDict:
-    """Add `input_ids` (cut to max_length by `truncation`, see truncate_ids), `length`, `full_length`, `labels`, `idx`.
-
-    Cached under .cache/tok-<key>: a second call with the same texts, tokenizer, max_length and truncation loads it.
-    `fingerprint`: runs.dataset_fingerprint(dsd), if the caller has it already.
-    """
+    """Add `input_ids` (cut by truncate_ids), `length`, `full_length`, `labels`, `idx`; cached under .cache/tok-<key>
+    for the same texts, tokenizer, max_length and truncation. `fingerprint`: runs.dataset_fingerprint(dsd), if known."""
     if truncation not in TRUNCATIONS:
         raise ValueError(f"unknown truncation {truncation!r}; choose one of: {', '.join(TRUNCATIONS)}")
     target = cache_dir() / f"tok-{_content_key(dsd, tokenizer, max_length, truncation, fingerprint)}"
@@ -526,27 +449,15 @@ def tokenize(dsd: DatasetDict, tokenizer, max_length: int = 256, num_proc: int |
         # No truncation by the tokenizer, so the untruncated length is known; then cut (truncate_ids).
         ids = tokenizer(batch["text"], add_special_tokens=True, truncation=False, verbose=False)["input_ids"]
         cut = [truncate_ids(x, max_length, truncation, sep) for x in ids]
-        return {
-            "input_ids": cut,
-            "length": [len(x) for x in cut],
-            "full_length": [len(x) for x in ids],
-            "labels": batch["label"],
-            "idx": indices,
-        }
+        return {"input_ids": cut, "length": [len(x) for x in cut], "full_length": [len(x) for x in ids],
+                "labels": batch["label"], "idx": indices}
 
+    added = {"input_ids": Sequence(Value("int32")), "length": Value("int32"), "full_length": Value("int32"),
+             "labels": Value("int64"), "idx": Value("int64")}
     out = DatasetDict()
     for split, ds in dsd.items():
-        out[split] = ds.map(
-            encode, batched=True, with_indices=True, batch_size=512, num_proc=num_proc, desc=f"tokenize {split}",
-            load_from_cache_file=False,
-            features=Features({
-                **ds.features,
-                "input_ids": Sequence(Value("int32")),
-                "length": Value("int32"),
-                "full_length": Value("int32"),
-                "labels": Value("int64"),
-                "idx": Value("int64"),
-            }),
-        )
+        out[split] = ds.map(encode, batched=True, with_indices=True, batch_size=512, num_proc=num_proc,
+                            desc=f"tokenize {split}", load_from_cache_file=False,
+                            features=Features({**ds.features, **added}))
     _save_atomic(out, target)
     return load_from_disk(str(target))

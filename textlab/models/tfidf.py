@@ -36,12 +36,11 @@ class TfidfSVM:
 
     def save(self, path) -> Path:
         path = Path(path)
-        vocab = {term: int(i) for term, i in self.vectorizer.vocabulary_.items()}
-        write_json(path / "vocabulary.json", vocab)
-        write_npy(path / "idf.npy", self.vectorizer.idf_.astype(np.float32))
-        write_npy(path / "coef.npy", self.coef)
-        write_npy(path / "intercept.npy", self.intercept)
-        write_json(path / "meta.json", {"kind": "tfidf", "C": self.C, "seed": self.seed})
+        write_json(path / "vocabulary.json", {term: int(i) for term, i in self.vectorizer.vocabulary_.items()})
+        for name, array in (("idf", self.vectorizer.idf_.astype(np.float32)), ("coef", self.coef),
+                            ("intercept", self.intercept)):
+            write_npy(path / f"{name}.npy", array)
+        write_json(path / "meta.json", {"kind": "tfidf", "C": self.C, "seed": self.seed})  # last: marks it complete
         return path
 
     @classmethod
@@ -51,10 +50,10 @@ class TfidfSVM:
             raise CheckpointError(f"{path / 'meta.json'} is missing: the TF-IDF model was not saved (run notebook 04)")
         meta = read_json(path / "meta.json")
         model = cls(meta["C"], meta["seed"])
-        vec = TfidfVectorizer(**VECTORIZER, vocabulary=read_json(path / "vocabulary.json"))
-        vec.idf_ = read_npy(path / "idf.npy")
-        model.vectorizer = vec
+        model.vectorizer = TfidfVectorizer(**VECTORIZER, vocabulary=read_json(path / "vocabulary.json"))
+        model.vectorizer.idf_ = read_npy(path / "idf.npy")
         model.coef, model.intercept = read_npy(path / "coef.npy"), read_npy(path / "intercept.npy")
-        if model.coef.shape[1] != len(vec.vocabulary):
-            raise CheckpointError(f"{path / 'coef.npy'} has {model.coef.shape[1]} features, vocabulary {len(vec.vocabulary)}")
+        if model.coef.shape[1] != len(model.vectorizer.vocabulary):
+            raise CheckpointError(f"{path / 'coef.npy'} has {model.coef.shape[1]} features, vocabulary "
+                                  f"{len(model.vectorizer.vocabulary)}")
         return model
