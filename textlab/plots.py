@@ -11,6 +11,7 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+import seaborn as sns
 from matplotlib.colors import Normalize, PowerNorm
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
@@ -21,7 +22,6 @@ from sklearn.metrics import confusion_matrix
 from textlab import stats
 from textlab.checkpoint import atomic_write
 
-SPLIT_ORDER = ("train", "validation", "test")
 METRIC_COLUMNS = ("model", "accuracy", "accuracy_lo", "accuracy_hi", "macro_f1", "macro_f1_lo", "macro_f1_hi")
 SIGNIFICANCE = 0.05
 _PALETTE = plt.get_cmap("tab10").colors
@@ -39,8 +39,8 @@ def readable(name: str, names: dict[str, str] | None = None) -> str:
     if names and name in names:
         return names[name]
     head, _, inside = name.partition(" (")
-    parts = [", ".join(" + ".join(READABLE.get(m, m) for m in piece.split("+")) for piece in inside.rstrip(")").split(", "))]
-    return READABLE.get(head, head) + (f" ({parts[0]})" if inside else "")
+    pieces = [" + ".join(READABLE.get(m, m) for m in piece.split("+")) for piece in inside.rstrip(")").split(", ")]
+    return READABLE.get(head, head) + (f" ({', '.join(pieces)})" if inside else "")
 
 
 def save_figure(fig: Figure, path, dpi: int = 120) -> Path:
@@ -49,40 +49,20 @@ def save_figure(fig: Figure, path, dpi: int = 120) -> Path:
     return atomic_write(Path(path), lambda tmp: fig.savefig(tmp, dpi=dpi, format=fmt, bbox_inches="tight"))
 
 
-def _ordered(d: dict) -> list:
-    """Keys of d with the usual splits first, in train/validation/test order."""
-    return [k for k in SPLIT_ORDER if k in d] + [k for k in d if k not in SPLIT_ORDER]
-
-
-def _text_color(im, value: float) -> str:
-    """Black or white, whichever reads better on the heatmap colour of value."""
-    r, g, b, _ = im.cmap(im.norm(value))
-    return "black" if 0.299 * r + 0.587 * g + 0.114 * b > 0.5 else "white"
-
-
-def _heatmap(ax, values, row_labels, col_labels, fmt: str | None, fontsize: float = 7, cbar_label: str = "",
-             **imshow):
-    """imshow a matrix with labelled ticks, optional cell annotations and a labelled colorbar; NaN cells stay
-    blank."""
-    values = np.asarray(values, dtype=float)
-    im = ax.imshow(np.ma.masked_invalid(values), aspect="auto", **imshow)
-    ax.set_xticks(range(len(col_labels)), col_labels, rotation=90, fontsize=fontsize)
-    ax.set_yticks(range(len(row_labels)), row_labels, fontsize=fontsize)
-    if fmt is not None:
-        for (i, j), v in np.ndenumerate(values):
-            if np.isfinite(v):
-                ax.text(j, i, format(v, fmt), ha="center", va="center",
-                        fontsize=fontsize, color=_text_color(im, v))
-    cbar = ax.figure.colorbar(im, ax=ax, fraction=0.046, pad=0.02)
-    if cbar_label:
-        cbar.set_label(cbar_label)
-    return im
+def _heatmap(ax, values, row_labels, col_labels, fontsize: float, cbar_label: str = "", **heatmap) -> None:
+    """sns.heatmap (annotations in black or white, whichever reads on the cell; NaN cells blank) with every row and
+    column labelled and a labelled colour bar."""
+    sns.heatmap(values, ax=ax, xticklabels=col_labels, yticklabels=row_labels, annot_kws={"fontsize": fontsize},
+                cbar_kws={"label": cbar_label, "fraction": 0.046, "pad": 0.02}, **heatmap)
+    ax.tick_params(labelsize=fontsize)
+    plt.setp(ax.get_xticklabels(), rotation=90)
+    plt.setp(ax.get_yticklabels(), rotation=0)  # seaborn turns them vertical unless they overlap
 
 
 def plot_class_distribution(label_names: list[str], split_labels: dict[str, np.ndarray]) -> Figure:
-    """Documents per class as grouped horizontal bars, one bar per split."""
+    """Documents per class as grouped horizontal bars, one bar per split (in the dict's order)."""
     k = len(label_names)
-    splits = _ordered(split_labels)
+    splits = list(split_labels)
     fig, ax = plt.subplots(figsize=(8, 0.4 * k + 1.5))
     height = 0.8 / max(len(splits), 1)
     for i, split in enumerate(splits):
@@ -110,7 +90,7 @@ def plot_length_distribution(lengths: dict[str, np.ndarray], max_length, cap: in
     clipped into the last bin."""
     marks = {f"max_length = {max_length}": max_length} if np.isscalar(max_length) else dict(max_length)
     marks = {label: int(v) for label, v in sorted(marks.items(), key=lambda kv: kv[1])}
-    splits = _ordered(lengths)
+    splits = list(lengths)
     if not cap:
         every = np.concatenate([np.asarray(lengths[s], dtype=float) for s in splits])
         cap = int(np.ceil(max(np.percentile(every, 95), 2 * max(marks.values())) / 64) * 64)
@@ -202,9 +182,8 @@ def plot_confusion_matrix(y_true, y_pred, label_names, title: str = "", normaliz
     if own_figure:
         _, ax = plt.subplots(figsize=(0.4 * k + 3.5, 0.4 * k + 2.5))
     # Cell values are unreadable past ~10 classes; colour alone carries the pattern then.
-    fmt = (".2f" if normalize else ".0f") if k <= 10 else None
-    label = "share of the true class (row-normalised)" if normalize else "documents"
-    _heatmap(ax, cm, label_names, label_names, fmt, fontsize=8 if k > 10 else 9, cbar_label=label, cmap="Blues",
+    _heatmap(ax, cm, label_names, label_names, 8 if k > 10 else 9, annot=k <= 10, fmt=".2f" if normalize else ".0f",
+             cbar_label="share of the true class (row-normalised)" if normalize else "documents", cmap="Blues",
              norm=PowerNorm(0.5, vmin=0, vmax=1 if normalize else max(cm.max(), 1)))
     accuracy = float(np.mean(y_true == y_pred)) if len(y_true) else float("nan")
     ax.set_title(f"{title}\naccuracy {accuracy:.1%}" if title else f"accuracy {accuracy:.1%}")
@@ -281,8 +260,8 @@ def plot_per_class_f1(f1_by_model: dict[str, np.ndarray], label_names) -> Figure
         ax.legend(loc="lower right", fontsize=8)
     else:
         fig, ax = plt.subplots(figsize=(0.6 * k + 3, 0.5 * len(scores) + 2.5))
-        _heatmap(ax, np.vstack(list(scores.values())), list(scores), label_names, ".2f",
-                 fontsize=8, cmap="viridis", vmin=0, vmax=1)
+        _heatmap(ax, np.vstack(list(scores.values())), list(scores), label_names, 8, annot=True, fmt=".2f",
+                 cmap="viridis", vmin=0, vmax=1)
         ax.set_xlabel("class")
         ax.set_ylabel("model")
         ax.set_title("Per-class F1")
@@ -318,18 +297,9 @@ def _draw_flow(ax, stages: list[tuple[str, str]], title: str, n_rows: int) -> No
     ax.axis("off")
 
 
-def plot_architecture(stages: list[tuple[str, str]], title: str) -> Figure:
-    """Vertical flow diagram: one rounded box per (stage name, details), arrows between them."""
-    if not stages:
-        raise ValueError("stages is empty: give at least one (name, details) pair")
-    fig, ax = plt.subplots(figsize=(4.6, _STEP * len(stages) + 0.8))
-    _draw_flow(ax, stages, title, len(stages))
-    fig.tight_layout()
-    return fig
-
-
 def plot_architectures(diagrams: dict[str, list[tuple[str, str]]]) -> Figure:
-    """Several flow diagrams side by side, top-aligned and drawn at the same scale."""
+    """{title: stages}: vertical flow diagrams side by side, top-aligned, at one scale; one rounded box per (stage
+    name, details), arrows between them."""
     if not diagrams or not all(diagrams.values()):
         raise ValueError("diagrams must map each title to a non-empty list of stages")
     n_rows = max(len(s) for s in diagrams.values())
@@ -447,16 +417,13 @@ def plot_pvalue_matrix(pvalues: pd.DataFrame, names: dict[str, str] | None = Non
     n = len(p)
     score = -np.log10(np.clip(p, P_FLOOR, 1))
     labels = [readable(str(m), names) for m in pvalues.index]
+    text = [[_p_text(v) + ("*" if v < SIGNIFICANCE else "") for v in row] for row in p]
     fig, ax = plt.subplots(figsize=(1.2 * n + 4, 1.0 * n + 2))
-    im = _heatmap(ax, score, labels, labels, None, fontsize=9, cbar_label="p-value (log scale)",
-                  cmap="viridis", norm=Normalize(vmin=0, vmax=-np.log10(P_FLOOR)))
+    _heatmap(ax, score, labels, labels, 9, cbar_label="p-value (log scale)", annot=np.array(text), fmt="",
+             cmap="viridis", norm=Normalize(vmin=0, vmax=-np.log10(P_FLOOR)))
     ticks = {0: "1", -np.log10(SIGNIFICANCE): str(SIGNIFICANCE), 2: "1e-2", 5: "1e-5", 10: "1e-10", 15: "1e-15",
              20: "≤ 1e-20"}
-    im.colorbar.set_ticks(list(ticks), labels=list(ticks.values()))
-    for (i, j), v in np.ndenumerate(p):
-        if np.isfinite(v):
-            star = "*" if v < SIGNIFICANCE else ""
-            ax.text(j, i, _p_text(v) + star, ha="center", va="center", fontsize=9, color=_text_color(im, score[i, j]))
+    ax.collections[0].colorbar.set_ticks(list(ticks), labels=list(ticks.values()))
     plt.setp(ax.get_xticklabels(), rotation=30, ha="right")
     ax.set_title(f"McNemar p-values (* p < {SIGNIFICANCE})")
     fig.tight_layout()
