@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from . import compare
 from .checkpoint import SCHEMA, CheckpointError, checkpoint_path, read_json, write_json
 from .config import EXECUTION_ONLY, TrainConfig
 
@@ -88,12 +89,6 @@ def tuning_table(records: list[dict], baseline: str) -> pd.DataFrame:
 
 
 def to_markdown(table: pd.DataFrame) -> str:
-    """The table as committed in figures/tuning_*.md and pasted into the README: unpadded cells. Not pandas'
-    DataFrame.to_markdown: it needs tabulate (not a dependency) and pads every column, which would change each
-    committed table."""
-    out = table.copy()
-    for col in ("val_accuracy", "val_macro_f1", "test_accuracy", "test_macro_f1"):
-        out[col] = out[col].map(lambda v: f"{100 * v:.2f} %")
-    out["s_per_epoch"] = out["s_per_epoch"].map(lambda v: f"{v:.0f}")
-    head = "| " + " | ".join(out.columns) + " |\n|" + "---|" * len(out.columns) + "\n"
-    return head + "".join("| " + " | ".join(str(v) for v in row) + " |\n" for row in out.itertuples(index=False))
+    """figures/tuning_*.md, as committed and pasted into the docs: compare's markdown, seconds per epoch whole and
+    without thousands separators."""
+    return compare.to_markdown(table.assign(s_per_epoch=table["s_per_epoch"].map("{:.0f}".format)))
