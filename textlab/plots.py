@@ -62,20 +62,16 @@ def _heatmap(ax, values, row_labels, col_labels, fontsize: float, cbar_label: st
 def plot_class_distribution(label_names: list[str], split_labels: dict[str, np.ndarray]) -> Figure:
     """Documents per class as grouped horizontal bars, one bar per split (in the dict's order)."""
     k = len(label_names)
-    splits = list(split_labels)
-    fig, ax = plt.subplots(figsize=(8, 0.4 * k + 1.5))
-    height = 0.8 / max(len(splits), 1)
-    for i, split in enumerate(splits):
-        counts = np.bincount(np.asarray(split_labels[split], dtype=int), minlength=k)
-        if len(counts) != k:
+    counts = {f"{split} ({len(v):,} docs)": np.bincount(np.asarray(v, dtype=int), minlength=k)
+              for split, v in split_labels.items()}
+    for split, c in zip(split_labels, counts.values()):
+        if len(c) != k:
             raise ValueError(f"split {split!r} has labels >= {k} (only {k} label names given)")
-        offset = (i - (len(splits) - 1) / 2) * height
-        ax.barh(np.arange(k) + offset, counts, height=height, label=f"{split} ({counts.sum():,} docs)")
-    ax.set_yticks(range(k), label_names, fontsize=8)
+    fig, ax = plt.subplots(figsize=(8, 0.4 * k + 1.5))
+    pd.DataFrame(counts, index=label_names).plot.barh(ax=ax, width=0.8)
     ax.invert_yaxis()  # class 0 on top, as listed
-    ax.set_xlabel("documents")
-    ax.set_ylabel("class")
-    ax.set_title("Documents per class and split")
+    ax.tick_params(axis="y", labelsize=8)
+    ax.set(xlabel="documents", ylabel="class", title="Documents per class and split")
     ax.legend(loc="lower right", fontsize=8)
     fig.tight_layout()
     return fig
@@ -90,31 +86,26 @@ def plot_length_distribution(lengths: dict[str, np.ndarray], max_length, cap: in
     clipped into the last bin."""
     marks = {f"max_length = {max_length}": max_length} if np.isscalar(max_length) else dict(max_length)
     marks = {label: int(v) for label, v in sorted(marks.items(), key=lambda kv: kv[1])}
-    splits = list(lengths)
     if not cap:
-        every = np.concatenate([np.asarray(lengths[s], dtype=float) for s in splits])
+        every = np.concatenate([np.asarray(v, dtype=float) for v in lengths.values()])
         cap = int(np.ceil(max(np.percentile(every, 95), 2 * max(marks.values())) / 64) * 64)
     width = cap / 50
-    bins = np.arange(0, cap + width, width)
-    fig, axes = plt.subplots(len(splits), 1, figsize=(8, 2.3 * len(splits)), sharex=True, squeeze=False)
-    for ax, split, color in zip(axes[:, 0], splits, _PALETTE):
-        values = np.asarray(lengths[split], dtype=float)
-        ax.hist(values[values <= cap], bins=bins, color=color, alpha=0.8)
-        over = int(np.sum(values > cap))
-        ax.bar(cap + 2 * width, over, width=2 * width, color="grey", alpha=0.8)
-        ax.text(cap + 2 * width, over, f"{over:,}", ha="center", va="bottom", fontsize=8)
-        ax.set_ylim(0, 1.15 * max(ax.get_ylim()[1], over))  # room for the count above the overflow bar
-        shares = []
+    fig, axes = plt.subplots(len(lengths), 1, figsize=(8, 2.3 * len(lengths)), sharex=True, squeeze=False)
+    for ax, (split, values), color in zip(axes[:, 0], lengths.items(), _PALETTE):
+        values = np.asarray(values, dtype=float)
+        ax.hist(values[values <= cap], bins=np.arange(0, cap + width, width), color=color, alpha=0.8)
+        over = ax.bar(cap + 2 * width, np.sum(values > cap), width=2 * width, color="grey", alpha=0.8)
+        ax.bar_label(over, fmt="{:,.0f}", fontsize=8)
+        ax.set_ylim(0, 1.15 * ax.get_ylim()[1])  # room for the count above the overflow bar
         for (label, v), style in zip(marks.items(), ("--", ":", "-.", "-")):
             ax.axvline(v, color="black", linestyle=style, label=label)
-            shares.append(f"{np.mean(values > v):.1%} > {v}")
-        ax.set_title(f"{split}: {len(values):,} documents, {', '.join(shares)} (truncated)", fontsize=10)
+        shares = ", ".join(f"{np.mean(values > v):.1%} > {v}" for v in marks.values())
+        ax.set_title(f"{split}: {len(values):,} documents, {shares} (truncated)", fontsize=10)
         ax.set_ylabel("documents")
         ax.legend(fontsize=8, loc="upper center")  # the overflow bar and its count sit at the right
     ticks = [t for t in axes[-1, 0].get_xticks() if 0 <= t <= 0.9 * cap]  # room for the "> cap" label
     axes[-1, 0].set_xticks(ticks + [cap + 2 * width], [f"{t:g}" for t in ticks] + [f"> {cap}"])
-    axes[-1, 0].set_xlim(0, cap + 3.5 * width)
-    axes[-1, 0].set_xlabel("WordPiece tokens per document")
+    axes[-1, 0].set(xlim=(0, cap + 3.5 * width), xlabel="WordPiece tokens per document")
     fig.tight_layout()
     return fig
 
@@ -145,18 +136,15 @@ def plot_learning_curves(histories: dict[str, list[dict]]) -> Figure:
             for ax in (ax_loss, ax_acc, ax_f1):
                 ax.axvline(epochs[best], color=color, linestyle=":", alpha=0.6)
         model_handles.append(Line2D([], [], color=color, marker="o", label=label))
-    style_handles = [Line2D([], [], color="grey", linestyle="-", label="train"),
-                     Line2D([], [], color="grey", linestyle="--", label="validation")]
-    ax_loss.legend(handles=style_handles, fontsize=8)
+    ax_loss.legend(handles=[Line2D([], [], color="grey", linestyle=style, label=label)
+                            for style, label in (("-", "train"), ("--", "validation"))], fontsize=8)
     ax_acc.legend(handles=model_handles + [Line2D([], [], color="grey", marker="*", linestyle="",
                                                   markersize=12, label="best epoch")], fontsize=8)
     for ax, title, ylabel in ((ax_loss, "Loss", "cross-entropy"),
                               (ax_acc, "Validation accuracy", "accuracy"),
                               (ax_f1, "Validation macro-F1", "macro-F1")):
-        ax.set_title(title)
-        ax.set_xlabel("epoch")
+        ax.set(title=title, xlabel="epoch", ylabel=ylabel)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        ax.set_ylabel(ylabel)
         ax.grid(alpha=0.3)
     fig.tight_layout()
     return fig
@@ -186,9 +174,8 @@ def plot_confusion_matrix(y_true, y_pred, label_names, title: str = "", normaliz
              cbar_label="share of the true class (row-normalised)" if normalize else "documents", cmap="Blues",
              norm=PowerNorm(0.5, vmin=0, vmax=1 if normalize else max(cm.max(), 1)))
     accuracy = float(np.mean(y_true == y_pred)) if len(y_true) else float("nan")
-    ax.set_title(f"{title}\naccuracy {accuracy:.1%}" if title else f"accuracy {accuracy:.1%}")
-    ax.set_xlabel("predicted class")
-    ax.set_ylabel("true class")
+    ax.set(title=f"{title}\naccuracy {accuracy:.1%}" if title else f"accuracy {accuracy:.1%}",
+           xlabel="predicted class", ylabel="true class")
     if own_figure:  # a caller's figure keeps the layout engine it chose
         ax.figure.tight_layout()
     return ax.figure
@@ -220,19 +207,15 @@ def plot_confusion_matrices(preds: dict[str, tuple[np.ndarray, np.ndarray]], lab
             plot_confusion_matrix(y_true, y_pred, label_names, title=name, ax=ax)
         fig.tight_layout()
         return fig
-    table = top_confusions(preds, label_names, top)
+    accuracy = {name: np.mean(np.asarray(y_true) == np.asarray(y_pred)) for name, (y_true, y_pred) in preds.items()}
+    table = top_confusions(preds, label_names, top).rename(columns=lambda m: f"{m} (accuracy {accuracy[m]:.1%})")
     fig, ax = plt.subplots(figsize=(9, 0.32 * len(table) * max(len(preds), 2) / 2 + 2))
-    height = 0.8 / len(preds)
-    y = np.arange(len(table))
-    for i, ((name, (y_true, y_pred)), color) in enumerate(zip(preds.items(), _PALETTE)):
-        accuracy = float(np.mean(np.asarray(y_true) == np.asarray(y_pred)))
-        ax.barh(y + (i - (len(preds) - 1) / 2) * height, table[name], height=height, color=color,
-                label=f"{name} (accuracy {accuracy:.1%})")
-    ax.set_yticks(y, table.index, fontsize=9)
+    table.plot.barh(ax=ax, width=0.8, color=_PALETTE[:len(preds)])
     ax.invert_yaxis()
+    ax.tick_params(axis="y", labelsize=9)
     ax.xaxis.set_major_formatter(PercentFormatter(xmax=1))
-    ax.set_xlabel("share of the true class's test documents predicted as the other class (row-normalised)")
-    ax.set_title(f"The {len(table)} most frequent confusions (true → predicted)")
+    ax.set(xlabel="share of the true class's test documents predicted as the other class (row-normalised)",
+           title=f"The {len(table)} most frequent confusions (true → predicted)")
     ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.09), ncol=1)  # below the axis, off the bars
     ax.grid(axis="x", alpha=0.3)
     fig.tight_layout()
@@ -246,25 +229,20 @@ def plot_per_class_f1(f1_by_model: dict[str, np.ndarray], label_names) -> Figure
     for name, v in scores.items():
         if v.shape != (k,):
             raise ValueError(f"F1 of {name!r} has shape {v.shape}, expected ({k},) for {k} label names")
-    if len(scores) == 1:
-        (name, f1), = scores.items()
-        order = np.argsort(f1)
-        fig, ax = plt.subplots(figsize=(8, 0.35 * k + 1.5))
-        ax.barh(np.arange(k), f1[order], color=_PALETTE[0])
-        ax.set_yticks(range(k), [label_names[i] for i in order], fontsize=8)
-        ax.axvline(f1.mean(), color="black", linestyle="--", label=f"macro-F1 {f1.mean():.1%}")
-        ax.set_xlim(0, 1)
-        ax.set_xlabel("F1")
-        ax.set_ylabel("class")
-        ax.set_title(f"Per-class F1: {name}")
-        ax.legend(loc="lower right", fontsize=8)
-    else:
+    if len(scores) > 1:
         fig, ax = plt.subplots(figsize=(0.6 * k + 3, 0.5 * len(scores) + 2.5))
         _heatmap(ax, np.vstack(list(scores.values())), list(scores), label_names, 8, annot=True, fmt=".2f",
                  cmap="viridis", vmin=0, vmax=1)
-        ax.set_xlabel("class")
-        ax.set_ylabel("model")
-        ax.set_title("Per-class F1")
+        ax.set(xlabel="class", ylabel="model", title="Per-class F1")
+        fig.tight_layout()
+        return fig
+    (name, f1), = scores.items()
+    fig, ax = plt.subplots(figsize=(8, 0.35 * k + 1.5))
+    pd.Series(f1, index=label_names).sort_values().plot.barh(ax=ax, width=0.8)
+    ax.tick_params(axis="y", labelsize=8)
+    ax.axvline(f1.mean(), color="black", linestyle="--", label=f"macro-F1 {f1.mean():.1%}")
+    ax.set(xlim=(0, 1), xlabel="F1", ylabel="class", title=f"Per-class F1: {name}")
+    ax.legend(loc="lower right", fontsize=8)
     fig.tight_layout()
     return fig
 
@@ -356,17 +334,12 @@ def plot_reliability(probs_by_model: dict[str, np.ndarray], y_true, n_bins: int 
         filled = bins[bins["count"] > 0]
         ax.plot(filled["confidence"], filled["accuracy"], marker="o", color=color, label=f"{name} (ECE {ece:.3f})")
         ax_count.bar(bins["bin_lower"] + (i + 0.5) * width, bins["count"], width=width, color=color, label=name)
-    ax.set_xlim(0, 1)
-    ax.set_ylim(0, 1)
-    ax.set_title("Reliability diagram")
-    ax.set_ylabel("accuracy")
+    ax.set(xlim=(0, 1), ylim=(0, 1), title="Reliability diagram", ylabel="accuracy")
     # Beside the axes, not on them: the curves cover every corner of the unit square.
     ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1), fontsize=8, borderaxespad=0)
     ax.grid(alpha=0.3)
-    ax_count.set_yscale("log")
+    ax_count.set(yscale="log", xlabel="confidence (top-label probability)", ylabel="documents")
     ax_count.set_title("Documents per confidence bin", fontsize=10)
-    ax_count.set_xlabel("confidence (top-label probability)")
-    ax_count.set_ylabel("documents")
     fig.tight_layout()
     return fig
 
@@ -378,21 +351,15 @@ def plot_disagreement(table: pd.DataFrame) -> Figure:
         raise ValueError(f"table lacks columns {missing}; pass stats.disagreement_table output")
     ensemble = table.attrs.get("ensemble", "ensemble")
     cases = table.index.astype(str).tolist()
-    documents = table["documents"].to_numpy(float)
-    right = table["ensemble_right"].to_numpy(float)
+    documents, right = table["documents"].to_numpy(float), table["ensemble_right"].to_numpy(float)
     fig, ax = plt.subplots(figsize=(9, 0.6 * len(cases) + 1.8))
-    y = np.arange(len(cases))
-    ax.barh(y, documents, color="#d0d0d0", label="documents")
-    ax.barh(y, right, color=_PALETTE[2], label=f"{ensemble} right")
-    for yi, n, r in zip(y, documents, right):
-        share = f" ({r / n:.1%})" if n else ""
-        ax.text(n, yi, f"  {int(r):,} / {int(n):,}{share}", va="center", fontsize=9)
-    ax.set_yticks(y, cases)
+    bars = ax.barh(cases, documents, color="#d0d0d0", label="documents")
+    ax.barh(cases, right, color=_PALETTE[2], label=f"{ensemble} right")
+    ax.bar_label(bars, [f"  {r:,.0f} / {n:,.0f}" + (f" ({r / n:.1%})" if n else "") for n, r in zip(documents, right)],
+                 fontsize=9)
     ax.invert_yaxis()
-    ax.set_xlim(0, documents.max() * 1.35 if documents.max() > 0 else 1)
-    ax.set_xlabel("documents")
-    ax.set_ylabel("case")
-    ax.set_title(f"Where the models disagree, and how the {ensemble} does")
+    ax.set(xlim=(0, documents.max() * 1.35 if documents.max() > 0 else 1), xlabel="documents", ylabel="case",
+           title=f"Where the models disagree, and how the {ensemble} does")
     ax.legend(loc="lower right", fontsize=8)
     fig.tight_layout()
     return fig
