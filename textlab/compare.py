@@ -104,22 +104,14 @@ def comparison_table(run) -> pd.DataFrame:
 
 def typed(table: pd.DataFrame) -> pd.DataFrame:
     """Counts as nullable integers (a CSV then says 2058836, not 2058836.0; a missing count stays empty)."""
-    table = table.copy()
-    for col in INT_COLUMNS:
-        if col in table:
-            table[col] = pd.to_numeric(table[col]).round().astype("Int64")
-    return table
-
-
-def _missing(v) -> bool:
-    return v is None or v is pd.NA or (isinstance(v, float) and np.isnan(v))
+    return table.assign(**{c: pd.to_numeric(table[c]).round().astype("Int64") for c in INT_COLUMNS if c in table})
 
 
 def format_cell(col: str, v, digits: int = 3, whole_from: float = 10) -> str:
     """One cell as the tables show it: accuracy / macro-F1 columns (incl. bootstrap _lo / _hi) as percentages with
     two decimals, other numbers with thousands separators (`digits` significant digits below `whole_from`), missing
     values empty."""
-    if _missing(v):
+    if pd.isna(v):
         return ""
     if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, float, np.integer, np.floating)):
         return str(v)
