@@ -150,14 +150,6 @@ def plot_learning_curves(histories: dict[str, list[dict]]) -> Figure:
     return fig
 
 
-def _row_normalised(y_true, y_pred, k: int, normalize: bool = True) -> np.ndarray:
-    cm = confusion_matrix(y_true, y_pred, labels=np.arange(k)).astype(float)
-    if normalize:
-        totals = cm.sum(axis=1, keepdims=True)
-        cm = np.divide(cm, totals, out=np.zeros_like(cm), where=totals > 0)
-    return cm
-
-
 def plot_confusion_matrix(y_true, y_pred, label_names, title: str = "", normalize: bool = True, ax=None) -> Figure:
     """Confusion-matrix heatmap (rows: true class, normalised to sum 1 unless normalize=False). The colour scale
     is a square root, so that errors of a few percent stand out from the white background."""
@@ -165,7 +157,7 @@ def plot_confusion_matrix(y_true, y_pred, label_names, title: str = "", normaliz
     if y_true.shape != y_pred.shape:
         raise ValueError(f"y_true and y_pred differ in shape: {y_true.shape} vs {y_pred.shape}")
     k = len(label_names)
-    cm = _row_normalised(y_true, y_pred, k, normalize)
+    cm = confusion_matrix(y_true, y_pred, labels=np.arange(k), normalize="true" if normalize else None).astype(float)
     own_figure = ax is None
     if own_figure:
         _, ax = plt.subplots(figsize=(0.4 * k + 3.5, 0.4 * k + 2.5))
@@ -173,7 +165,7 @@ def plot_confusion_matrix(y_true, y_pred, label_names, title: str = "", normaliz
     _heatmap(ax, cm, label_names, label_names, 8 if k > 10 else 9, annot=k <= 10, fmt=".2f" if normalize else ".0f",
              cbar_label="share of the true class (row-normalised)" if normalize else "documents", cmap="Blues",
              norm=PowerNorm(0.5, vmin=0, vmax=1 if normalize else max(cm.max(), 1)))
-    accuracy = float(np.mean(y_true == y_pred)) if len(y_true) else float("nan")
+    accuracy = float(np.mean(y_true == y_pred))  # (sklearn's confusion_matrix refuses empty input above)
     ax.set(title=f"{title}\naccuracy {accuracy:.1%}" if title else f"accuracy {accuracy:.1%}",
            xlabel="predicted class", ylabel="true class")
     if own_figure:  # a caller's figure keeps the layout engine it chose
@@ -185,7 +177,7 @@ def top_confusions(preds: dict[str, tuple[np.ndarray, np.ndarray]], label_names,
     """The n (true -> predicted) pairs with the largest row-normalised share, averaged over the models; one column
     per model."""
     k = len(label_names)
-    shares = {name: _row_normalised(y, p, k) for name, (y, p) in preds.items()}
+    shares = {name: confusion_matrix(y, p, labels=np.arange(k), normalize="true") for name, (y, p) in preds.items()}
     mean = np.mean(list(shares.values()), axis=0)
     np.fill_diagonal(mean, -1)
     flat = np.argsort(mean, axis=None)[::-1][:n]
