@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from itertools import combinations
 from pathlib import Path
 
 import numpy as np
@@ -211,10 +212,8 @@ def bootstrap_table(y, probs: dict[str, np.ndarray], n_boot: int = 1000, seed: i
 def mcnemar_matrix(y, probs: dict[str, np.ndarray]) -> pd.DataFrame:
     names = list(probs)
     out = pd.DataFrame(np.nan, index=names, columns=names)
-    for i, a in enumerate(names):
-        for b in names[i + 1:]:
-            p = mcnemar(y, probs[a].argmax(1), probs[b].argmax(1))["p_value"]
-            out.loc[a, b] = out.loc[b, a] = p
+    for a, b in combinations(names, 2):
+        out.loc[a, b] = out.loc[b, a] = mcnemar(y, probs[a].argmax(1), probs[b].argmax(1))["p_value"]
     return out
 
 
@@ -222,7 +221,7 @@ def disagreement_examples(texts, y, pred_a, pred_b, pred_ens, label_names, k: in
     """A few test documents where the two models disagree: who is right, and what the ensemble says."""
     y, pred_a, pred_b, pred_ens = map(np.asarray, (y, pred_a, pred_b, pred_ens))
     idx = np.flatnonzero(pred_a != pred_b)
-    idx = np.random.default_rng(seed).choice(idx, size=min(k, len(idx)), replace=False) if len(idx) else idx
+    idx = np.random.default_rng(seed).choice(idx, size=min(k, len(idx)), replace=False)
     name = lambda i: label_names[int(i)]
     return pd.DataFrame([{"text": " ".join(str(texts[i]).split())[:160], "true": name(y[i]), "BERT": name(pred_a[i]),
                           "BiLSTM": name(pred_b[i]), "ensemble": name(pred_ens[i])} for i in sorted(idx)])
