@@ -95,10 +95,11 @@ def mcnemar(y_true, pred_a, pred_b) -> dict:
     return {"b": b, "c": c, "statistic": float(statistic), "p_value": float(p), "method": "chi2"}
 
 
-def _probs(probs, y_true) -> tuple[np.ndarray, np.ndarray]:
-    """Check a (documents, classes) probability matrix against integer labels."""
-    p = np.asarray(probs, dtype=float)
-    y = np.asarray(y_true)
+def reliability_bins(probs, y_true, n_bins: int = 15) -> pd.DataFrame:
+    """Top-label confidence vs accuracy in equal-width bins (lower, upper]; empty bins get NaN."""
+    p, y = np.asarray(probs, dtype=float), np.asarray(y_true)
+    if n_bins < 1:
+        raise ValueError(f"n_bins must be at least 1, got {n_bins}")
     if p.ndim != 2 or p.shape[0] == 0:
         raise ValueError(f"probs must be a non-empty 2-D array (documents, classes), got shape {p.shape}")
     if y.ndim != 1 or len(y) != len(p):
@@ -107,14 +108,6 @@ def _probs(probs, y_true) -> tuple[np.ndarray, np.ndarray]:
         raise ValueError(f"y_true must hold integer class ids in [0, {p.shape[1]})")
     if not np.all(np.isfinite(p)) or p.min() < 0 or p.max() > 1:
         raise ValueError("probs must be finite and within [0, 1] (logits? apply softmax first)")
-    return p, y
-
-
-def reliability_bins(probs, y_true, n_bins: int = 15) -> pd.DataFrame:
-    """Top-label confidence vs accuracy in equal-width bins (lower, upper]; empty bins get NaN."""
-    if n_bins < 1:
-        raise ValueError(f"n_bins must be at least 1, got {n_bins}")
-    p, y = _probs(probs, y_true)
     confidence = p.max(axis=1)
     correct = (p.argmax(axis=1) == y).astype(float)
     edges = np.linspace(0.0, 1.0, n_bins + 1)
