@@ -20,9 +20,9 @@ SEED_REFERENCE = [
     {"model": "seed report: meta-MLP ensemble", "test_accuracy": 0.6948, "test_macro_f1": 0.6735, "s_per_epoch": 1.0},
 ]
 # The results first, then size and speed, then what each model is.
-COLUMNS = ["model", "test_accuracy", "test_macro_f1", "total_params", "trainable_params", "frozen_params", "s_per_epoch",
-           "infer_docs_per_s", "checkpoint_mb", "pretrained_backbone", "sequence_modelling", "pooling", "precision",
-           "device"]
+COLUMNS = ["model", "test_accuracy", "test_macro_f1", "total_params", "trainable_params", "frozen_params",
+           "s_per_epoch", "infer_docs_per_s", "checkpoint_mb", "pretrained_backbone", "sequence_modelling", "pooling",
+           "precision", "device"]
 INT_COLUMNS = ("total_params", "trainable_params", "frozen_params")
 # Backbone keys of textlab.backbones as a reader knows the models.
 BACKBONE_NAMES = {"minilm": "MiniLM-L6-H384", "bert-base-uncased": "bert-base-uncased", "tiny": "tiny random BERT",
@@ -77,9 +77,10 @@ def comparison_table(run) -> pd.DataFrame:
         rows.append({"model": rec["display_name"], "total_params": rec["params"]["total"],
                      "trainable_params": rec["params"]["trainable"], "frozen_params": rec["params"]["frozen"],
                      "pretrained_backbone": backbone, "sequence_modelling": seq, "pooling": pool,
-                     "precision": rec["precision"], "s_per_epoch": _s_per_epoch(run, kind, rec), "device": rec["device"],
-                     "infer_docs_per_s": rec["infer_docs_per_s"], "test_accuracy": rec["test"]["accuracy"],
-                     "test_macro_f1": rec["test"]["macro_f1"], "checkpoint_mb": rec["checkpoint_bytes"] / 1e6})
+                     "precision": rec["precision"], "s_per_epoch": _s_per_epoch(run, kind, rec),
+                     "device": rec["device"], "infer_docs_per_s": rec["infer_docs_per_s"],
+                     "test_accuracy": rec["test"]["accuracy"], "test_macro_f1": rec["test"]["macro_f1"],
+                     "checkpoint_mb": rec["checkpoint_bytes"] / 1e6})
     ens = _load(run, "ensemble")
     for tag, label in (("seed", "ensemble: seed-exact"), ("chosen", "ensemble: chosen on validation")):
         row, stage = ens["rows"][tag], ens["stages"][tag]

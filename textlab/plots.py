@@ -165,7 +165,7 @@ def plot_confusion_matrix(y_true, y_pred, label_names, title: str = "", normaliz
     _heatmap(ax, cm, label_names, label_names, 8 if k > 10 else 9, annot=k <= 10, fmt=".2f" if normalize else ".0f",
              cbar_label="share of the true class (row-normalised)" if normalize else "documents", cmap="Blues",
              norm=PowerNorm(0.5, vmin=0, vmax=1 if normalize else max(cm.max(), 1)))
-    accuracy = float(np.mean(y_true == y_pred))  # (sklearn's confusion_matrix refuses empty input above)
+    accuracy = float(np.mean(y_true == y_pred))  # not empty: confusion_matrix refuses empty input
     ax.set(title=f"{title}\naccuracy {accuracy:.1%}" if title else f"accuracy {accuracy:.1%}",
            xlabel="predicted class", ylabel="true class")
     if own_figure:  # a caller's figure keeps the layout engine it chose
