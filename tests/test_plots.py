@@ -110,14 +110,14 @@ def test_top_confusions_are_off_the_diagonal():
 def test_confusion_matrix_draws_on_given_axes():
     fig, (left, right) = plt.subplots(1, 2)
     assert plots.plot_confusion_matrix(Y, Y, LABELS, ax=right) is fig
-    assert right.images and not left.images
+    assert right.collections and not left.collections
 
 
 def test_per_class_f1_one_and_several_models():
     one = plots.plot_per_class_f1({"bert": np.linspace(0.5, 0.95, K)}, LABELS)
     assert len(one.axes[0].patches) == K
     several = plots.plot_per_class_f1({"bert": RNG.random(K), "lstm": RNG.random(K)}, LABELS)
-    assert several.axes[0].images
+    assert several.axes[0].collections
     with pytest.raises(ValueError, match="expected \\(20,\\)"):
         plots.plot_per_class_f1({"bert": np.ones(3)}, LABELS)
 
@@ -125,7 +125,7 @@ def test_per_class_f1_one_and_several_models():
 def test_architecture_draws_every_stage():
     stages = [("Tokenizer", "WordPiece, max 512"), ("BERT encoder × 12", "hidden 768, 12 heads, FFN 3072"),
               ("[CLS] pooling", ""), ("Dropout", "p = 0.1"), ("Linear", "768 → 20 classes")]
-    fig = plots.plot_architecture(stages, "BERT")
+    fig = plots.plot_architectures({"BERT": stages})
     texts = _texts(fig)
     for name, _ in stages:
         assert texts.count(name) == 1
@@ -164,7 +164,7 @@ def test_disagreement_and_pvalues():
     texts = _texts(fig)
     assert "0.01*" in texts and "0.50" in texts and "< 1e-20*" in texts
     assert "1.00" not in texts  # diagonal left blank
-    colours = fig.axes[0].images[0].get_array()
+    colours = fig.axes[0].collections[0].get_array()
     assert colours[0, 1] == pytest.approx(-np.log10(0.01234)) and colours[1, 2] == pytest.approx(20)
 
 

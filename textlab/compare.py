@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from itertools import combinations
 from pathlib import Path
 
 import numpy as np
@@ -19,11 +20,10 @@ SEED_REFERENCE = [
     {"model": "seed report: meta-MLP ensemble", "test_accuracy": 0.6948, "test_macro_f1": 0.6735, "s_per_epoch": 1.0},
 ]
 # The results first, then size and speed, then what each model is.
-COLUMNS = ["model", "test_accuracy", "test_macro_f1", "total_params", "trainable_params", "frozen_params", "s_per_epoch",
-           "infer_docs_per_s", "checkpoint_mb", "pretrained_backbone", "sequence_modelling", "pooling", "precision",
-           "device"]
+COLUMNS = ["model", "test_accuracy", "test_macro_f1", "total_params", "trainable_params", "frozen_params",
+           "s_per_epoch", "infer_docs_per_s", "checkpoint_mb", "pretrained_backbone", "sequence_modelling", "pooling",
+           "precision", "device"]
 INT_COLUMNS = ("total_params", "trainable_params", "frozen_params")
-PERCENT_COLUMNS = ("test_accuracy", "test_macro_f1")
 # Backbone keys of textlab.backbones as a reader knows the models.
 BACKBONE_NAMES = {"minilm": "MiniLM-L6-H384", "bert-base-uncased": "bert-base-uncased", "tiny": "tiny random BERT",
                   "bert-base-uncased-random": "bert-base-uncased (random weights)"}
@@ -77,9 +77,10 @@ def comparison_table(run) -> pd.DataFrame:
         rows.append({"model": rec["display_name"], "total_params": rec["params"]["total"],
                      "trainable_params": rec["params"]["trainable"], "frozen_params": rec["params"]["frozen"],
                      "pretrained_backbone": backbone, "sequence_modelling": seq, "pooling": pool,
-                     "precision": rec["precision"], "s_per_epoch": _s_per_epoch(run, kind, rec), "device": rec["device"],
-                     "infer_docs_per_s": rec["infer_docs_per_s"], "test_accuracy": rec["test"]["accuracy"],
-                     "test_macro_f1": rec["test"]["macro_f1"], "checkpoint_mb": rec["checkpoint_bytes"] / 1e6})
+                     "precision": rec["precision"], "s_per_epoch": _s_per_epoch(run, kind, rec),
+                     "device": rec["device"], "infer_docs_per_s": rec["infer_docs_per_s"],
+                     "test_accuracy": rec["test"]["accuracy"], "test_macro_f1": rec["test"]["macro_f1"],
+                     "checkpoint_mb": rec["checkpoint_bytes"] / 1e6})
     ens = _load(run, "ensemble")
     for tag, label in (("seed", "ensemble: seed-exact"), ("chosen", "ensemble: chosen on validation")):
         row, stage = ens["rows"][tag], ens["stages"][tag]
@@ -105,31 +106,22 @@ def comparison_table(run) -> pd.DataFrame:
 
 def typed(table: pd.DataFrame) -> pd.DataFrame:
     """Counts as nullable integers (a CSV then says 2058836, not 2058836.0; a missing count stays empty)."""
-    table = table.copy()
-    for col in INT_COLUMNS:
-        if col in table:
-            table[col] = pd.to_numeric(table[col]).round().astype("Int64")
-    return table
+    return table.assign(**{c: pd.to_numeric(table[c]).round().astype("Int64") for c in INT_COLUMNS if c in table})
 
 
-def _missing(v) -> bool:
-    return v is None or v is pd.NA or (isinstance(v, float) and np.isnan(v))
-
-
-def format_cell(col: str, v) -> str:
-    """One cell as the tables show it: percentages with two decimals, counts with thousands separators, missing
+def format_cell(col: str, v, digits: int = 3, whole_from: float = 10) -> str:
+    """One cell as the tables show it: accuracy / macro-F1 columns (incl. bootstrap _lo / _hi) as percentages with
+    two decimals, other numbers with thousands separators (`digits` significant digits below `whole_from`), missing
     values empty."""
-    if _missing(v):
+    if pd.isna(v):
         return ""
-    if isinstance(v, (bool, np.bool_)):
+    if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, float, np.integer, np.floating)):
         return str(v)
-    if col in PERCENT_COLUMNS or any(k in col for k in ("accuracy", "macro_f1")):  # incl. bootstrap _lo / _hi
+    if "accuracy" in col or "macro_f1" in col:
         return f"{100 * v:.2f} %"
-    if col in INT_COLUMNS or isinstance(v, (int, np.integer)):
+    if isinstance(v, (int, np.integer)):
         return f"{int(v):,}"
-    if isinstance(v, (float, np.floating)):
-        return f"{v:,.3g}" if abs(v) < 10 else f"{v:,.0f}"
-    return str(v)
+    return f"{v:,.{digits}g}" if abs(v) < whole_from else f"{v:,.0f}"
 
 
 def formatted(table: pd.DataFrame, drop_empty: bool = True) -> pd.DataFrame:
@@ -139,12 +131,9 @@ def formatted(table: pd.DataFrame, drop_empty: bool = True) -> pd.DataFrame:
 
 
 def to_markdown(table: pd.DataFrame) -> str:
-    """A readable markdown table (percentages, thousands separators, empty cells for missing values)."""
-    return _markdown(formatted(table))
-
-
-def _markdown(cells: pd.DataFrame) -> str:
-    """Cells that are already strings as a markdown table (no padding: the committed tables are compared as text)."""
+    """A readable markdown table of formatted cells, unpadded: the committed tables are compared as text (pandas'
+    to_markdown pads every column and needs tabulate, not a dependency)."""
+    cells = formatted(table)
     header = "| " + " | ".join(cells.columns) + " |\n|" + "---|" * len(cells.columns) + "\n"
     return header + "".join("| " + " | ".join(r) + " |\n" for r in cells.itertuples(index=False))
 
@@ -159,22 +148,9 @@ def display_table(table: pd.DataFrame):
 
 
 def display_record(values: dict):
-    """A notebook's "Record" cell: one row per key, values formatted (percentages for accuracy / F1 keys,
-    integers with thousands separators, floats with 4 significant digits), as a Styler (no truncated values;
-    the DataFrame is its .data)."""
-    def fmt(key, v):
-        if isinstance(v, (float, np.floating)) and float(v).is_integer() and abs(v) >= 1:
-            v = int(v)  # 8.0 epochs, 7340.0 parameters
-        if isinstance(v, (bool, np.bool_)) or _missing(v):
-            return "" if _missing(v) else str(v)
-        if isinstance(v, (int, np.integer)):
-            return f"{int(v):,}"
-        if isinstance(v, (float, np.floating)):
-            if key.endswith(("accuracy", "macro_f1", "f1")) and 0 <= v <= 1:
-                return f"{100 * v:.2f} %"
-            return f"{v:,.4g}" if abs(v) < 1000 else f"{v:,.0f}"
-        return str(v)
-    table = pd.DataFrame({"value": [fmt(k, v) for k, v in values.items()]}, index=list(values))
+    """A notebook's "Record" cell: one row per key, formatted as the tables are but with 4 significant digits
+    below 1,000, as a Styler (no truncated values; the DataFrame is its .data)."""
+    table = pd.DataFrame({"value": [format_cell(k, v, 4, 1000) for k, v in values.items()]}, index=list(values))
     return table.style.set_properties(**{"white-space": "nowrap", "text-align": "right"})
 
 
@@ -182,27 +158,22 @@ def headline_table(table: pd.DataFrame) -> pd.DataFrame:
     """The README's short table: this run's models (accuracy, macro-F1, size, time per epoch), each with the seed
     report's published accuracy beside it where the seed report has that model (20 Newsgroups only)."""
     ours = table[~table["model"].str.startswith("seed report")]
-    seed = table[table["model"].str.startswith("seed report")]
     beside = {}
-    for _, ref in seed.iterrows():
+    for _, ref in table[table["model"].str.startswith("seed report")].iterrows():
         prefix = SEED_BESIDE.get(ref["model"])
         match = [m for m in ours["model"] if prefix and m.startswith(prefix)]
         if match:
             beside[match[0]] = (f"{100 * ref['test_accuracy']:.2f} % / {100 * ref['test_macro_f1']:.2f} %"
                                 f" ({ref['s_per_epoch']:,.0f} s)")
-    return pd.DataFrame({
-        "model": ours["model"], "test accuracy": [format_cell("test_accuracy", v) for v in ours["test_accuracy"]],
-        "macro-F1": [format_cell("test_macro_f1", v) for v in ours["test_macro_f1"]],
-        "parameters": [format_cell("total_params", v) for v in ours["total_params"]],
-        "trained": [format_cell("trainable_params", v) for v in ours["trainable_params"]],
-        "s / epoch": [format_cell("s_per_epoch", v) for v in ours["s_per_epoch"]],
-        "seed report: accuracy / macro-F1 (s / epoch)": [beside.get(m, "") for m in ours["model"]]})
+    names = {"model": "model", "test_accuracy": "test accuracy", "test_macro_f1": "macro-F1",
+             "total_params": "parameters", "trainable_params": "trained", "s_per_epoch": "s / epoch"}
+    cells = formatted(ours[list(names)], drop_empty=False).rename(columns=names)
+    return cells.assign(**{"seed report: accuracy / macro-F1 (s / epoch)": [beside.get(m, "") for m in ours["model"]]})
 
 
 def headline_markdown(table: pd.DataFrame) -> str:
     """headline_table as markdown (figures/headline.md); the seed-report column is dropped when it is empty."""
-    cells = headline_table(table)
-    return _markdown(cells.loc[:, (cells != "").any()])
+    return to_markdown(headline_table(table))
 
 
 def write_tables(table: pd.DataFrame, folder) -> None:
@@ -242,10 +213,8 @@ def bootstrap_table(y, probs: dict[str, np.ndarray], n_boot: int = 1000, seed: i
 def mcnemar_matrix(y, probs: dict[str, np.ndarray]) -> pd.DataFrame:
     names = list(probs)
     out = pd.DataFrame(np.nan, index=names, columns=names)
-    for i, a in enumerate(names):
-        for b in names[i + 1:]:
-            p = mcnemar(y, probs[a].argmax(1), probs[b].argmax(1))["p_value"]
-            out.loc[a, b] = out.loc[b, a] = p
+    for a, b in combinations(names, 2):
+        out.loc[a, b] = out.loc[b, a] = mcnemar(y, probs[a].argmax(1), probs[b].argmax(1))["p_value"]
     return out
 
 
@@ -253,7 +222,7 @@ def disagreement_examples(texts, y, pred_a, pred_b, pred_ens, label_names, k: in
     """A few test documents where the two models disagree: who is right, and what the ensemble says."""
     y, pred_a, pred_b, pred_ens = map(np.asarray, (y, pred_a, pred_b, pred_ens))
     idx = np.flatnonzero(pred_a != pred_b)
-    idx = np.random.default_rng(seed).choice(idx, size=min(k, len(idx)), replace=False) if len(idx) else idx
+    idx = np.random.default_rng(seed).choice(idx, size=min(k, len(idx)), replace=False)
     name = lambda i: label_names[int(i)]
     return pd.DataFrame([{"text": " ".join(str(texts[i]).split())[:160], "true": name(y[i]), "BERT": name(pred_a[i]),
                           "BiLSTM": name(pred_b[i]), "ensemble": name(pred_ens[i])} for i in sorted(idx)])

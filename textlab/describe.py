@@ -38,32 +38,32 @@ def describe(arch: str = "bert-base-uncased", num_labels: int = 20) -> dict[str,
 
 
 def architecture_stages(model: torch.nn.Module, max_length: int | None = None) -> list[tuple[str, str]]:
-    """(stage, details) from the model object itself, for plots.plot_architecture."""
+    """(stage, details) from the model object itself, for plots.plot_architectures."""
+    limit = f", ≤ {max_length} tokens" if max_length else ""
     if isinstance(model, BiLSTMClassifier):
-        emb = model.embeddings
-        d = emb.word_embeddings.embedding_dim
-        lstm = model.lstm
-        head = model.head
+        words, lstm, head = model.embeddings.word_embeddings, model.lstm, model.head
         dropout = next(m.p for m in head if isinstance(m, torch.nn.Dropout))
-        n_emb = sum(p.numel() for p in emb.parameters())
+        n_emb = sum(p.numel() for p in model.embeddings.parameters())
         return [
-            ("WordPiece tokens", f"vocab {emb.word_embeddings.num_embeddings:,}" + (f", ≤ {max_length} tokens" if max_length else "")),
-            ("Frozen BERT embeddings", f"word + position + type + LayerNorm, d = {d} ({n_emb:,} params, frozen)"),
-            (f"BiLSTM × {lstm.num_layers}", f"hidden {lstm.hidden_size} per direction → {2 * lstm.hidden_size}, packed"),
+            ("WordPiece tokens", f"vocab {words.num_embeddings:,}{limit}"),
+            ("Frozen BERT embeddings",
+             f"word + position + type + LayerNorm, d = {words.embedding_dim} ({n_emb:,} params, frozen)"),
+            (f"BiLSTM × {lstm.num_layers}",
+             f"hidden {lstm.hidden_size} per direction → {2 * lstm.hidden_size}, packed"),
             ("Attention pooling", f"Linear({model.attention.in_features} → 1) score, masked softmax over time"),
-            ("Head", f"LayerNorm → Linear({head[1].in_features} → {head[1].out_features}) → GELU → Dropout({dropout})"),
+            ("Head",
+             f"LayerNorm → Linear({head[1].in_features} → {head[1].out_features}) → GELU → Dropout({dropout})"),
             ("Linear", f"{head[-1].in_features} → {head[-1].out_features} classes"),
         ]
-    config = getattr(model, "config", None)
-    if config is not None and hasattr(model, "bert"):
-        drop = model.dropout.p
+    if hasattr(model, "bert"):
+        c = model.config
         return [
-            ("WordPiece tokens", f"vocab {config.vocab_size:,}" + (f", ≤ {max_length} tokens" if max_length else "")),
-            ("Embeddings", f"word + position ({config.max_position_embeddings}) + type, d = {config.hidden_size}"),
-            (f"Encoder × {config.num_hidden_layers}",
-             f"{config.num_attention_heads} heads, FFN {config.intermediate_size}, fine-tuned"),
-            ("Pooler", f"[CLS] → Linear({config.hidden_size} → {config.hidden_size}) → tanh"),
-            ("Dropout", f"p = {drop}"),
+            ("WordPiece tokens", f"vocab {c.vocab_size:,}{limit}"),
+            ("Embeddings", f"word + position ({c.max_position_embeddings}) + type, d = {c.hidden_size}"),
+            (f"Encoder × {c.num_hidden_layers}",
+             f"{c.num_attention_heads} heads, FFN {c.intermediate_size}, fine-tuned"),
+            ("Pooler", f"[CLS] → Linear({c.hidden_size} → {c.hidden_size}) → tanh"),
+            ("Dropout", f"p = {model.dropout.p}"),
             ("Linear", f"{model.classifier.in_features} → {model.classifier.out_features} classes"),
         ]
     if isinstance(model, MetaMLP):

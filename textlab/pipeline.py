@@ -222,7 +222,7 @@ def model_report(kind: str, prep: Prepared, record: dict):
     plots.save_figure(fig, prep.figures / f"{kind}_confusion.png")
     fig = plots.plot_per_class_f1({name: np.array(record["test"]["per_class"]["f1"])}, prep.label_names)
     plots.save_figure(fig, prep.figures / f"{kind}_per_class_f1.png")
-    fig = plots.plot_architecture(architecture(out), f"{name} — {backbone_name(prep.profile.backbone)}")
+    fig = plots.plot_architectures({f"{name} — {backbone_name(prep.profile.backbone)}": architecture(out)})
     plots.save_figure(fig, prep.figures / f"{kind}_architecture.png")
     return pd.DataFrame(history)
 

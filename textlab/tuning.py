@@ -13,7 +13,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .checkpoint import SCHEMA, CheckpointError, checkpoint_path, read_json, write_json
+from . import compare
+from .checkpoint import SCHEMA, CheckpointError, checkpoint_path, read_json, validate_meta, write_json
 from .config import EXECUTION_ONLY, TrainConfig
 
 # Loop settings that cannot change a run's scores (max_length is shown as the length the model read); every other
@@ -26,14 +27,12 @@ MODEL_SETTINGS = {"bert": "bert_model", "bilstm": "bilstm"}  # checkpoint meta k
 def record(model_dir, label: str) -> dict:
     """The settings and validation history of one trained model folder (small enough to commit)."""
     model_dir = Path(model_dir)
-    paths = {name: model_dir / f"{name}.json" for name in ("metrics", "history")}
-    for name, path in paths.items():
+    for path in (model_dir / "metrics.json", model_dir / "history.json"):
         if not path.exists():
             raise CheckpointError(f"{path} is missing: {model_dir} is not a finished training run")
-    metrics, history = read_json(paths["metrics"]), read_json(paths["history"])
+    metrics, history = read_json(model_dir / "metrics.json"), read_json(model_dir / "history.json")
     meta_path = checkpoint_path(model_dir, "best") / "meta.json"
-    meta = read_json(meta_path)
-    _check_schema(meta, meta_path)
+    meta = validate_meta(read_json(meta_path), meta_path)
     return {
         "schema": SCHEMA, "label": label, "kind": meta["kind"], "backbone": meta["backbone"],
         "max_length": meta["max_length"], "train": {k: meta["config"][k] for k in TUNED_KEYS},
@@ -54,14 +53,10 @@ def save_record(model_dir, label: str, out_dir) -> Path:
     return path
 
 
-def _check_schema(obj: dict, source) -> None:
-    if obj.get("schema") != SCHEMA:
-        raise CheckpointError(f"{source} has artifact schema {obj.get('schema')!r}; this textlab reads schema {SCHEMA} "
-                              "(it was made by another version of textlab)")
-
-
 def _settings(rec: dict) -> dict:
-    _check_schema(rec, f"tuning record {rec.get('label')!r}")
+    if rec.get("schema") != SCHEMA:
+        raise CheckpointError(f"tuning record {rec.get('label')!r} has artifact schema {rec.get('schema')!r}; this "
+                              f"textlab reads schema {SCHEMA} (it was made by another version of textlab)")
     return {"max_length": rec["max_length"], **{k: rec["train"][k] for k in TUNED_KEYS},
             **{f"model.{k}": v for k, v in rec["model"].items()}}
 
@@ -88,12 +83,6 @@ def tuning_table(records: list[dict], baseline: str) -> pd.DataFrame:
 
 
 def to_markdown(table: pd.DataFrame) -> str:
-    """The table as committed in figures/tuning_*.md and pasted into the README: unpadded cells. Not pandas'
-    DataFrame.to_markdown: it needs tabulate (not a dependency) and pads every column, which would change each
-    committed table."""
-    out = table.copy()
-    for col in ("val_accuracy", "val_macro_f1", "test_accuracy", "test_macro_f1"):
-        out[col] = out[col].map(lambda v: f"{100 * v:.2f} %")
-    out["s_per_epoch"] = out["s_per_epoch"].map(lambda v: f"{v:.0f}")
-    head = "| " + " | ".join(out.columns) + " |\n|" + "---|" * len(out.columns) + "\n"
-    return head + "".join("| " + " | ".join(str(v) for v in row) + " |\n" for row in out.itertuples(index=False))
+    """figures/tuning_*.md, as committed and pasted into the docs: compare's markdown, seconds per epoch whole and
+    without thousands separators."""
+    return compare.to_markdown(table.assign(s_per_epoch=table["s_per_epoch"].map("{:.0f}".format)))
