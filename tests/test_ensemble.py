@@ -45,7 +45,7 @@ def _accuracy(proba, y) -> float:
 
 def test_meta_mlp_has_the_seed_parameter_count(data):
     y_val, val, *_ = data
-    meta = MetaMLPEnsemble(max_epochs=2, folds=2, weight_decays=(0.0,)).fit(val[:2], y_val)
+    meta = MetaMLPEnsemble(EnsembleConfig(max_epochs=2, folds=2, weight_decays=(0.0,))).fit(val[:2], y_val)
     assert meta.n_params == 7_340
 
 
@@ -94,7 +94,7 @@ def test_compare_chooses_one_ensemble_by_validation_cv(report):
 def test_meta_mlp_is_deterministic_and_round_trips(data, tmp_path):
     y_val, val, _, test, _ = data
     def meta():
-        return MetaMLPEnsemble(weight_decays=(1e-2,), max_epochs=40, folds=3, members=("bert", "bilstm"))
+        return MetaMLPEnsemble(EnsembleConfig(weight_decays=(1e-2,), max_epochs=40, folds=3), members=("bert", "bilstm"))
 
     first, second = meta().fit(val[:2], y_val), meta().fit(val[:2], y_val)
     np.testing.assert_array_equal(first.predict_proba(test[:2]), second.predict_proba(test[:2]))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from contextlib import contextmanager
+from dataclasses import asdict, fields
 from pathlib import Path
 
 import numpy as np
@@ -20,10 +21,6 @@ from .models.meta_mlp import MetaMLP
 from .stats import softmax
 
 LOG_T_BOUNDS = (np.log(1e-2), np.log(1e2))  # SVM scores need T << 1, over-confident nets T > 1
-WEIGHTS_FILE, META_FILE = "model.safetensors", "meta.json"
-
-
-# ---------------------------------------------------------------- checks and calibration
 
 
 def fit_temperature(logits, y) -> float:
@@ -38,8 +35,6 @@ def fit_temperature(logits, y) -> float:
 def check_logits(member_logits) -> list[np.ndarray]:
     """Members as float arrays of one (N, C) shape; ValueError otherwise."""
     arrays = [np.asarray(z, dtype=float) for z in member_logits]
-    if not arrays:
-        raise ValueError("no member logits given")
     shapes = {a.shape for a in arrays}
     if len(shapes) != 1 or arrays[0].ndim != 2 or arrays[0].size == 0:
         raise ValueError(f"member logits must be non-empty (N, C) arrays of one shape, got {sorted(shapes)}")
@@ -54,13 +49,11 @@ def check_labels(y, n: int, num_labels: int) -> np.ndarray:
     return y
 
 
-# ---------------------------------------------------------------- variants
-
-
 class Variant:
-    """Shared naming: "<label> (<tag>, <member+member>)"; `n_fitted` counts parameters fitted on its data."""
+    """Named "<label> (<tag>, <member+member>)"; `n_fitted` counts the parameters fitted on its data."""
 
     label = ""
+    n_fitted = 0
 
     def __init__(self, members: tuple[str, ...] = (), tag: str = ""):
         self.members, self.tag = tuple(members), tag
@@ -70,6 +63,9 @@ class Variant:
         inside = ", ".join(s for s in (self.tag, "+".join(self.members)) if s)
         return f"{self.label} ({inside})" if inside else self.label
 
+    def fit(self, member_logits, y) -> Variant:
+        return self
+
     def describe(self) -> dict:
         return {"name": self.name, "members": list(self.members), "n_fitted": self.n_fitted}
 
@@ -78,10 +74,6 @@ class ProbAverage(Variant):
     """Mean of the members' softmax probabilities; nothing is fitted."""
 
     label = "prob-average"
-    n_fitted = 0
-
-    def fit(self, member_logits, y) -> ProbAverage:
-        return self
 
     def predict_proba(self, member_logits) -> np.ndarray:
         return np.mean([softmax(z) for z in check_logits(member_logits)], axis=0)
@@ -147,11 +139,8 @@ def _mixture_nll(a: np.ndarray, q: np.ndarray) -> tuple[float, np.ndarray]:
 
 @contextmanager
 def _one_thread():
-    """Run torch on one thread, then restore the setting.
-
-    The MLP's matmuls are tiny: thread hand-offs cost more than they save (measured 3.4 ms vs 59 ms per
-    epoch on 2 busy cores), and one thread gives the same bits on any machine.
-    """
+    """torch on one thread meanwhile: the MLP's matmuls are tiny, so thread hand-offs cost more than they save
+    (3.4 ms vs 59 ms per epoch measured on 2 busy cores), and one thread gives the same bits on any machine."""
     before = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
@@ -167,31 +156,26 @@ class MetaMLPEnsemble(Variant):
     """
 
     label = "meta-MLP"
+    FITTED = ("weight_decay", "epochs", "cv_accuracy", "cv_nll", "seconds_per_epoch")  # what fit() chooses
 
-    def __init__(self, hidden=(80, 40), dropouts=(0.15, 0.10), weight_decays=(0.0, 1e-3, 1e-2, 1e-1),
-                 max_epochs: int = 300, lr: float = 3e-3, folds: int = 5, seed: int = 0,
-                 members: tuple[str, ...] = (), tag: str = ""):
+    def __init__(self, cfg: EnsembleConfig = EnsembleConfig(), seed: int = 0, members: tuple[str, ...] = (),
+                 tag: str = ""):
         super().__init__(members, tag)
-        self.hidden, self.dropouts = tuple(hidden), tuple(dropouts)
-        self.weight_decays, self.max_epochs, self.lr = tuple(weight_decays), max_epochs, lr
-        self.folds, self.seed = folds, seed
-
-    @classmethod
-    def from_config(cls, cfg: EnsembleConfig, seed: int = 0, members: tuple[str, ...] = (),
-                    tag: str = "") -> MetaMLPEnsemble:
-        """The settings of a profile's EnsembleConfig."""
-        return cls(cfg.hidden, cfg.dropouts, cfg.weight_decays, cfg.max_epochs, cfg.lr, cfg.folds, seed, members, tag)
+        self.cfg, self.seed = cfg, seed
 
     @staticmethod
     def _inputs(member_logits) -> torch.Tensor:
         probs = np.concatenate([softmax(z) for z in check_logits(member_logits)], axis=1)
         return torch.as_tensor(probs, dtype=torch.float32)
 
+    def _model(self, in_features: int) -> MetaMLP:
+        return MetaMLP(in_features, self.num_labels, self.cfg.hidden, self.cfg.dropouts)
+
     def _train(self, x, y, weight_decay: float, epochs: int, held_out=None):
         """A fresh, seeded MetaMLP trained for `epochs`; with held_out=(x, y) also its per-epoch (acc, nll)."""
         torch.manual_seed(self.seed)  # every run starts from the same weights: the CV compares settings only
-        model = MetaMLP(x.shape[1], self.num_labels, self.hidden, self.dropouts)
-        opt = torch.optim.AdamW(model.parameters(), lr=self.lr, weight_decay=weight_decay)
+        model = self._model(x.shape[1])
+        opt = torch.optim.AdamW(model.parameters(), lr=self.cfg.lr, weight_decay=weight_decay)
         curve = np.zeros((epochs, 2))
         for epoch in range(epochs):
             model.train()
@@ -206,24 +190,19 @@ class MetaMLPEnsemble(Variant):
                 curve[epoch] = accuracy.item(), F.cross_entropy(out, held_out[1]).item()
         return model.eval(), curve
 
-    def _cv_curves(self, x, y) -> np.ndarray:
-        """(weight decays, epochs, 2): mean held-out accuracy and NLL over the inner folds."""
-        kfold = StratifiedKFold(self.folds, shuffle=True, random_state=self.seed)
-        splits = list(kfold.split(np.zeros(len(y)), y.numpy()))
-        return np.stack([
-            np.mean([self._train(x[tr], y[tr], wd, self.max_epochs, (x[te], y[te]))[1] for tr, te in splits], axis=0)
-            for wd in self.weight_decays
-        ])
-
     @_one_thread()
     def fit(self, member_logits, y) -> MetaMLPEnsemble:
         x = self._inputs(member_logits)
         self.n_members, self.num_labels = len(member_logits), np.shape(member_logits[0])[1]
         y = torch.as_tensor(check_labels(y, len(x), self.num_labels), dtype=torch.long)
-        curves = self._cv_curves(x, y)
+        kfold = StratifiedKFold(self.cfg.folds, shuffle=True, random_state=self.seed)
+        splits = list(kfold.split(np.zeros(len(y)), y.numpy()))
+        # (weight decays, epochs, 2): mean held-out accuracy and NLL over the inner folds
+        curves = np.stack([np.mean([self._train(x[tr], y[tr], wd, self.cfg.max_epochs, (x[te], y[te]))[1]
+                                    for tr, te in splits], axis=0) for wd in self.cfg.weight_decays])
         best = np.lexsort((curves[..., 1].ravel(), -curves[..., 0].ravel()))[0]  # best accuracy, ties: lower NLL
         w, e = np.unravel_index(best, curves.shape[:2])
-        self.weight_decay, self.epochs = float(self.weight_decays[w]), int(e) + 1
+        self.weight_decay, self.epochs = float(self.cfg.weight_decays[w]), int(e) + 1
         self.cv_accuracy, self.cv_nll = float(curves[w, e, 0]), float(curves[w, e, 1])
         start = time.perf_counter()
         self.model, _ = self._train(x, y, self.weight_decay, self.epochs)
@@ -245,32 +224,29 @@ class MetaMLPEnsemble(Variant):
             return torch.softmax(self.model(x), dim=1).double().numpy()
 
     def describe(self) -> dict:
-        return {
-            **super().describe(), "in_features": self.n_members * self.num_labels, "num_labels": self.num_labels,
-            "hidden": list(self.hidden), "dropouts": list(self.dropouts), "lr": self.lr, "folds": self.folds,
-            "seed": self.seed, "max_epochs": self.max_epochs, "weight_decays": list(self.weight_decays),
-            "weight_decay": self.weight_decay, "epochs": self.epochs, "cv_accuracy": self.cv_accuracy,
-            "cv_nll": self.cv_nll, "n_params": self.n_params, "seconds_per_epoch": self.seconds_per_epoch,
-        }
+        settings = {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self.cfg).items()}
+        return {**super().describe(), "in_features": self.n_members * self.num_labels, "num_labels": self.num_labels,
+                **settings, "seed": self.seed, **{k: getattr(self, k) for k in self.FITTED}, "n_params": self.n_params}
 
     def save(self, path) -> Path:
         """A folder with the weights (safetensors) and meta.json; no pickle."""
         path = Path(path)
-        save_weights(path / WEIGHTS_FILE, self.model.state_dict())
-        write_json(path / META_FILE, {**self.describe(), "tag": self.tag})
+        save_weights(path / "model.safetensors", self.model.state_dict())
+        write_json(path / "meta.json", {**self.describe(), "tag": self.tag})
         return path
 
     @classmethod
     def load(cls, path) -> MetaMLPEnsemble:
         path = Path(path)
-        meta = read_json(path / META_FILE)
-        ens = cls(meta["hidden"], meta["dropouts"], meta["weight_decays"], meta["max_epochs"], meta["lr"],
-                  meta["folds"], meta["seed"], meta["members"], meta["tag"])
+        meta = read_json(path / "meta.json")
+        cfg = EnsembleConfig(**{f.name: tuple(v) if isinstance(v := meta[f.name], list) else v
+                                for f in fields(EnsembleConfig)})
+        ens = cls(cfg, meta["seed"], meta["members"], meta["tag"])
         ens.num_labels, ens.n_members = meta["num_labels"], meta["in_features"] // meta["num_labels"]
-        for key in ("weight_decay", "epochs", "cv_accuracy", "cv_nll", "seconds_per_epoch"):
+        for key in cls.FITTED:
             setattr(ens, key, meta[key])
-        ens.model = MetaMLP(meta["in_features"], ens.num_labels, ens.hidden, ens.dropouts)
-        load_into(ens.model, path / WEIGHTS_FILE)  # strict: a shape mismatch names the file and tensor
+        ens.model = ens._model(meta["in_features"])
+        load_into(ens.model, path / "model.safetensors")  # strict: a shape mismatch names the file and tensor
         ens.model.eval()
         return ens
 
@@ -285,8 +261,5 @@ def load_variant(info: dict, folder) -> Variant:
         raise ValueError(f"{Path(folder) / 'ensemble.json'}: unknown ensemble class {name!r}; "
                          f"expected one of {', '.join([*kinds, 'MetaMLPEnsemble'])}")
     variant = kinds[name](info["members"])
-    if "temperatures" in info:
-        variant.temperatures = list(info["temperatures"])
-    if "weights" in info:
-        variant.weights = list(info["weights"])
+    variant.__dict__.update({k: list(info[k]) for k in ("temperatures", "weights") if k in info})
     return variant

@@ -19,13 +19,9 @@ from .ensemble import MetaMLPEnsemble, ProbAverage, TemperatureAverage, Variant,
 from .evaluate import metrics
 from .stats import softmax
 
-SPLITS = ("validation", "test")
-
-
 def _oof_proba(make_variant: Callable[[], Variant], member_logits, y, folds: int, seed: int) -> np.ndarray:
     """Out-of-fold probabilities: each validation fold predicted by a variant fit on the other folds."""
     arrays = check_logits(member_logits)
-    y = check_labels(y, len(arrays[0]), arrays[0].shape[1])
     proba = np.zeros(arrays[0].shape)
     for tr, te in StratifiedKFold(folds, shuffle=True, random_state=seed).split(arrays[0], y):
         variant = make_variant().fit([z[tr] for z in arrays], y[tr])
@@ -54,28 +50,26 @@ class EnsembleReport:
 
 
 def _validate(members: dict, y_val, y_test) -> None:
-    """Every member has both splits, one class count, and one row per label; else name who and what."""
+    """Every member has both splits, finite logits of one class count and one row per label; else name who and what."""
     if not members:
         raise ValueError("no members given")
-    want = {"validation": len(y_val), "test": len(y_test)}
-    classes = {}  # (member, split) -> number of classes
+    want, classes = {"validation": len(y_val), "test": len(y_test)}, None
     for name, splits in members.items():
-        missing = [s for s in SPLITS if s not in splits]
+        missing = [s for s in want if s not in splits]
         if missing:
             raise ValueError(f"member {name!r} lacks the {' and '.join(missing)} logits")
-        for split in SPLITS:
+        for split, n in want.items():
             shape = np.shape(splits[split])
-            if len(shape) != 2 or shape[0] != want[split]:
-                raise ValueError(f"member {name!r}: {split} logits have shape {shape}, expected ({want[split]}, C)")
+            if len(shape) != 2 or shape[0] != n:
+                raise ValueError(f"member {name!r}: {split} logits have shape {shape}, expected ({n}, C)")
             if not np.isfinite(splits[split]).all():
                 raise ValueError(f"member {name!r}: {split} logits hold NaN or infinite values")
-            classes[name, split] = shape[1]
-    first = next(iter(classes.values()))
-    for (name, split), c in classes.items():
-        if c != first:
-            raise ValueError(f"member {name!r} has {c} classes in its {split} logits, the first member {first}")
-    check_labels(y_val, len(y_val), first)
-    check_labels(y_test, len(y_test), first)
+            classes = classes or shape[1]
+            if shape[1] != classes:
+                raise ValueError(f"member {name!r} has {shape[1]} classes in its {split} logits, the first member "
+                                 f"{classes}")
+    check_labels(y_val, len(y_val), classes)
+    check_labels(y_test, len(y_test), classes)
 
 
 def _row(name: str, members, kind: str, oof, y_val, test, y_test, n_fitted: int) -> dict:
@@ -121,7 +115,7 @@ def choose_ensemble(members: dict[str, dict[str, np.ndarray]], y_val, y_test, cf
 def _makers(group: tuple[str, ...], cfg: EnsembleConfig, seed: int, tag: str) -> list[Callable[[], Variant]]:
     """Fresh-variant factories, one per kind, so each CV fold and the final refit start unfitted."""
     return [lambda: ProbAverage(group), lambda: TemperatureAverage(group), lambda: WeightedAverage(group),
-            lambda: MetaMLPEnsemble.from_config(cfg, seed, group, tag)]
+            lambda: MetaMLPEnsemble(cfg, seed, group, tag)]
 
 
 def _mark_chosen(table: pd.DataFrame) -> pd.DataFrame:
