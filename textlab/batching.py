@@ -52,20 +52,18 @@ class LengthGroupedBatchSampler(Sampler[list[int]]):
 
 
 class Collator:
-    """Dynamic padding to the batch maximum (rounded up to `pad_to_multiple_of`), to the smallest of a few
-    length `buckets` that fits (few distinct shapes, for torch.compile), or to a fixed `max_length`."""
+    """Dynamic padding to the batch maximum (rounded up to a multiple of 8), to the smallest of a few length
+    `buckets` that fits (few distinct shapes, for torch.compile), or to a fixed `max_length`."""
 
-    def __init__(self, tokenizer, pad_to_multiple_of: int | None = 8, max_length: int | None = None,
-                 buckets: tuple = ()):
-        self.tokenizer, self.pad_to_multiple_of, self.max_length = tokenizer, pad_to_multiple_of, max_length
-        self.buckets = sorted(buckets)
+    def __init__(self, tokenizer, max_length: int | None = None, buckets: tuple = ()):
+        self.tokenizer, self.max_length, self.buckets = tokenizer, max_length, sorted(buckets)
 
     def __call__(self, features: list[dict]) -> dict[str, torch.Tensor]:
         features = [{k: f[k] for k in MODEL_COLUMNS if k in f} for f in features]
         longest = max(len(f["input_ids"]) for f in features)
         length = self.max_length or next((b for b in self.buckets if b >= longest), None)
         pad = DataCollatorWithPadding(self.tokenizer, padding="max_length" if length else True, max_length=length,
-                                      pad_to_multiple_of=None if length else self.pad_to_multiple_of)
+                                      pad_to_multiple_of=None if length else 8)
         return pad(features)
 
 

@@ -74,9 +74,9 @@ def write_npy(path, array: np.ndarray) -> Path:
 def read_npy(path) -> np.ndarray:
     try:
         return np.load(path, allow_pickle=False)
+    except FileNotFoundError:
+        raise
     except (ValueError, EOFError, OSError) as e:
-        if isinstance(e, FileNotFoundError):
-            raise
         raise CheckpointError(f"{path} is not a readable .npy array (truncated or corrupt?): {e}") from e
 
 
@@ -195,12 +195,12 @@ def load_training_state(ckpt: Path) -> dict:
         raise CheckpointError(f"{path} could not be loaded safely (truncated or corrupt?): {e}") from e
 
 
-def check_schema(obj, source, fix: str = "", error: type[Exception] = CheckpointError) -> None:
+def check_schema(obj, source, fix: str = "") -> None:
     """Refuse an artifact of another SCHEMA, naming `source` and (`fix`) what to do instead."""
     found = obj.get("schema") if isinstance(obj, dict) else None
     if found != SCHEMA:
-        raise error(f"{source} has artifact schema {found!r}; this textlab reads schema {SCHEMA} (it was made by "
-                    f"another version of textlab){fix}")
+        raise CheckpointError(f"{source} has artifact schema {found!r}; this textlab reads schema {SCHEMA} (it was "
+                              f"made by another version of textlab){fix}")
 
 
 def validate_meta(meta: dict, path) -> dict:
@@ -212,11 +212,9 @@ def validate_meta(meta: dict, path) -> dict:
     n = meta.get("num_labels")
     if type(n) is not int or n < 2:  # type(): True is an int too
         raise CheckpointError(f"{path}: num_labels must be an integer >= 2, found {n!r}")
-    names = meta.get("label_names")
-    if names is None:  # optional here; a predictor, which needs them, says so itself
-        return meta
-    if not isinstance(names, list) or not all(isinstance(x, str) for x in names):
+    names = meta.get("label_names")  # optional here; a predictor, which needs them, says so itself
+    if names is not None and not (isinstance(names, list) and all(isinstance(x, str) for x in names)):
         raise CheckpointError(f"{path}: label_names must be a list of strings, found {str(names)[:80]}")
-    if len(names) != n:
+    if names is not None and len(names) != n:
         raise CheckpointError(f"{path}: label_names has {len(names)} names but num_labels is {n}: edited or corrupt")
     return meta

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from transformers import AutoModelForSequenceClassification, BertConfig
 
-from .backbones import BACKBONES, config_dict, get_backbone
+from .backbones import BACKBONES, HUB_BERT, config_dict, get_backbone
 from .config import BiLSTMConfig
 from .models import BiLSTMClassifier, MetaMLP
 
@@ -16,20 +16,29 @@ def count_params(model: torch.nn.Module) -> dict:
     return {"total": total, "trainable": trainable, "frozen": total - trainable}
 
 
+CLASSIFIER_DROPOUT = 0.3  # the seed's
+KINDS = ("bert", "bilstm")
+
+
+def from_config(kind: str, config: dict, num_labels: int, bilstm: dict) -> torch.nn.Module:
+    """`kind` with the architecture `config` (config_dict), random weights: no download."""
+    config = BertConfig.from_dict({**config, "num_labels": num_labels, "classifier_dropout": CLASSIFIER_DROPOUT})
+    if kind == "bert":
+        return AutoModelForSequenceClassification.from_config(config)
+    if kind == "bilstm":
+        return BiLSTMClassifier.from_config(config, num_labels, **bilstm)
+    raise ValueError(f"unknown model kind {kind!r}; choose one of: {', '.join(KINDS)}")
+
+
 def build_all(arch: str = "bert-base-uncased", num_labels: int = 20, members: int = 2) -> dict[str, torch.nn.Module]:
     """The three models with `arch`'s shape, on the meta device: no weights allocated, no download."""
-    if arch == "bert-base-uncased":
-        config = BertConfig()  # its exact architecture, offline
-    elif arch in BACKBONES:
-        config = get_backbone(arch).config
-    else:
+    if arch not in BACKBONES:
         raise ValueError(f"unknown arch {arch!r}; choose one of: {', '.join(BACKBONES)}")
-    config = BertConfig(**{**config_dict(config), "num_labels": num_labels, "classifier_dropout": 0.3})
+    config = config_dict(BertConfig() if arch == HUB_BERT else get_backbone(arch).config)  # BertConfig(): offline
     with torch.device("meta"):
-        bert = AutoModelForSequenceClassification.from_config(config)
-        bilstm = BiLSTMClassifier.from_config(config, num_labels, **vars(BiLSTMConfig()))
-        meta = MetaMLP(members * num_labels, num_labels)
-    return {"bert": bert, "bilstm": bilstm, "meta_mlp": meta}
+        models = {kind: from_config(kind, config, num_labels, vars(BiLSTMConfig())) for kind in KINDS}
+        models["meta_mlp"] = MetaMLP(members * num_labels, num_labels)
+    return models
 
 
 def describe(arch: str = "bert-base-uncased", num_labels: int = 20) -> dict[str, dict]:
@@ -48,8 +57,7 @@ def architecture_stages(model: torch.nn.Module, max_length: int | None = None) -
             ("WordPiece tokens", f"vocab {words.num_embeddings:,}{limit}"),
             ("Frozen BERT embeddings",
              f"word + position + type + LayerNorm, d = {words.embedding_dim} ({n_emb:,} params, frozen)"),
-            (f"BiLSTM × {lstm.num_layers}",
-             f"hidden {lstm.hidden_size} per direction → {2 * lstm.hidden_size}, packed"),
+            (f"BiLSTM × {lstm.num_layers}", f"hidden {lstm.hidden_size} per direction → {2 * lstm.hidden_size}"),
             ("Attention pooling", f"Linear({model.attention.in_features} → 1) score, masked softmax over time"),
             ("Head",
              f"LayerNorm → Linear({head[1].in_features} → {head[1].out_features}) → GELU → Dropout({dropout})"),

@@ -6,14 +6,12 @@ from __future__ import annotations
 import dataclasses
 import functools
 import gc
-import inspect
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
-from transformers import AutoModelForSequenceClassification, BertConfig
 
 from . import checkpoint as ckpt
 from . import runs
@@ -21,17 +19,15 @@ from .backbones import Backbone, config_dict, get_backbone
 from .batching import make_loader
 from .config import Profile, resolve
 from .data import load_for_profile, tokenize
-from .describe import architecture_stages, count_params
+from .describe import CLASSIFIER_DROPOUT, KINDS, architecture_stages, count_params, from_config
 from .errors import show_briefly_in_ipython
 from .evaluate import metrics
 from .models import BiLSTMClassifier
 from .train import fit, make_accelerator, pad_buckets, predict_logits
 
-KINDS = ("bert", "bilstm")
 DISPLAY = {"bert": "BERT classifier", "bilstm": "BiLSTM (frozen BERT embeddings)"}
 # The notebook of the series that makes each model of a run (error messages say which to run).
 TRAINED_BY = {"bert": "02_bert", "bilstm": "03_bilstm", "tfidf": "04_ensemble", "ensemble": "04_ensemble"}
-CLASSIFIER_DROPOUT = 0.3  # the seed's
 
 
 @dataclass
@@ -60,8 +56,9 @@ def prepare(profile: Profile) -> Prepared:
     tokenizer = backbone.tokenizer()
     raw = load_for_profile(profile)
     fingerprint = runs.dataset_fingerprint(raw)  # once: the run's manifest and every tokenization cache key use it
-    data, dropped = _tokenized(raw, tokenizer, profile, profile.max_length, fingerprint=fingerprint)
-    return Prepared(profile, backbone, tokenizer, raw, data, raw["train"].features["label"].names, dropped, fingerprint)
+    data = _tokenized(raw, tokenizer, profile, profile.max_length, fingerprint=fingerprint)
+    return Prepared(profile, backbone, tokenizer, raw, data, raw["train"].features["label"].names,
+                    len(raw["train"]) - len(data["train"]), fingerprint)
 
 
 # Profile fields that decide what prepare() returns: a Prepared can serve any profile that agrees on them.
@@ -88,15 +85,12 @@ def open_run(profile: Profile | str | None = None, *, data: str = "", overrides=
 
 
 def _tokenized(raw, tokenizer, profile: Profile, max_length: int, truncation: str = "head", fingerprint: str = ""):
-    """Tokenized splits (cached on disk) and how many empty training documents were dropped."""
+    """Tokenized splits (cached on disk), train without empty documents if profile.drop_empty_train."""
     data = tokenize(raw, tokenizer, max_length, truncation=truncation, fingerprint=fingerprint)
-    dropped = 0
     if profile.drop_empty_train:
-        n = len(data["train"])
         # Empty in tokens, not only in text (data.is_empty): a text of characters the tokenizer drops is empty too.
         data["train"] = data["train"].filter(lambda x: x > 2, input_columns="full_length")  # 2 = [CLS] [SEP]
-        dropped = n - len(data["train"])
-    return data, dropped
+    return data
 
 
 def model_max_length(profile: Profile, kind: str) -> int:
@@ -109,7 +103,7 @@ def model_data(prep: Prepared, max_length: int, truncation: str = "head"):
     kept, else tokenized (and cached) anew."""
     if max_length == prep.profile.max_length and truncation == "head":
         return prep.data
-    return _tokenized(prep.raw, prep.tokenizer, prep.profile, max_length, truncation, prep.fingerprint)[0]
+    return _tokenized(prep.raw, prep.tokenizer, prep.profile, max_length, truncation, prep.fingerprint)
 
 
 def model_meta(kind: str, prep: Prepared) -> dict:
@@ -136,20 +130,15 @@ def build_model(kind: str, backbone: Backbone, num_labels: int, profile: Profile
 
 def build_from_meta(meta: dict) -> torch.nn.Module:
     """The architecture a checkpoint was made for, from its stored config alone (no download)."""
-    config = BertConfig.from_dict({**meta["model_config"], "num_labels": meta["num_labels"],
-                                   "classifier_dropout": CLASSIFIER_DROPOUT})
-    if meta["kind"] == "bert":
-        return AutoModelForSequenceClassification.from_config(config)
-    if meta["kind"] == "bilstm":
-        return BiLSTMClassifier.from_config(config, meta["num_labels"], **meta.get("bilstm", {}))
-    raise ckpt.CheckpointError(f"unknown model kind {meta['kind']!r} in checkpoint metadata")
+    return from_config(meta["kind"], meta["model_config"], meta["num_labels"], meta.get("bilstm", {}))
 
 
 def _locked(step):
-    """`step` holding the lock of its `prep`'s run folder (re-entrant: one locked step may call another)."""
+    """`step` holding the lock of its Prepared argument's run folder (re-entrant: one locked step may call another)."""
     @functools.wraps(step)
     def locked(*args, **kw):
-        with runs.lock(inspect.signature(step).bind(*args, **kw).arguments["prep"].run_dir):
+        prep = next(a for a in (*args, *kw.values()) if isinstance(a, Prepared))
+        with runs.lock(prep.run_dir):
             return step(*args, **kw)
     return locked
 

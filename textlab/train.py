@@ -1,10 +1,5 @@
-"""The one training loop, shared by BERT, the BiLSTM (and the ensemble's backbones): built on Accelerate.
-
-fit() handles mixed precision (fp16 + loss scaling, bf16, fp32), gradient accumulation, clipping,
-linear warm-up/decay, data parallelism (`accelerate launch` / `torchrun`), model selection on the
-validation split with early stopping, per-epoch history, and checkpoints that resume mid-epoch to the
-same final weights as an uninterrupted run.
-"""
+"""The one training loop (BERT and the BiLSTM), on Accelerate: mixed precision, accumulation, data parallelism,
+selection on validation with early stopping, and checkpoints that resume mid-epoch to the uninterrupted weights."""
 
 from __future__ import annotations
 
@@ -48,8 +43,9 @@ def resolve_precision(precision: str, device: str) -> str:
     if device == "cuda":
         return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
     # bf16 autocast pays on CPUs with native bf16 dot products (AVX512-BF16 or AMX). Not get_cpu_capability(): it
-    # says "AVX512" on such a CPU too.
-    return "bf16" if torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported() else "fp32"
+    # says "AVX512" on such a CPU too. The probes are private torch: where a version lacks them, fp32.
+    probes = (getattr(torch.cpu, f, lambda: False) for f in ("_is_avx512_bf16_supported", "_is_amx_tile_supported"))
+    return "bf16" if any(probe() for probe in probes) else "fp32"
 
 
 def _installed(package: str) -> bool:
@@ -152,15 +148,13 @@ def predict_logits(model, loader, accelerator: Accelerator,
                    desc: str = "predict") -> tuple[np.ndarray, np.ndarray, float]:
     """Logits and labels in dataset order (any sampler, any number of processes) and the mean loss."""
     model.eval()
-    logits, labels, idx, loss_sum, n = [], [], [], 0.0, 0
+    gathered, loss_sum, n = [], 0.0, 0
     for batch in tqdm(loader, desc=desc, leave=False, **_bar(accelerator)):
         out = model(**_model_inputs(batch))
-        if out.loss is not None:
-            loss_sum += out.loss.float().item() * len(batch["labels"])
-            n += len(batch["labels"])
-        lg, lb, ix = accelerator.gather_for_metrics((out.logits.float(), batch["labels"], batch["idx"]))
-        logits.append(lg.cpu()), labels.append(lb.cpu()), idx.append(ix.cpu())
-    logits, labels, idx = torch.cat(logits), torch.cat(labels), torch.cat(idx)
+        loss_sum += out.loss.float().item() * len(batch["labels"])
+        n += len(batch["labels"])
+        gathered.append(accelerator.gather_for_metrics((out.logits.float(), batch["labels"], batch["idx"])))
+    logits, labels, idx = (torch.cat(parts).cpu() for parts in zip(*gathered))
     order = torch.argsort(idx)
     return logits[order].numpy(), labels[order].numpy(), loss_sum / max(n, 1)
 
@@ -243,7 +237,7 @@ class _Training:
         # Not prepared: Accelerate would step it once per process; we step it once per optimizer step.
         self.scheduler = get_linear_schedule_with_warmup(self.optimizer, int(cfg.warmup_ratio * self.total_steps),
                                                          self.total_steps)
-        self.last_save = 0.0  # time.monotonic() at the last checkpoint
+        self.last_save = time.monotonic()  # at the last checkpoint
 
 
 def fit(model: torch.nn.Module, data, tokenizer, cfg: TrainConfig, out_dir, *, meta: dict, seed: int = 42,
@@ -260,7 +254,6 @@ def fit(model: torch.nn.Module, data, tokenizer, cfg: TrainConfig, out_dir, *, m
     state = _resume(t) if resume else LoopState()
     if cfg.log_with:
         t.accelerator.init_trackers(desc, config={k: v for k, v in asdict(cfg).items() if not isinstance(v, tuple)})
-    t.last_save = time.monotonic()
     while not _finished(t, state):
         _train_epoch(t, state, on_step)
         _evaluate_and_select(t, state)
