@@ -51,7 +51,6 @@ def architecture_stages(model: torch.nn.Module, max_length: int | None = None) -
     limit = f", ≤ {max_length} tokens" if max_length else ""
     if isinstance(model, BiLSTMClassifier):
         words, lstm, head = model.embeddings.word_embeddings, model.lstm, model.head
-        dropout = next(m.p for m in head if isinstance(m, torch.nn.Dropout))
         n_emb = sum(p.numel() for p in model.embeddings.parameters())
         return [
             ("WordPiece tokens", f"vocab {words.num_embeddings:,}{limit}"),
@@ -60,7 +59,7 @@ def architecture_stages(model: torch.nn.Module, max_length: int | None = None) -
             (f"BiLSTM × {lstm.num_layers}", f"hidden {lstm.hidden_size} per direction → {2 * lstm.hidden_size}"),
             ("Attention pooling", f"Linear({model.attention.in_features} → 1) score, masked softmax over time"),
             ("Head",
-             f"LayerNorm → Linear({head[1].in_features} → {head[1].out_features}) → GELU → Dropout({dropout})"),
+             f"LayerNorm → Linear({head[1].in_features} → {head[1].out_features}) → GELU → Dropout({head[3].p})"),
             ("Linear", f"{head[-1].in_features} → {head[-1].out_features} classes"),
         ]
     if hasattr(model, "bert"):
