@@ -58,8 +58,8 @@ def architecture_stages(model: torch.nn.Module, max_length: int | None = None) -
              f"word + position + type + LayerNorm, d = {words.embedding_dim} ({n_emb:,} params, frozen)"),
             (f"BiLSTM × {lstm.num_layers}", f"hidden {lstm.hidden_size} per direction → {2 * lstm.hidden_size}"),
             ("Attention pooling", f"Linear({model.attention.in_features} → 1) score, masked softmax over time"),
-            ("Head",
-             f"LayerNorm → Linear({head[1].in_features} → {head[1].out_features}) → GELU → Dropout({head[3].p})"),
+            ("Head", f"LayerNorm → Linear({head[1].in_features} → {head[1].out_features}) → GELU → "
+                     f"Dropout({head[3].p})"),
             ("Linear", f"{head[-1].in_features} → {head[-1].out_features} classes"),
         ]
     if hasattr(model, "bert"):
