@@ -28,6 +28,7 @@ from .train import fit, make_accelerator, pad_buckets, predict_logits
 DISPLAY = {"bert": "BERT classifier", "bilstm": "BiLSTM (frozen BERT embeddings)"}
 # The notebook of the series that makes each model of a run (error messages say which to run).
 TRAINED_BY = {"bert": "02_bert", "bilstm": "03_bilstm", "tfidf": "04_ensemble", "ensemble": "04_ensemble"}
+SPLITS = ("validation", "test")  # scored, and their logits kept for the ensemble
 
 
 @dataclass
@@ -182,7 +183,7 @@ def _test_and_record(prep: Prepared, out: Path, predict, **record) -> dict:
     """Scores of `predict(split) -> (logits, labels)` on validation and test, its logits saved for the ensemble;
     written with `record` as out/metrics.json."""
     splits = {}
-    for split in ("validation", "test"):
+    for split in SPLITS:
         t0 = time.perf_counter()
         logits, labels = predict(split)
         seconds = time.perf_counter() - t0
@@ -260,23 +261,22 @@ def load_model(model_dir, device: str = "cpu") -> tuple[torch.nn.Module, dict]:
     meta = ckpt.validate_meta(ckpt.read_json(meta_path), meta_path)
     try:
         model = build_from_meta(meta)
-    except (KeyError, TypeError, ValueError, ckpt.CheckpointError) as e:  # valid JSON, but not our metadata
+    except (KeyError, TypeError, ValueError) as e:  # valid JSON, but not our metadata
         raise ckpt.CheckpointError(f"{meta_path} does not describe a model (corrupt?): {e!r}") from e
     ckpt.load_into(model, best / "model.safetensors", meta)
     return model.to(device).eval(), meta
 
 
-def member_logits(model_dir, prep: Prepared,
-                  splits=("validation", "test")) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+def member_logits(model_dir, prep: Prepared) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """Cached logits of a trained model, keyed by its selected checkpoint; recomputed (one model in memory
     at a time, then freed) when the checkpoint changed or the cache is missing."""
     model_dir = Path(model_dir)
     key = _logits_key(model_dir)
     cached = model_dir / "logits.json"
     if cached.exists() and ckpt.read_json(cached) == key and all(
-            (model_dir / f"logits_{s}.npy").exists() for s in splits):
+            (model_dir / f"logits_{s}.npy").exists() for s in SPLITS):
         return {s: (ckpt.read_npy(model_dir / f"logits_{s}.npy"), ckpt.read_npy(model_dir / f"labels_{s}.npy"))
-                for s in splits}
+                for s in SPLITS}
     model, meta = load_model(model_dir)
     cfg = getattr(prep.profile, meta["kind"])
     accelerator = make_accelerator(cfg)
@@ -284,7 +284,7 @@ def member_logits(model_dir, prep: Prepared,
     max_length = int(meta["max_length"])  # read as it was trained
     data, buckets = model_data(prep, max_length, meta["truncation"]), pad_buckets(cfg, max_length)
     out = {}
-    for s in splits:
+    for s in SPLITS:
         out[s] = _logits(model, accelerator, data[s], prep.tokenizer, 64, f"{meta['kind']} {s}", buckets)
         write_logits(model_dir, s, *out[s])
     ckpt.write_json(cached, key)
@@ -332,7 +332,7 @@ def build_ensemble(prep: Prepared):
         train_tfidf(prep)
     cached = {kind: member_logits(root / kind, prep) for kind in KINDS}  # {kind: {split: (logits, labels)}}
     logits = {kind: {s: pair[0] for s, pair in splits.items()} for kind, splits in cached.items()}
-    logits["tfidf"] = {s: ckpt.read_npy(root / "tfidf" / f"logits_{s}.npy") for s in ("validation", "test")}
+    logits["tfidf"] = {s: ckpt.read_npy(root / "tfidf" / f"logits_{s}.npy") for s in SPLITS}
     y_val, y_test = cached["bert"]["validation"][1], cached["bert"]["test"][1]
     t0 = time.perf_counter()
     report = choose_ensemble(logits, y_val, y_test, profile.ensemble, seed=profile.seed)
@@ -356,14 +356,13 @@ def build_ensemble(prep: Prepared):
 
 
 def _ensemble_stage(variant, name: str, out: Path, folder: str) -> dict:
-    """What the ensemble's own stage is: fitted parameters, seconds per epoch, checkpoint size (a meta-MLP is saved
-    to out/folder)."""
+    """The ensemble's own stage: its describe() with fitted parameters and checkpoint size (a meta-MLP is saved to
+    out/folder)."""
     from .ensemble import MetaMLPEnsemble
 
     info = {"variant": name, "class": type(variant).__name__, "own_params": int(variant.n_fitted),
             "seconds_per_epoch": None, "checkpoint_bytes": 0, **variant.describe()}
     if isinstance(variant, MetaMLPEnsemble):
         saved = variant.save(out / folder)
-        info.update(own_params=variant.n_params, seconds_per_epoch=variant.seconds_per_epoch, checkpoint=folder,
-                    checkpoint_bytes=sum(f.stat().st_size for f in saved.iterdir()))
+        info.update(checkpoint=folder, checkpoint_bytes=sum(f.stat().st_size for f in saved.iterdir()))
     return info
