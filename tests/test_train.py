@@ -182,6 +182,12 @@ def test_precision_choices():
         resolve_precision("fp16", "cpu")
 
 
+def test_auto_precision_on_cpu_is_fp32_without_torch_private_probes(monkeypatch):
+    for probe in ("_is_avx512_bf16_supported", "_is_amx_tile_supported"):
+        monkeypatch.delattr(torch.cpu, probe, raising=False)
+    assert resolve_precision("auto", "cpu") == "fp32"
+
+
 def test_no_weight_decay_on_bias_and_layernorm(keyword_prep):
     profile, prep = keyword_prep
     model = pipeline.build_model("bert", prep.backbone, 3, profile)

@@ -57,7 +57,7 @@ def prepare(profile: Profile) -> Prepared:
     tokenizer = backbone.tokenizer()
     raw = load_for_profile(profile)
     fingerprint = runs.dataset_fingerprint(raw)  # once: the run's manifest and every tokenization cache key use it
-    data = _tokenized(raw, tokenizer, profile, profile.max_length, fingerprint=fingerprint)
+    data = _tokenized(raw, tokenizer, profile, profile.max_length, "head", fingerprint)
     return Prepared(profile, backbone, tokenizer, raw, data, raw["train"].features["label"].names,
                     len(raw["train"]) - len(data["train"]), fingerprint)
 
@@ -85,7 +85,7 @@ def open_run(profile: Profile | str | None = None, *, data: str = "", overrides=
     return dataclasses.replace(prep, profile=profile, run=run, figures=figures)
 
 
-def _tokenized(raw, tokenizer, profile: Profile, max_length: int, truncation: str = "head", fingerprint: str = ""):
+def _tokenized(raw, tokenizer, profile: Profile, max_length: int, truncation: str, fingerprint: str):
     """Tokenized splits (cached on disk), train without empty documents if profile.drop_empty_train."""
     data = tokenize(raw, tokenizer, max_length, truncation=truncation, fingerprint=fingerprint)
     if profile.drop_empty_train:
