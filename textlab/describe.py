@@ -30,14 +30,14 @@ def from_config(kind: str, config: dict, num_labels: int, bilstm: dict) -> torch
     raise ValueError(f"unknown model kind {kind!r}; choose one of: {', '.join(KINDS)}")
 
 
-def build_all(arch: str = "bert-base-uncased", num_labels: int = 20, members: int = 2) -> dict[str, torch.nn.Module]:
+def build_all(arch: str = "bert-base-uncased", num_labels: int = 20) -> dict[str, torch.nn.Module]:
     """The three models with `arch`'s shape, on the meta device: no weights allocated, no download."""
     if arch not in BACKBONES:
         raise ValueError(f"unknown arch {arch!r}; choose one of: {', '.join(BACKBONES)}")
-    config = config_dict(BertConfig() if arch == HUB_BERT else get_backbone(arch).config)  # BertConfig(): offline
+    config = config_dict(BertConfig() if arch == HUB_BERT else get_backbone(arch).config)  # its exact shape, offline
     with torch.device("meta"):
         models = {kind: from_config(kind, config, num_labels, vars(BiLSTMConfig())) for kind in KINDS}
-        models["meta_mlp"] = MetaMLP(members * num_labels, num_labels)
+        models["meta_mlp"] = MetaMLP(2 * num_labels, num_labels)  # the seed's: over BERT and the BiLSTM
     return models
 
 
