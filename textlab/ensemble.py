@@ -241,8 +241,7 @@ class MetaMLPEnsemble(Variant):
                                 for f in fields(EnsembleConfig)})
         ens = cls(cfg, meta["seed"], meta["members"], meta["tag"])
         ens.num_labels, ens.n_members = meta["num_labels"], meta["in_features"] // meta["num_labels"]
-        for key in cls.FITTED:
-            setattr(ens, key, meta[key])
+        ens.__dict__.update({k: meta[k] for k in cls.FITTED})
         ens.model = ens._model(meta["in_features"])
         load_into(ens.model, path / "model.safetensors")  # strict: a shape mismatch names the file and tensor
         ens.model.eval()
