@@ -54,6 +54,7 @@ class Variant:
 
     label = ""
     n_fitted = 0
+    FITTED: tuple[str, ...] = ()  # what fit() chooses: recorded by describe(), restored on loading
 
     def __init__(self, members: tuple[str, ...] = (), tag: str = ""):
         self.members, self.tag = tuple(members), tag
@@ -67,7 +68,8 @@ class Variant:
         return self
 
     def describe(self) -> dict:
-        return {"name": self.name, "members": list(self.members), "n_fitted": self.n_fitted}
+        return {"name": self.name, "members": list(self.members), "n_fitted": self.n_fitted,
+                **{k: getattr(self, k) for k in self.FITTED}}
 
 
 class ProbAverage(Variant):
@@ -83,6 +85,7 @@ class TemperatureAverage(Variant):
     """Each member temperature-scaled on the fit data, then the probabilities averaged."""
 
     label = "temp-average"
+    FITTED = ("temperatures",)
 
     def fit(self, member_logits, y) -> TemperatureAverage:
         self.temperatures = [fit_temperature(z, y) for z in check_logits(member_logits)]
@@ -101,14 +104,12 @@ class TemperatureAverage(Variant):
     def predict_proba(self, member_logits) -> np.ndarray:
         return np.mean(self._member_proba(member_logits), axis=0)
 
-    def describe(self) -> dict:
-        return {**super().describe(), "temperatures": self.temperatures}
-
 
 class WeightedAverage(TemperatureAverage):
     """Temperature-scaled members mixed with convex weights that minimise the mixture's NLL."""
 
     label = "weighted-average"
+    FITTED = ("temperatures", "weights")
 
     def fit(self, member_logits, y) -> WeightedAverage:
         super().fit(member_logits, y)
@@ -124,9 +125,6 @@ class WeightedAverage(TemperatureAverage):
 
     def predict_proba(self, member_logits) -> np.ndarray:
         return np.tensordot(self.weights, self._member_proba(member_logits), axes=1)
-
-    def describe(self) -> dict:
-        return {**super().describe(), "weights": self.weights}
 
 
 def _mixture_nll(a: np.ndarray, q: np.ndarray) -> tuple[float, np.ndarray]:
@@ -156,7 +154,7 @@ class MetaMLPEnsemble(Variant):
     """
 
     label = "meta-MLP"
-    FITTED = ("weight_decay", "epochs", "cv_accuracy", "cv_nll", "seconds_per_epoch")  # what fit() chooses
+    FITTED = ("weight_decay", "epochs", "cv_accuracy", "cv_nll", "seconds_per_epoch")
 
     def __init__(self, cfg: EnsembleConfig = EnsembleConfig(), seed: int = 0, members: tuple[str, ...] = (),
                  tag: str = ""):
@@ -226,7 +224,7 @@ class MetaMLPEnsemble(Variant):
     def describe(self) -> dict:
         settings = {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self.cfg).items()}
         return {**super().describe(), "in_features": self.n_members * self.num_labels, "num_labels": self.num_labels,
-                **settings, "seed": self.seed, **{k: getattr(self, k) for k in self.FITTED}, "n_params": self.n_params}
+                **settings, "seed": self.seed, "n_params": self.n_params}
 
     def save(self, path) -> Path:
         """A folder with the weights (safetensors) and meta.json; no pickle."""
@@ -243,8 +241,7 @@ class MetaMLPEnsemble(Variant):
                                 for f in fields(EnsembleConfig)})
         ens = cls(cfg, meta["seed"], meta["members"], meta["tag"])
         ens.num_labels, ens.n_members = meta["num_labels"], meta["in_features"] // meta["num_labels"]
-        for key in cls.FITTED:
-            setattr(ens, key, meta[key])
+        ens.__dict__.update({k: meta[k] for k in cls.FITTED})
         ens.model = ens._model(meta["in_features"])
         load_into(ens.model, path / "model.safetensors")  # strict: a shape mismatch names the file and tensor
         ens.model.eval()
@@ -253,13 +250,13 @@ class MetaMLPEnsemble(Variant):
 
 def load_variant(info: dict, folder) -> Variant:
     """A fitted variant from its describe() record (ensemble.json) and, for a meta-MLP, its saved folder."""
-    kinds = {"ProbAverage": ProbAverage, "TemperatureAverage": TemperatureAverage, "WeightedAverage": WeightedAverage}
-    name = info.get("class")
-    if name == "MetaMLPEnsemble":
-        return MetaMLPEnsemble.load(Path(folder) / info["checkpoint"])
-    if name not in kinds:
-        raise ValueError(f"{Path(folder) / 'ensemble.json'}: unknown ensemble class {name!r}; "
-                         f"expected one of {', '.join([*kinds, 'MetaMLPEnsemble'])}")
-    variant = kinds[name](info["members"])
-    variant.__dict__.update({k: list(info[k]) for k in ("temperatures", "weights") if k in info})
+    kinds = {c.__name__: c for c in (ProbAverage, TemperatureAverage, WeightedAverage, MetaMLPEnsemble)}
+    kind = kinds.get(info.get("class"))
+    if kind is None:
+        raise ValueError(f"{Path(folder) / 'ensemble.json'}: unknown ensemble class {info.get('class')!r}; "
+                         f"expected one of {', '.join(kinds)}")
+    if kind is MetaMLPEnsemble:
+        return kind.load(Path(folder) / info["checkpoint"])
+    variant = kind(info["members"])
+    variant.__dict__.update({k: list(info[k]) for k in kind.FITTED})
     return variant

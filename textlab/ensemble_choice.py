@@ -8,6 +8,7 @@ made from those scores alone, and the seed's exact meta-MLP stays in the table a
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Callable
 
 import numpy as np
@@ -15,9 +16,11 @@ import pandas as pd
 from sklearn.model_selection import StratifiedKFold
 
 from .config import EnsembleConfig
-from .ensemble import MetaMLPEnsemble, ProbAverage, TemperatureAverage, Variant, WeightedAverage, check_labels, check_logits
+from .ensemble import (MetaMLPEnsemble, ProbAverage, TemperatureAverage, Variant, WeightedAverage, check_labels,
+                       check_logits)
 from .evaluate import metrics
 from .stats import softmax
+
 
 def _oof_proba(make_variant: Callable[[], Variant], member_logits, y, folds: int, seed: int) -> np.ndarray:
     """Out-of-fold probabilities: each validation fold predicted by a variant fit on the other folds."""
@@ -31,10 +34,6 @@ def _oof_proba(make_variant: Callable[[], Variant], member_logits, y, folds: int
 
 def _nll(proba: np.ndarray, y: np.ndarray) -> float:
     return float(-np.log(np.clip(proba[np.arange(len(y)), y], 1e-12, None)).mean())
-
-
-def _scores(proba: np.ndarray, y) -> dict:
-    return {**{k: v for k, v in metrics(proba, y, full=False).items() if k != "n"}, "nll": _nll(proba, np.asarray(y))}
 
 
 @dataclass
@@ -73,14 +72,14 @@ def _validate(members: dict, y_val, y_test) -> None:
 
 
 def _row(name: str, members, kind: str, oof, y_val, test, y_test, n_fitted: int) -> dict:
-    val, tst = _scores(oof, y_val), _scores(test, y_test)
+    val, tst = metrics(oof, y_val, full=False), metrics(test, y_test, full=False)
     return {"variant": name, "members": "+".join(members), "kind": kind, "val_fitted_params": n_fitted,
-            "val_cv_accuracy": val["accuracy"], "val_cv_macro_f1": val["macro_f1"], "val_cv_nll": val["nll"],
+            "val_cv_accuracy": val["accuracy"], "val_cv_macro_f1": val["macro_f1"], "val_cv_nll": _nll(oof, y_val),
             "test_accuracy": tst["accuracy"], "test_macro_f1": tst["macro_f1"]}
 
 
 def choose_ensemble(members: dict[str, dict[str, np.ndarray]], y_val, y_test, cfg: EnsembleConfig, seed: int = 0,
-            seed_members=("bert", "bilstm")) -> EnsembleReport:
+                    seed_members=("bert", "bilstm")) -> EnsembleReport:
     """Singles and every variant over the seed's members and over all members; choose by validation CV only."""
     _validate(members, y_val, y_test)
     absent = [m for m in seed_members if m not in members]
@@ -98,7 +97,9 @@ def choose_ensemble(members: dict[str, dict[str, np.ndarray]], y_val, y_test, cf
         seed_group = group == tuple(seed_members)
         val = [members[m]["validation"] for m in group]
         test = [members[m]["test"] for m in group]
-        for make in _makers(group, cfg, seed, "seed-exact" if seed_group else ""):
+        # fresh-variant factories, so each CV fold and the final refit start unfitted
+        for make in (partial(ProbAverage, group), partial(TemperatureAverage, group), partial(WeightedAverage, group),
+                     partial(MetaMLPEnsemble, cfg, seed, group, "seed-exact" if seed_group else "")):
             oof = _oof_proba(make, val, y_val, cfg.folds, seed)
             variant = make().fit(val, y_val)  # refit on the whole validation split before its one look at test
             proba = variant.predict_proba(test)
@@ -110,12 +111,6 @@ def choose_ensemble(members: dict[str, dict[str, np.ndarray]], y_val, y_test, cf
     report.table = _mark_chosen(pd.DataFrame(rows))
     report.chosen = report.table.loc[report.table["chosen"], "variant"].item()
     return report
-
-
-def _makers(group: tuple[str, ...], cfg: EnsembleConfig, seed: int, tag: str) -> list[Callable[[], Variant]]:
-    """Fresh-variant factories, one per kind, so each CV fold and the final refit start unfitted."""
-    return [lambda: ProbAverage(group), lambda: TemperatureAverage(group), lambda: WeightedAverage(group),
-            lambda: MetaMLPEnsemble(cfg, seed, group, tag)]
 
 
 def _mark_chosen(table: pd.DataFrame) -> pd.DataFrame:

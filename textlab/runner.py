@@ -14,6 +14,7 @@ from . import runs
 from .checkpoint import read_json, write_json, write_text
 from .config import PROJECT_ROOT, parse_overrides, resolve
 from .errors import TextlabError
+from .train import format_duration
 
 NOTEBOOK_DIR = PROJECT_ROOT / "notebooks"
 
@@ -67,8 +68,7 @@ def time_left(stems: list[str], previous: dict[str, float]) -> str:
     known = [previous[s] for s in stems if s in previous]
     if not known:
         return ""
-    seconds = sum(known)
-    amount = f"{seconds / 60:.0f} min" if seconds >= 90 else f"{seconds:.0f} s"
+    amount = format_duration(sum(known))
     return f"{'at least ' if len(known) < len(stems) else 'about '}{amount} left (timings of the last run)"
 
 
@@ -150,10 +150,8 @@ def run(profile: str | None = None, only: list[str] | None = None, *, data: str 
     out_dir.mkdir(parents=True, exist_ok=True)
     overrides = " ".join(f"{k}={runs.format_value(v)}" for k, v in items.items())
     parameters = {"profile": prof.name, "data": data, "overrides": overrides, "name": run_dir.name}
-    quiet = bool(os.environ.get("CI")) or not sys.stderr.isatty()
     log = run_dir / "run.json"
     seconds = read_json(log).get("seconds", {}) if log.exists() else {}  # of the last run, updated as we go
-    publish_here = publishes(prof, run_dir)
     for i, nb in enumerate(chosen, 1):
         target = out_dir / nb.name
         left = time_left([c.stem for c in chosen[i - 1:]], seconds)
@@ -161,13 +159,13 @@ def run(profile: str | None = None, only: list[str] | None = None, *, data: str 
               flush=True)
         t0 = time.perf_counter()
         try:
-            execute(nb, target, parameters, progress_bar=not quiet)
+            execute(nb, target, parameters, progress_bar=sys.stderr.isatty() and not os.environ.get("CI"))
         except PapermillExecutionError as e:
             raise NotebookFailed(f"{nb.name} failed in cell {e.exec_count} ({e.ename}: {e.evalue}).\n"
                                  f"The partially executed notebook is kept at {target}") from e
         seconds[nb.stem] = round(time.perf_counter() - t0, 1)
         print(f"      done in {seconds[nb.stem]:.0f} s", flush=True)
-        if publish_here:
+        if publishes(prof, run_dir):
             print(f"      outputs -> {publish(target, nb).relative_to(PROJECT_ROOT)} (the committed run)", flush=True)
     write_json(log, {"run": run_dir.name, "profile": prof.name, "seconds": seconds})
     return out_dir

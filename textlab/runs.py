@@ -22,7 +22,7 @@ from contextlib import contextmanager
 from importlib.metadata import version
 from pathlib import Path
 
-from .checkpoint import SCHEMA, read_json, write_json
+from .checkpoint import SCHEMA, check_schema, read_json, write_json
 from .errors import TextlabError
 from .config import EXECUTION_ONLY, PROFILES, PROJECT_ROOT, Profile
 
@@ -199,10 +199,7 @@ def check_manifest(run: Path, manifest: dict) -> None:
         write_json(path, manifest)
         return
     old = read_json(path)
-    if not isinstance(old, dict) or old.get("schema") != SCHEMA:
-        found = old.get("schema") if isinstance(old, dict) else None
-        raise RunError(f"{path} has artifact schema {found!r}; this textlab reads schema {SCHEMA}: the run was made by "
-                       f"another version of textlab.\n{_ways_on(run, manifest)}")
+    check_schema(old, path, f".\n{_ways_on(run, manifest)}", error=RunError)
     diff = differences(old, manifest)
     if diff:
         raise RunError(f"{run} was made from other data or settings than these; it is never re-used under them "

@@ -29,7 +29,6 @@ class BiLSTMClassifier(nn.Module):
         self.attention = nn.Linear(d, 1)  # one learned score per time step
         self.head = nn.Sequential(nn.LayerNorm(d), nn.Linear(d, d // 2), nn.GELU(), nn.Dropout(dropout),
                                   nn.Linear(d // 2, num_labels))
-        self.num_labels = num_labels
         # A one-layer, one-direction LSTM whose own weights are never used: each direction of each layer of
         # self.lstm runs through it with that direction's weights (bilstm). Not a submodule (not in the state dict).
         object.__setattr__(self, "_one_direction", nn.LSTM(d, d // 2, batch_first=True))
