@@ -231,13 +231,6 @@ def _read_lines(name: str) -> list[str]:
     return lines[:-1] if lines[-1] == "" else lines
 
 
-def _arg(text: str, i: int) -> str:
-    """Command-line arguments with invalid UTF-8 arrive with surrogate escapes (PEP 383)."""
-    if _valid_str(text) == text:
-        return text
-    return _decode(text.encode("utf-8", "surrogateescape"), f"argument {i + 1}")
-
-
 def _format(result: dict) -> str:
     p = result["top_k"][0]["probability"]
     ranked = ", ".join(f"{t['label']} {t['probability']:.2f}" for t in result["top_k"])
@@ -248,8 +241,8 @@ def _format(result: dict) -> str:
 def main(args) -> int:
     """`python -m textlab predict`: args.run, args.model, args.file, args.top_k, args.json, args.texts."""
     texts: list[str] = []
-    for i, t in enumerate(args.texts or []):
-        texts += _read_lines(t) if t == "-" else [_arg(t, i)]
+    for i, t in enumerate(args.texts or []):  # invalid UTF-8 arrives with surrogate escapes (PEP 383)
+        texts += _read_lines(t) if t == "-" else [_decode(t.encode("utf-8", "surrogateescape"), f"argument {i + 1}")]
     if args.file:
         texts += _read_lines(args.file)
     if not texts:
