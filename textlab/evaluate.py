@@ -15,11 +15,8 @@ def metrics(logits: np.ndarray, labels: np.ndarray, label_names: list[str] | Non
         raise ValueError(f"logits must be (N, C) matching {len(labels)} labels, got shape {logits.shape}")
     classes = range(logits.shape[1])
     pred = logits.argmax(1)
-    out = {
-        "n": int(len(labels)),
-        "accuracy": float(accuracy_score(labels, pred)),
-        "macro_f1": float(f1_score(labels, pred, average="macro", labels=classes, zero_division=0)),
-    }
+    out = {"n": int(len(labels)), "accuracy": float(accuracy_score(labels, pred)),
+           "macro_f1": float(f1_score(labels, pred, average="macro", labels=classes, zero_division=0))}
     if not full:
         return out
     p, r, f, s = precision_recall_fscore_support(labels, pred, labels=classes, zero_division=0)
