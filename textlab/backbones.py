@@ -60,13 +60,10 @@ def tiny_config() -> BertConfig:
 
 
 def get_backbone(name: str) -> Backbone:
-    if name == "minilm":
-        path = embedded_path()
+    if name not in BACKBONES:
+        raise ValueError(f"unknown backbone {name!r}; choose one of: {', '.join(BACKBONES)}")
+    path = HUB_BERT if name == HUB_BERT else embedded_path()
+    if name in ("minilm", HUB_BERT):
         return Backbone(name, path, AutoConfig.from_pretrained(path), path)
-    if name == HUB_BERT:
-        return Backbone(name, HUB_BERT, AutoConfig.from_pretrained(HUB_BERT), HUB_BERT)
-    if name == "tiny":
-        return Backbone(name, None, tiny_config(), embedded_path())
-    if name == "bert-base-uncased-random":
-        return Backbone(name, None, BertConfig(), embedded_path())  # BertConfig() is bert-base-uncased's shape
-    raise ValueError(f"unknown backbone {name!r}; choose one of: {', '.join(BACKBONES)}")
+    # random init; BertConfig() is bert-base-uncased's shape
+    return Backbone(name, None, tiny_config() if name == "tiny" else BertConfig(), path)

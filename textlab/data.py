@@ -264,16 +264,14 @@ def _counted(names, counts: Counter, k: int = 5) -> str:
 def _warn_duplicates(path: Path, texts: list[str], labels: list[str], where) -> None:
     """Rows repeating an earlier row, and texts given several labels. Empty texts are not compared: they carry
     no content (20 Newsgroups has 300 by design)."""
-    first: dict[tuple[str, str], int] = {}
     label_rows: dict[str, dict[str, int]] = {}  # text -> label -> first row
     repeats = []
     for i, (text, label) in enumerate(zip(texts, labels)):
         if is_empty(text):
             continue
-        j = first.setdefault((text, label), i)
+        j = label_rows.setdefault(text, {}).setdefault(label, i)
         if j != i:
             repeats.append((i, j))
-        label_rows.setdefault(text, {}).setdefault(label, i)
     unit, numbers = where
     if repeats:
         eg = "; ".join(f"{unit} {numbers[i]} repeats {unit} {numbers[j]}" for i, j in repeats[:3])
@@ -394,8 +392,8 @@ def _content_key(dsd: DatasetDict, tokenizer, max_length: int, truncation: str, 
 
 
 def _load_cached(target: Path) -> DatasetDict | None:
-    """The cache entry at `target`, or None: none yet, or unreadable (written atomically, but a full disk, a copy or a
-    crash can still truncate an Arrow file; it is only a cache, so it is removed and rebuilt, not fatal)."""
+    """The cache entry at `target`, or None: none yet, or unreadable (a full disk, a copy or a crash can still
+    truncate an Arrow file written atomically): it is only a cache, so removed and rebuilt, not fatal."""
     if not target.exists():
         return None
     try:

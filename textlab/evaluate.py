@@ -13,21 +13,16 @@ def metrics(logits: np.ndarray, labels: np.ndarray, label_names: list[str] | Non
     logits, labels = np.asarray(logits), np.asarray(labels)
     if logits.ndim != 2 or len(logits) != len(labels):
         raise ValueError(f"logits must be (N, C) matching {len(labels)} labels, got shape {logits.shape}")
-    n_classes = logits.shape[1]
+    classes = range(logits.shape[1])
     pred = logits.argmax(1)
-    out = {
-        "n": int(len(labels)),
-        "accuracy": float(accuracy_score(labels, pred)),
-        "macro_f1": float(f1_score(labels, pred, average="macro", labels=range(n_classes), zero_division=0)),
-    }
+    out = {"n": int(len(labels)), "accuracy": float(accuracy_score(labels, pred)),
+           "macro_f1": float(f1_score(labels, pred, average="macro", labels=classes, zero_division=0))}
     if not full:
         return out
-    p, r, f, s = precision_recall_fscore_support(labels, pred, labels=range(n_classes), zero_division=0)
-    out["per_class"] = {
-        "label": list(label_names) if label_names else list(range(n_classes)),
-        "precision": p.tolist(), "recall": r.tolist(), "f1": f.tolist(), "support": s.tolist(),
-    }
-    out["confusion"] = confusion_matrix(labels, pred, labels=range(n_classes)).tolist()
+    p, r, f, s = precision_recall_fscore_support(labels, pred, labels=classes, zero_division=0)
+    out["per_class"] = {"label": list(label_names or classes), "precision": p.tolist(), "recall": r.tolist(),
+                        "f1": f.tolist(), "support": s.tolist()}
+    out["confusion"] = confusion_matrix(labels, pred, labels=classes).tolist()
     present = np.unique(labels)
     if len(present) > 1:
         # One-vs-rest macro AUC over the classes present (a class absent from a small subset has no AUC).

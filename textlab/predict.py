@@ -14,10 +14,13 @@ import numpy as np
 import torch
 
 from .backbones import get_backbone
-from .batching import Collator
+from .batching import Collator, LengthGroupedBatchSampler
 from .checkpoint import POINTER, CheckpointError, checkpoint_path, read_json
 from .data import truncate_ids
+from .ensemble import load_variant
+from .models.tfidf import TfidfSVM
 from .pipeline import TRAINED_BY, load_model
+from .runs import how_to_make
 from .stats import softmax
 
 MODELS = ("bert", "bilstm", "ensemble")
@@ -45,7 +48,6 @@ class Predictor:
         self.precision = precision
         self.model = model.to(self.device).eval()
         self.meta = meta
-        self.kind = meta["kind"]
         self.label_names: list[str] = list(meta["label_names"])
         self.max_length: int = int(meta["max_length"])
         self.truncation: str = meta["truncation"]
@@ -83,28 +85,22 @@ class Predictor:
         return softmax(self.predict_logits(texts, batch_size)).astype(np.float32)
 
     @torch.inference_mode()
-    def _logits(self, ids: list[list[int]], batch_size: int) -> np.ndarray:
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    def logits_and_flags(self, texts: list[str], batch_size: int = 32) -> tuple[np.ndarray, list[bool], list[bool]]:
+        """Logits in input order, and per text whether it was truncated and whether it was empty."""
+        ids, truncated = self.encode(_check_texts(texts))
         logits = np.zeros((len(ids), len(self.label_names)), dtype=np.float32)
-        order = sorted(range(len(ids)), key=lambda i: -len(ids[i]))  # longest first: least padding
-        for start in range(0, len(order), batch_size):
-            rows = order[start : start + batch_size]
+        # shuffle=False: the rows sorted longest first (least padding), as in evaluation
+        for rows in LengthGroupedBatchSampler(map(len, ids), batch_size, shuffle=False):
             batch = self.collator([{"input_ids": ids[i]} for i in rows])
             with torch.autocast(self.device, dtype=torch.bfloat16, enabled=self.precision == "bf16"):
                 out = self.model(input_ids=batch["input_ids"].to(self.device),
                                  attention_mask=batch["attention_mask"].to(self.device))
             logits[rows] = out.logits.float().cpu().numpy()  # (B, N)
-        return logits
-
-    def logits_and_flags(self, texts: list[str], batch_size: int = 32) -> tuple[np.ndarray, list[bool], list[bool]]:
-        """Logits in input order, and per text whether it was truncated and whether it was empty."""
-        ids, truncated = self.encode(_check_texts(texts))
-        return self._logits(ids, batch_size), truncated, [len(x) <= self._n_special for x in ids]
+        return logits, truncated, [len(x) <= self._n_special for x in ids]
 
     def predict(self, texts: list[str], top_k: int = 3, batch_size: int = 32) -> list[dict]:
-        """One dict per text, in input order: label, label_id, top_k [{label, probability}] (most
-        probable first), truncated (longer than max_length tokens), empty (no token besides [CLS]/[SEP])."""
+        """One dict per text, in input order (see results): truncated = longer than max_length tokens, empty = no
+        token besides [CLS]/[SEP]."""
         _check_top_k(top_k)
         logits, truncated, empty = self.logits_and_flags(texts, batch_size)
         return results(softmax(logits), self.label_names, top_k, truncated, empty)
@@ -114,9 +110,6 @@ class EnsemblePredictor:
     """The ensemble chosen in notebook 04: its members' predictions combined by the fitted variant."""
 
     def __init__(self, run, device: str | None = None, precision: str = "fp32"):
-        from .ensemble import load_variant
-        from .models.tfidf import TfidfSVM
-
         run = Path(run)
         info_path = run / "ensemble" / "ensemble.json"
         info = read_json(info_path)
@@ -143,16 +136,10 @@ class EnsemblePredictor:
 def results(proba: np.ndarray, label_names: list[str], top_k: int, truncated: list[bool],
             empty: list[bool]) -> list[dict]:
     """One dict per text: label, label_id, top_k [{label, probability}] (most probable first), truncated, empty."""
-    k = min(top_k, len(label_names))
-    out = []
-    for p, cut, void in zip(proba, truncated, empty):
-        best = np.argsort(-p, kind="stable")[:k]
-        out.append({
-            "label": label_names[best[0]], "label_id": int(best[0]),
-            "top_k": [{"label": label_names[j], "probability": float(p[j])} for j in best],
-            "truncated": bool(cut), "empty": bool(void),
-        })
-    return out
+    best = np.argsort(-proba, axis=1, kind="stable")[:, :top_k]  # (N, min(top_k, C))
+    return [{"label": label_names[b[0]], "label_id": int(b[0]),
+             "top_k": [{"label": label_names[j], "probability": float(p[j])} for j in b],
+             "truncated": bool(cut), "empty": bool(void)} for p, b, cut, void in zip(proba, best, truncated, empty)]
 
 
 def _check_top_k(top_k: int) -> None:
@@ -191,15 +178,12 @@ def load_predictor(run, model: str = "bert", device: str | None = None, precisio
     run = Path(run)
     if not run.exists():
         raise CheckpointError(_no_run_folder(run))
+    folder, marker = run / model, "ensemble.json" if model == "ensemble" else POINTER
+    if not (folder / marker).exists():
+        raise CheckpointError(f"{folder} holds no trained {model} model ({marker} is missing): run notebook "
+                              f"{TRAINED_BY[model]} of this run first ({how_to_make(run, TRAINED_BY[model])})")
     if model == "ensemble":
-        if not (run / "ensemble" / "ensemble.json").exists():
-            raise CheckpointError(f"{run / 'ensemble'} holds no trained ensemble (ensemble.json is missing): "
-                                  f"{_how_to_train(run, model)}")
         return EnsemblePredictor(run, device, precision)
-    folder = run / model
-    if not (folder / POINTER).exists():
-        raise CheckpointError(f"{folder} holds no trained {model} model ({POINTER} is missing): "
-                              f"{_how_to_train(run, model)}")
     net, meta = load_model(folder)
     missing = [k for k in ("backbone", "label_names", "max_length") if k not in meta]
     if missing:
@@ -215,12 +199,6 @@ def _no_run_folder(run: Path) -> str:
     if not trained:
         return f"run folder {run} does not exist, and no folder beside it (in {run.parent}) holds a trained model"
     return f"run folder {run} does not exist; run folders with a trained model beside it: {', '.join(trained)}"
-
-
-def _how_to_train(run: Path, model: str) -> str:
-    from .runs import how_to_make
-
-    return f"run notebook {TRAINED_BY[model]} of this run first ({how_to_make(run, TRAINED_BY[model])})"
 
 
 # ---------------------------------------------------------------- command line
@@ -253,29 +231,18 @@ def _read_lines(name: str) -> list[str]:
     return lines[:-1] if lines[-1] == "" else lines
 
 
-def _arg(text: str, i: int) -> str:
-    """Command-line arguments with invalid UTF-8 arrive with surrogate escapes (PEP 383)."""
-    if _valid_str(text) == text:
-        return text
-    return _decode(text.encode("utf-8", "surrogateescape"), f"argument {i + 1}")
-
-
 def _format(result: dict) -> str:
     p = result["top_k"][0]["probability"]
     ranked = ", ".join(f"{t['label']} {t['probability']:.2f}" for t in result["top_k"])
-    line = f"{result['label']}  (p={p:.2f})  | top-{len(result['top_k'])}: {ranked}"
-    if result["empty"]:
-        line += "  [empty input]"
-    if result["truncated"]:
-        line += "  [truncated]"
-    return line
+    flags = [flag for flag, on in (("[empty input]", result["empty"]), ("[truncated]", result["truncated"])) if on]
+    return "  ".join([f"{result['label']}  (p={p:.2f})  | top-{len(result['top_k'])}: {ranked}", *flags])
 
 
 def main(args) -> int:
     """`python -m textlab predict`: args.run, args.model, args.file, args.top_k, args.json, args.texts."""
     texts: list[str] = []
-    for i, t in enumerate(args.texts or []):
-        texts += _read_lines(t) if t == "-" else [_arg(t, i)]
+    for i, t in enumerate(args.texts or []):  # invalid UTF-8 arrives with surrogate escapes (PEP 383)
+        texts += _read_lines(t) if t == "-" else [_decode(t.encode("utf-8", "surrogateescape"), f"argument {i + 1}")]
     if args.file:
         texts += _read_lines(args.file)
     if not texts:
@@ -285,8 +252,5 @@ def main(args) -> int:
     predictor = load_predictor(args.run, args.model, precision=args.precision)
     results = predictor.predict(texts, top_k=args.top_k)
     for i, (text, result) in enumerate(zip(texts, results)):
-        if args.json:
-            print(json.dumps({"index": i, "text": text[:60], **result}))
-        else:
-            print(_format(result))
+        print(json.dumps({"index": i, "text": text[:60], **result}) if args.json else _format(result))
     return 0
