@@ -67,13 +67,12 @@ def plot_class_distribution(label_names: list[str], split_labels: dict[str, np.n
     for split, c in zip(split_labels, counts.values()):
         if len(c) != k:
             raise ValueError(f"split {split!r} has labels >= {k} (only {k} label names given)")
-    fig, ax = plt.subplots(figsize=(8, 0.4 * k + 1.5))
+    fig, ax = plt.subplots(figsize=(8, 0.4 * k + 1.5), layout="tight")
     pd.DataFrame(counts, index=label_names).plot.barh(ax=ax, width=0.8)
     ax.invert_yaxis()  # class 0 on top, as listed
     ax.tick_params(axis="y", labelsize=8)
     ax.set(xlabel="documents", ylabel="class", title="Documents per class and split")
     ax.legend(loc="lower right", fontsize=8)
-    fig.tight_layout()
     return fig
 
 
@@ -90,7 +89,8 @@ def plot_length_distribution(lengths: dict[str, np.ndarray], max_length, cap: in
         every = np.concatenate([np.asarray(v, dtype=float) for v in lengths.values()])
         cap = int(np.ceil(max(np.percentile(every, 95), 2 * max(marks.values())) / 64) * 64)
     width = cap / 50
-    fig, axes = plt.subplots(len(lengths), 1, figsize=(8, 2.3 * len(lengths)), sharex=True, squeeze=False)
+    fig, axes = plt.subplots(len(lengths), 1, figsize=(8, 2.3 * len(lengths)), sharex=True, squeeze=False,
+                             layout="tight")
     for ax, (split, values), color in zip(axes[:, 0], lengths.items(), _PALETTE):
         values = np.asarray(values, dtype=float)
         ax.hist(values[values <= cap], bins=np.arange(0, cap + width, width), color=color, alpha=0.8)
@@ -106,7 +106,6 @@ def plot_length_distribution(lengths: dict[str, np.ndarray], max_length, cap: in
     ticks = [t for t in axes[-1, 0].get_xticks() if 0 <= t <= 0.9 * cap]  # room for the "> cap" label
     axes[-1, 0].set_xticks(ticks + [cap + 2 * width], [f"{t:g}" for t in ticks] + [f"> {cap}"])
     axes[-1, 0].set(xlim=(0, cap + 3.5 * width), xlabel="WordPiece tokens per document")
-    fig.tight_layout()
     return fig
 
 
@@ -120,7 +119,7 @@ def _series(history: list[dict], key: str) -> tuple[np.ndarray, np.ndarray]:
 
 def plot_learning_curves(histories: dict[str, list[dict]]) -> Figure:
     """Loss, validation accuracy and validation macro-F1 per epoch, one colour per model."""
-    fig, (ax_loss, ax_acc, ax_f1) = plt.subplots(1, 3, figsize=(15, 4.2))
+    fig, (ax_loss, ax_acc, ax_f1) = plt.subplots(1, 3, figsize=(15, 4.2), layout="tight")
     model_handles = []
     for (name, history), color in zip(histories.items(), _PALETTE):
         for key, style in (("train_loss", "-"), ("val_loss", "--")):
@@ -146,7 +145,6 @@ def plot_learning_curves(histories: dict[str, list[dict]]) -> Figure:
         ax.set(title=title, xlabel="epoch", ylabel=ylabel)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
-    fig.tight_layout()
     return fig
 
 
@@ -158,9 +156,8 @@ def plot_confusion_matrix(y_true, y_pred, label_names, title: str = "", normaliz
         raise ValueError(f"y_true and y_pred differ in shape: {y_true.shape} vs {y_pred.shape}")
     k = len(label_names)
     cm = confusion_matrix(y_true, y_pred, labels=np.arange(k), normalize="true" if normalize else None).astype(float)
-    own_figure = ax is None
-    if own_figure:
-        _, ax = plt.subplots(figsize=(0.4 * k + 3.5, 0.4 * k + 2.5))
+    if ax is None:
+        _, ax = plt.subplots(figsize=(0.4 * k + 3.5, 0.4 * k + 2.5), layout="tight")
     # Cell values are unreadable past ~10 classes; colour alone carries the pattern then.
     _heatmap(ax, cm, label_names, label_names, 8 if k > 10 else 9, annot=k <= 10, fmt=".2f" if normalize else ".0f",
              cbar_label="share of the true class (row-normalised)" if normalize else "documents", cmap="Blues",
@@ -168,8 +165,6 @@ def plot_confusion_matrix(y_true, y_pred, label_names, title: str = "", normaliz
     accuracy = float(np.mean(y_true == y_pred))  # not empty: confusion_matrix refuses empty input
     ax.set(title=f"{title}\naccuracy {accuracy:.1%}" if title else f"accuracy {accuracy:.1%}",
            xlabel="predicted class", ylabel="true class")
-    if own_figure:  # a caller's figure keeps the layout engine it chose
-        ax.figure.tight_layout()
     return ax.figure
 
 
@@ -194,14 +189,13 @@ def plot_confusion_matrices(preds: dict[str, tuple[np.ndarray, np.ndarray]], lab
     k = len(label_names)
     if k <= 10:
         side = 0.4 * k + 3.5
-        fig, axes = plt.subplots(1, len(preds), figsize=(side * len(preds), side - 1), squeeze=False)
+        fig, axes = plt.subplots(1, len(preds), figsize=(side * len(preds), side - 1), squeeze=False, layout="tight")
         for ax, (name, (y_true, y_pred)) in zip(axes[0], preds.items()):
             plot_confusion_matrix(y_true, y_pred, label_names, title=name, ax=ax)
-        fig.tight_layout()
         return fig
     accuracy = {name: np.mean(np.asarray(y_true) == np.asarray(y_pred)) for name, (y_true, y_pred) in preds.items()}
     table = top_confusions(preds, label_names, top).rename(columns=lambda m: f"{m} (accuracy {accuracy[m]:.1%})")
-    fig, ax = plt.subplots(figsize=(9, 0.32 * len(table) * max(len(preds), 2) / 2 + 2))
+    fig, ax = plt.subplots(figsize=(9, 0.32 * len(table) * max(len(preds), 2) / 2 + 2), layout="tight")
     table.plot.barh(ax=ax, width=0.8, color=_PALETTE[:len(preds)])
     ax.invert_yaxis()
     ax.tick_params(axis="y", labelsize=9)
@@ -210,7 +204,6 @@ def plot_confusion_matrices(preds: dict[str, tuple[np.ndarray, np.ndarray]], lab
            title=f"The {len(table)} most frequent confusions (true → predicted)")
     ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.09), ncol=1)  # below the axis, off the bars
     ax.grid(axis="x", alpha=0.3)
-    fig.tight_layout()
     return fig
 
 
@@ -222,20 +215,18 @@ def plot_per_class_f1(f1_by_model: dict[str, np.ndarray], label_names) -> Figure
         if v.shape != (k,):
             raise ValueError(f"F1 of {name!r} has shape {v.shape}, expected ({k},) for {k} label names")
     if len(scores) > 1:
-        fig, ax = plt.subplots(figsize=(0.6 * k + 3, 0.5 * len(scores) + 2.5))
+        fig, ax = plt.subplots(figsize=(0.6 * k + 3, 0.5 * len(scores) + 2.5), layout="tight")
         _heatmap(ax, np.vstack(list(scores.values())), list(scores), label_names, 8, annot=True, fmt=".2f",
                  cmap="viridis", vmin=0, vmax=1)
         ax.set(xlabel="class", ylabel="model", title="Per-class F1")
-        fig.tight_layout()
         return fig
     (name, f1), = scores.items()
-    fig, ax = plt.subplots(figsize=(8, 0.35 * k + 1.5))
+    fig, ax = plt.subplots(figsize=(8, 0.35 * k + 1.5), layout="tight")
     pd.Series(f1, index=label_names).sort_values().plot.barh(ax=ax, width=0.8)
     ax.tick_params(axis="y", labelsize=8)
     ax.axvline(f1.mean(), color="black", linestyle="--", label=f"macro-F1 {f1.mean():.1%}")
     ax.set(xlim=(0, 1), xlabel="F1", ylabel="class", title=f"Per-class F1: {name}")
     ax.legend(loc="lower right", fontsize=8)
-    fig.tight_layout()
     return fig
 
 
@@ -273,10 +264,10 @@ def plot_architectures(diagrams: dict[str, list[tuple[str, str]]]) -> Figure:
     if not diagrams or not all(diagrams.values()):
         raise ValueError("diagrams must map each title to a non-empty list of stages")
     n_rows = max(len(s) for s in diagrams.values())
-    fig, axes = plt.subplots(1, len(diagrams), figsize=(4.6 * len(diagrams), _STEP * n_rows + 0.8), squeeze=False)
+    fig, axes = plt.subplots(1, len(diagrams), figsize=(4.6 * len(diagrams), _STEP * n_rows + 0.8), squeeze=False,
+                             layout="tight")
     for ax, (title, stages) in zip(axes[0], diagrams.items()):
         _draw_flow(ax, stages, title, n_rows)
-    fig.tight_layout()
     return fig
 
 
@@ -289,7 +280,7 @@ def plot_metric_bars(table: pd.DataFrame, chosen: str | None = None, names: dict
         raise ValueError(f"table lacks columns {missing}; needs {list(METRIC_COLUMNS)}")
     keys = table["model"].astype(str).tolist()
     labels = [readable(m, names) + ("  ◀ chosen" if m == chosen else "") for m in keys]
-    fig, axes = plt.subplots(1, 2, figsize=(12, 0.45 * len(keys) + 1.8), sharey=True)
+    fig, axes = plt.subplots(1, 2, figsize=(12, 0.45 * len(keys) + 1.8), sharey=True, layout="tight")
     for ax, metric, title, color in zip(axes, ("accuracy", "macro_f1"), ("Accuracy", "Macro-F1"), _PALETTE):
         value = table[metric].to_numpy(float)
         low, high = table[f"{metric}_lo"].to_numpy(float), table[f"{metric}_hi"].to_numpy(float)
@@ -310,14 +301,13 @@ def plot_metric_bars(table: pd.DataFrame, chosen: str | None = None, names: dict
         if tick.get_text().endswith("◀ chosen"):
             tick.set_fontweight("bold")
     axes[0].invert_yaxis()  # first model on top (sharey applies it to both panels)
-    fig.tight_layout()
     return fig
 
 
 def plot_reliability(probs_by_model: dict[str, np.ndarray], y_true, n_bins: int = 15) -> Figure:
     """Reliability diagram (confidence vs accuracy) with each model's ECE, and confidence counts below."""
     fig, (ax, ax_count) = plt.subplots(2, 1, figsize=(9.5, 7.5), sharex=True,
-                                       gridspec_kw=dict(height_ratios=[3, 1]))
+                                       gridspec_kw=dict(height_ratios=[3, 1]), layout="tight")
     ax.plot([0, 1], [0, 1], color="grey", linestyle="--", label="perfect calibration")
     width = 1 / n_bins / max(len(probs_by_model), 1)
     for i, ((name, probs), color) in enumerate(zip(probs_by_model.items(), _PALETTE)):
@@ -332,7 +322,6 @@ def plot_reliability(probs_by_model: dict[str, np.ndarray], y_true, n_bins: int 
     ax.grid(alpha=0.3)
     ax_count.set(yscale="log", xlabel="confidence (top-label probability)", ylabel="documents")
     ax_count.set_title("Documents per confidence bin", fontsize=10)
-    fig.tight_layout()
     return fig
 
 
@@ -344,7 +333,7 @@ def plot_disagreement(table: pd.DataFrame) -> Figure:
     ensemble = table.attrs.get("ensemble", "ensemble")
     cases = table.index.astype(str).tolist()
     documents, right = table["documents"].to_numpy(float), table["ensemble_right"].to_numpy(float)
-    fig, ax = plt.subplots(figsize=(9, 0.6 * len(cases) + 1.8))
+    fig, ax = plt.subplots(figsize=(9, 0.6 * len(cases) + 1.8), layout="tight")
     bars = ax.barh(cases, documents, color="#d0d0d0", label="documents")
     ax.barh(cases, right, color=_PALETTE[2], label=f"{ensemble} right")
     ax.bar_label(bars, [f"  {r:,.0f} / {n:,.0f}" + (f" ({r / n:.1%})" if n else "") for n, r in zip(documents, right)],
@@ -353,7 +342,6 @@ def plot_disagreement(table: pd.DataFrame) -> Figure:
     ax.set(xlim=(0, documents.max() * 1.35 if documents.max() > 0 else 1), xlabel="documents", ylabel="case",
            title=f"Where the models disagree, and how the {ensemble} does")
     ax.legend(loc="lower right", fontsize=8)
-    fig.tight_layout()
     return fig
 
 
@@ -377,7 +365,7 @@ def plot_pvalue_matrix(pvalues: pd.DataFrame, names: dict[str, str] | None = Non
     score = -np.log10(np.clip(p, P_FLOOR, 1))
     labels = [readable(str(m), names) for m in pvalues.index]
     text = [[_p_text(v) + ("*" if v < SIGNIFICANCE else "") for v in row] for row in p]
-    fig, ax = plt.subplots(figsize=(1.2 * n + 4, 1.0 * n + 2))
+    fig, ax = plt.subplots(figsize=(1.2 * n + 4, 1.0 * n + 2), layout="tight")
     _heatmap(ax, score, labels, labels, 9, cbar_label="p-value (log scale)", annot=np.array(text), fmt="",
              cmap="viridis", norm=Normalize(vmin=0, vmax=-np.log10(P_FLOOR)))
     ticks = {0: "1", -np.log10(SIGNIFICANCE): str(SIGNIFICANCE), 2: "1e-2", 5: "1e-5", 10: "1e-10", 15: "1e-15",
@@ -385,5 +373,4 @@ def plot_pvalue_matrix(pvalues: pd.DataFrame, names: dict[str, str] | None = Non
     ax.collections[0].colorbar.set_ticks(list(ticks), labels=list(ticks.values()))
     plt.setp(ax.get_xticklabels(), rotation=30, ha="right")
     ax.set_title(f"McNemar p-values (* p < {SIGNIFICANCE})")
-    fig.tight_layout()
     return fig
