@@ -111,10 +111,10 @@ def format_cell(col: str, v, digits: int = 3, whole_from: float = 10) -> str:
     return f"{v:,.{digits}g}" if abs(v) < whole_from else f"{v:,.0f}"
 
 
-def formatted(table: pd.DataFrame, drop_empty: bool = True) -> pd.DataFrame:
+def formatted(table: pd.DataFrame) -> pd.DataFrame:
     """The table as strings, the way to_markdown writes it; columns empty in every row dropped."""
     out = pd.DataFrame({c: [format_cell(c, v) for v in table[c]] for c in table.columns}, index=table.index)
-    return out.loc[:, (out != "").any()] if drop_empty else out
+    return out.loc[:, (out != "").any()]
 
 
 def to_markdown(table: pd.DataFrame) -> str:
@@ -141,9 +141,10 @@ def display_record(values: dict):
     return table.style.set_properties(**{"white-space": "nowrap", "text-align": "right"})
 
 
-def headline_table(table: pd.DataFrame) -> pd.DataFrame:
-    """The README's short table: this run's models (accuracy, macro-F1, size, time per epoch), each with the seed
-    report's published accuracy beside it where the seed report has that model (20 Newsgroups only)."""
+def headline_markdown(table: pd.DataFrame) -> str:
+    """The README's short table (figures/headline.md): this run's models (accuracy, macro-F1, size, time per epoch),
+    each with the seed report's published scores beside it where the seed report has that model (20 Newsgroups
+    only; elsewhere the column is dropped, being empty)."""
     ours = table[~table["model"].str.startswith("seed report")]
     beside = {}
     for _, ref in table[table["model"].str.startswith("seed report")].iterrows():
@@ -154,13 +155,9 @@ def headline_table(table: pd.DataFrame) -> pd.DataFrame:
                                 f" ({ref['s_per_epoch']:,.0f} s)")
     names = {"model": "model", "test_accuracy": "test accuracy", "test_macro_f1": "macro-F1",
              "total_params": "parameters", "trainable_params": "trained", "s_per_epoch": "s / epoch"}
-    cells = formatted(ours[list(names)], drop_empty=False).rename(columns=names)
-    return cells.assign(**{"seed report: accuracy / macro-F1 (s / epoch)": [beside.get(m, "") for m in ours["model"]]})
-
-
-def headline_markdown(table: pd.DataFrame) -> str:
-    """headline_table as markdown (figures/headline.md); the seed-report column is dropped when it is empty."""
-    return to_markdown(headline_table(table))
+    cells = formatted(ours[list(names)]).rename(columns=names)
+    seed = [beside.get(m, "") for m in ours["model"]]
+    return to_markdown(cells.assign(**{"seed report: accuracy / macro-F1 (s / epoch)": seed}))
 
 
 def write_tables(table: pd.DataFrame, folder) -> None:
