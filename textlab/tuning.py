@@ -10,11 +10,10 @@ from __future__ import annotations
 from dataclasses import fields
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from . import compare
-from .checkpoint import SCHEMA, CheckpointError, checkpoint_path, read_json, validate_meta, write_json
+from .checkpoint import SCHEMA, CheckpointError, check_schema, checkpoint_path, read_json, validate_meta, write_json
 from .config import EXECUTION_ONLY, TrainConfig
 
 # Loop settings that cannot change a run's scores (max_length is shown as the length the model read); every other
@@ -40,7 +39,7 @@ def record(model_dir, label: str) -> dict:
         "best_epoch": metrics["best_epoch"], "epochs_run": metrics["epochs_run"],
         "val_accuracy": metrics["validation"]["accuracy"], "val_macro_f1": metrics["validation"]["macro_f1"],
         "test_accuracy": metrics["test"]["accuracy"], "test_macro_f1": metrics["test"]["macro_f1"],
-        "s_per_epoch": float(np.median([h["seconds"] for h in history])),
+        "s_per_epoch": metrics["s_per_epoch"],  # training's median over epochs
         "history": [{k: h[k] for k in ("epoch", "train_loss", "val_loss", "val_accuracy", "val_macro_f1")}
                     for h in history],
     }
@@ -54,9 +53,7 @@ def save_record(model_dir, label: str, out_dir) -> Path:
 
 
 def _settings(rec: dict) -> dict:
-    if rec.get("schema") != SCHEMA:
-        raise CheckpointError(f"tuning record {rec.get('label')!r} has artifact schema {rec.get('schema')!r}; this "
-                              f"textlab reads schema {SCHEMA} (it was made by another version of textlab)")
+    check_schema(rec, f"tuning record {rec.get('label')!r}")
     return {"max_length": rec["max_length"], **{k: rec["train"][k] for k in TUNED_KEYS},
             **{f"model.{k}": v for k, v in rec["model"].items()}}
 
