@@ -1,7 +1,5 @@
-"""Figures of the study: each function takes data and returns a matplotlib Figure.
-
-No backend is chosen here, so figures show inline in notebooks; save_figure writes them atomically.
-"""
+"""Figures of the study: each function takes data and returns a matplotlib Figure (no backend is chosen here, so
+they show inline in notebooks); save_figure writes them atomically."""
 
 from __future__ import annotations
 
@@ -77,11 +75,9 @@ def plot_class_distribution(label_names: list[str], split_labels: dict[str, np.n
 
 
 def plot_length_distribution(lengths: dict[str, np.ndarray], max_length, cap: int | None = None) -> Figure:
-    """Token-length histograms per split with every truncation length marked.
-
-    max_length: the profile's length (int), or {label: length} when models read different lengths, e.g.
-    {"profile (BiLSTM)": 256, "BERT": 512}. Lengths above `cap` (default: the 95th percentile or twice the longest
-    truncation length, whichever is larger, rounded up to 64) are counted in one labelled "> cap" bar rather than
+    """Token-length histograms per split with every truncation length marked: max_length is an int, or {label:
+    length} when models read different lengths. Lengths above `cap` (default: the 95th percentile or twice the
+    longest truncation length, whichever is larger, rounded up to 64) are counted in one "> cap" bar rather than
     clipped into the last bin."""
     marks = {f"max_length = {max_length}": max_length} if np.isscalar(max_length) else dict(max_length)
     marks = {label: int(v) for label, v in sorted(marks.items(), key=lambda kv: kv[1])}
@@ -120,25 +116,22 @@ def _series(history: list[dict], key: str) -> tuple[np.ndarray, np.ndarray]:
 def plot_learning_curves(histories: dict[str, list[dict]]) -> Figure:
     """Loss, validation accuracy and validation macro-F1 per epoch, one colour per model."""
     fig, (ax_loss, ax_acc, ax_f1) = plt.subplots(1, 3, figsize=(15, 4.2), layout="tight")
-    model_handles = []
     for (name, history), color in zip(histories.items(), _PALETTE):
         for key, style in (("train_loss", "-"), ("val_loss", "--")):
             ax_loss.plot(*_series(history, key), linestyle=style, marker="o", color=color)
-        for ax, key in ((ax_acc, "val_accuracy"), (ax_f1, "val_macro_f1")):
-            ax.plot(*_series(history, key), marker="o", color=color)
-        label = name
         epochs, acc = _series(history, "val_accuracy")
-        if len(acc):
-            best = int(np.argmax(acc))
-            label = f"{name} (best epoch {epochs[best]:g}: {acc[best]:.1%})"
+        best = int(np.argmax(acc)) if len(acc) else None
+        label = name if best is None else f"{name} (best epoch {epochs[best]:g}: {acc[best]:.1%})"
+        ax_acc.plot(epochs, acc, marker="o", color=color, label=label)
+        ax_f1.plot(*_series(history, "val_macro_f1"), marker="o", color=color)
+        if best is not None:
             ax_acc.plot(epochs[best], acc[best], marker="*", markersize=16, color=color, markeredgecolor="black")
             for ax in (ax_loss, ax_acc, ax_f1):
                 ax.axvline(epochs[best], color=color, linestyle=":", alpha=0.6)
-        model_handles.append(Line2D([], [], color=color, marker="o", label=label))
     ax_loss.legend(handles=[Line2D([], [], color="grey", linestyle=style, label=label)
                             for style, label in (("-", "train"), ("--", "validation"))], fontsize=8)
-    ax_acc.legend(handles=model_handles + [Line2D([], [], color="grey", marker="*", linestyle="",
-                                                  markersize=12, label="best epoch")], fontsize=8)
+    best_marker = Line2D([], [], color="grey", marker="*", linestyle="", markersize=12, label="best epoch")
+    ax_acc.legend(handles=ax_acc.get_legend_handles_labels()[0] + [best_marker], fontsize=8)
     for ax, title, ylabel in ((ax_loss, "Loss", "cross-entropy"),
                               (ax_acc, "Validation accuracy", "accuracy"),
                               (ax_f1, "Validation macro-F1", "macro-F1")):
@@ -237,13 +230,13 @@ _BOX_W, _BOX_H, _STEP, _PANEL_W = 3.6, 0.78, 1.15, 4.0
 def _draw_flow(ax, stages: list[tuple[str, str]], title: str, n_rows: int) -> None:
     """Draw stages top-down as rounded boxes joined by arrows; n_rows fixes the vertical extent."""
     x0 = (_PANEL_W - _BOX_W) / 2
-    colors = plt.get_cmap("Blues")(np.linspace(0.12, 0.35, max(len(stages), 1)))
+    colors = plt.get_cmap("Blues")(np.linspace(0.12, 0.35, len(stages)))
     for i, ((name, details), color) in enumerate(zip(stages, colors)):
         y = -i * _STEP
         ax.add_patch(FancyBboxPatch((x0, y - _BOX_H / 2), _BOX_W, _BOX_H,
                                     boxstyle="round,pad=0,rounding_size=0.15",
                                     facecolor=color, edgecolor="#1f3b73", linewidth=1.2))
-        wrapped = textwrap.fill(details, 46) if details else ""
+        wrapped = textwrap.fill(details, 46)
         ax.text(_PANEL_W / 2, y + (0.14 if wrapped else 0), name, ha="center", va="center",
                 fontsize=10, fontweight="bold")
         if wrapped:
@@ -251,9 +244,7 @@ def _draw_flow(ax, stages: list[tuple[str, str]], title: str, n_rows: int) -> No
         if i:
             ax.annotate("", xy=(_PANEL_W / 2, y + _BOX_H / 2), xytext=(_PANEL_W / 2, y + _STEP - _BOX_H / 2),
                         arrowprops=dict(arrowstyle="-|>", color="#1f3b73", linewidth=1.3))
-    ax.set_xlim(0, _PANEL_W)
-    ax.set_ylim(-(n_rows - 1) * _STEP - _BOX_H / 2 - 0.1, _BOX_H / 2 + 0.1)
-    ax.set_aspect("equal")
+    ax.set(xlim=(0, _PANEL_W), ylim=(-(n_rows - 1) * _STEP - _BOX_H / 2 - 0.1, _BOX_H / 2 + 0.1), aspect="equal")
     ax.set_title(title, fontsize=12, fontweight="bold")
     ax.axis("off")
 
@@ -297,9 +288,8 @@ def plot_metric_bars(table: pd.DataFrame, chosen: str | None = None, names: dict
         ax.xaxis.set_major_formatter(PercentFormatter(xmax=1, decimals=0 if span > 0.05 else 1))
         ax.set_title(f"{title} (95 % bootstrap CI)")
         ax.grid(axis="x", alpha=0.3)
-    for tick in axes[0].get_yticklabels():
-        if tick.get_text().endswith("◀ chosen"):
-            tick.set_fontweight("bold")
+    if chosen in keys:
+        axes[0].get_yticklabels()[keys.index(chosen)].set_fontweight("bold")
     axes[0].invert_yaxis()  # first model on top (sharey applies it to both panels)
     return fig
 
@@ -361,11 +351,10 @@ def plot_pvalue_matrix(pvalues: pd.DataFrame, names: dict[str, str] | None = Non
         raise ValueError(f"pvalues must be square (model x model), got shape {pvalues.shape}")
     p = pvalues.to_numpy(float).copy()
     np.fill_diagonal(p, np.nan)
-    n = len(p)
     score = -np.log10(np.clip(p, P_FLOOR, 1))
     labels = [readable(str(m), names) for m in pvalues.index]
     text = [[_p_text(v) + ("*" if v < SIGNIFICANCE else "") for v in row] for row in p]
-    fig, ax = plt.subplots(figsize=(1.2 * n + 4, 1.0 * n + 2), layout="tight")
+    fig, ax = plt.subplots(figsize=(1.2 * len(p) + 4, 1.0 * len(p) + 2), layout="tight")
     _heatmap(ax, score, labels, labels, 9, cbar_label="p-value (log scale)", annot=np.array(text), fmt="",
              cmap="viridis", norm=Normalize(vmin=0, vmax=-np.log10(P_FLOOR)))
     ticks = {0: "1", -np.log10(SIGNIFICANCE): str(SIGNIFICANCE), 2: "1e-2", 5: "1e-5", 10: "1e-10", 15: "1e-15",
