@@ -141,20 +141,19 @@ def plot_learning_curves(histories: dict[str, list[dict]]) -> Figure:
     return fig
 
 
-def plot_confusion_matrix(y_true, y_pred, label_names, title: str = "", normalize: bool = True, ax=None) -> Figure:
-    """Confusion-matrix heatmap (rows: true class, normalised to sum 1 unless normalize=False). The colour scale
-    is a square root, so that errors of a few percent stand out from the white background."""
+def plot_confusion_matrix(y_true, y_pred, label_names, title: str = "", ax=None) -> Figure:
+    """Row-normalised confusion-matrix heatmap (rows: true class). The colour scale is a square root, so that errors
+    of a few percent stand out from the white background."""
     y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
     if y_true.shape != y_pred.shape:
         raise ValueError(f"y_true and y_pred differ in shape: {y_true.shape} vs {y_pred.shape}")
     k = len(label_names)
-    cm = confusion_matrix(y_true, y_pred, labels=np.arange(k), normalize="true" if normalize else None).astype(float)
+    cm = confusion_matrix(y_true, y_pred, labels=np.arange(k), normalize="true")
     if ax is None:
         _, ax = plt.subplots(figsize=(0.4 * k + 3.5, 0.4 * k + 2.5), layout="tight")
     # Cell values are unreadable past ~10 classes; colour alone carries the pattern then.
-    _heatmap(ax, cm, label_names, label_names, 8 if k > 10 else 9, annot=k <= 10, fmt=".2f" if normalize else ".0f",
-             cbar_label="share of the true class (row-normalised)" if normalize else "documents", cmap="Blues",
-             norm=PowerNorm(0.5, vmin=0, vmax=1 if normalize else max(cm.max(), 1)))
+    _heatmap(ax, cm, label_names, label_names, 8 if k > 10 else 9, annot=k <= 10, fmt=".2f", cmap="Blues",
+             cbar_label="share of the true class (row-normalised)", norm=PowerNorm(0.5, vmin=0, vmax=1))
     accuracy = float(np.mean(y_true == y_pred))  # not empty: confusion_matrix refuses empty input
     ax.set(title=f"{title}\naccuracy {accuracy:.1%}" if title else f"accuracy {accuracy:.1%}",
            xlabel="predicted class", ylabel="true class")
@@ -174,9 +173,9 @@ def top_confusions(preds: dict[str, tuple[np.ndarray, np.ndarray]], label_names,
                         index=[f"{label_names[i]} → {label_names[j]}" for i, j in pairs])
 
 
-def plot_confusion_matrices(preds: dict[str, tuple[np.ndarray, np.ndarray]], label_names, top: int = 12) -> Figure:
+def plot_confusion_matrices(preds: dict[str, tuple[np.ndarray, np.ndarray]], label_names) -> Figure:
     """Several models' confusions in one figure a reader can read: up to 10 classes, row-normalised matrices side
-    by side; more classes, the `top` most frequent confusions (true → predicted) as grouped bars."""
+    by side; more classes, the 12 most frequent confusions (true → predicted) as grouped bars."""
     if not preds:
         raise ValueError("preds is empty: give at least one model's (y_true, y_pred)")
     k = len(label_names)
@@ -187,7 +186,7 @@ def plot_confusion_matrices(preds: dict[str, tuple[np.ndarray, np.ndarray]], lab
             plot_confusion_matrix(y_true, y_pred, label_names, title=name, ax=ax)
         return fig
     accuracy = {name: np.mean(np.asarray(y_true) == np.asarray(y_pred)) for name, (y_true, y_pred) in preds.items()}
-    table = top_confusions(preds, label_names, top).rename(columns=lambda m: f"{m} (accuracy {accuracy[m]:.1%})")
+    table = top_confusions(preds, label_names).rename(columns=lambda m: f"{m} (accuracy {accuracy[m]:.1%})")
     fig, ax = plt.subplots(figsize=(9, 0.32 * len(table) * max(len(preds), 2) / 2 + 2), layout="tight")
     table.plot.barh(ax=ax, width=0.8, color=_PALETTE[:len(preds)])
     ax.invert_yaxis()
