@@ -31,11 +31,8 @@ READABLE = {"bert": "BERT", "bilstm": "BiLSTM", "tfidf": "TF-IDF + SVM", "prob-a
             "meta-MLP": "meta-MLP", "seed-exact": "seed-exact"}
 
 
-def readable(name: str, names: dict[str, str] | None = None) -> str:
-    """"weighted-average (bert+bilstm+tfidf)" -> "weighted average (BERT + BiLSTM + TF-IDF + SVM)"; an explicit
-    mapping `names` wins."""
-    if names and name in names:
-        return names[name]
+def readable(name: str) -> str:
+    """"weighted-average (bert+bilstm+tfidf)" -> "weighted average (BERT + BiLSTM + TF-IDF + SVM)"."""
     head, _, inside = name.partition(" (")
     pieces = [" + ".join(READABLE.get(m, m) for m in piece.split("+")) for piece in inside.rstrip(")").split(", ")]
     return READABLE.get(head, head) + (f" ({', '.join(pieces)})" if inside else "")
@@ -260,15 +257,14 @@ def plot_architectures(diagrams: dict[str, list[tuple[str, str]]]) -> Figure:
     return fig
 
 
-def plot_metric_bars(table: pd.DataFrame, chosen: str | None = None, names: dict[str, str] | None = None) -> Figure:
-    """Accuracy and macro-F1 per model as dots with 95 % bootstrap CI bars, on an axis that spans the models'
-    intervals (differences of a point stay visible). `chosen`: the model to mark (e.g. the ensemble chosen on
-    validation); `names`: readable names for raw keys (default: textlab.plots.readable)."""
+def plot_metric_bars(table: pd.DataFrame, chosen: str | None = None) -> Figure:
+    """Accuracy and macro-F1 per model (named by `readable`) as dots with 95 % bootstrap CI bars, on an axis that
+    spans the models' intervals (differences of a point stay visible); `chosen`: the model to mark."""
     missing = [c for c in METRIC_COLUMNS if c not in table.columns]
     if missing:
         raise ValueError(f"table lacks columns {missing}; needs {list(METRIC_COLUMNS)}")
     keys = table["model"].astype(str).tolist()
-    labels = [readable(m, names) + ("  ◀ chosen" if m == chosen else "") for m in keys]
+    labels = [readable(m) + ("  ◀ chosen" if m == chosen else "") for m in keys]
     fig, axes = plt.subplots(1, 2, figsize=(12, 0.45 * len(keys) + 1.8), sharey=True, layout="tight")
     for ax, metric, title, color in zip(axes, ("accuracy", "macro_f1"), ("Accuracy", "Macro-F1"), _PALETTE):
         value = table[metric].to_numpy(float)
@@ -342,7 +338,7 @@ def _p_text(v: float) -> str:
     return f"{v:.2f}" if v >= 0.01 else f"{v:.0e}"
 
 
-def plot_pvalue_matrix(pvalues: pd.DataFrame, names: dict[str, str] | None = None) -> Figure:
+def plot_pvalue_matrix(pvalues: pd.DataFrame) -> Figure:
     """Model x model heatmap of McNemar p-values, coloured by -log10 p from 1 down to 1e-20 (so p = 1e-2, 1e-6 and
     1e-17 get different colours), each cell annotated; diagonal blank."""
     if pvalues.shape[0] != pvalues.shape[1]:
@@ -350,7 +346,7 @@ def plot_pvalue_matrix(pvalues: pd.DataFrame, names: dict[str, str] | None = Non
     p = pvalues.to_numpy(float).copy()
     np.fill_diagonal(p, np.nan)
     score = -np.log10(np.clip(p, P_FLOOR, 1))
-    labels = [readable(str(m), names) for m in pvalues.index]
+    labels = [readable(str(m)) for m in pvalues.index]
     text = [[_p_text(v) + ("*" if v < SIGNIFICANCE else "") for v in row] for row in p]
     fig, ax = plt.subplots(figsize=(1.2 * len(p) + 4, 1.0 * len(p) + 2), layout="tight")
     _heatmap(ax, score, labels, labels, 9, cbar_label="p-value (log scale)", annot=np.array(text), fmt="",
