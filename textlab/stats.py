@@ -1,7 +1,5 @@
-"""Evaluation statistics: bootstrap confidence intervals, McNemar tests, calibration, disagreement.
-
-numpy/scipy/scikit-learn only, so the analysis runs without torch.
-"""
+"""Evaluation statistics (bootstrap confidence intervals, McNemar tests, calibration, disagreement) in
+numpy/scipy/scikit-learn only, so the analysis runs without torch."""
 
 from __future__ import annotations
 

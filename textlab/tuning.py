@@ -1,9 +1,6 @@
-"""Tuning log: what each training run of a model changed, and what validation said about it.
-
-A record is distilled from a trained model folder (metrics.json, history.json and the selected checkpoint's
-meta.json), so the table is regenerated from run artifacts, never typed. Choices are made on validation
-accuracy only; the test column is shown for the record, after the choice.
-"""
+"""Tuning log: what each training run of a model changed, and what validation said about it. A record is distilled
+from a trained model folder (metrics.json, history.json, the selected checkpoint's meta.json), so the tables are
+regenerated from run artifacts, never typed. Choices are made on validation accuracy only; test is shown after."""
 
 from __future__ import annotations
 
