@@ -222,28 +222,6 @@ def plot_per_class_f1(f1_by_model: dict[str, np.ndarray], label_names) -> Figure
 _BOX_W, _BOX_H, _STEP, _PANEL_W = 3.6, 0.78, 1.15, 4.0
 
 
-def _draw_flow(ax, stages: list[tuple[str, str]], title: str, n_rows: int) -> None:
-    """Draw stages top-down as rounded boxes joined by arrows; n_rows fixes the vertical extent."""
-    x0 = (_PANEL_W - _BOX_W) / 2
-    colors = plt.get_cmap("Blues")(np.linspace(0.12, 0.35, len(stages)))
-    for i, ((name, details), color) in enumerate(zip(stages, colors)):
-        y = -i * _STEP
-        ax.add_patch(FancyBboxPatch((x0, y - _BOX_H / 2), _BOX_W, _BOX_H,
-                                    boxstyle="round,pad=0,rounding_size=0.15",
-                                    facecolor=color, edgecolor="#1f3b73", linewidth=1.2))
-        wrapped = textwrap.fill(details, 46)
-        ax.text(_PANEL_W / 2, y + (0.14 if wrapped else 0), name, ha="center", va="center",
-                fontsize=10, fontweight="bold")
-        if wrapped:
-            ax.text(_PANEL_W / 2, y - 0.16, wrapped, ha="center", va="center", fontsize=7.5, color="#333333")
-        if i:
-            ax.annotate("", xy=(_PANEL_W / 2, y + _BOX_H / 2), xytext=(_PANEL_W / 2, y + _STEP - _BOX_H / 2),
-                        arrowprops=dict(arrowstyle="-|>", color="#1f3b73", linewidth=1.3))
-    ax.set(xlim=(0, _PANEL_W), ylim=(-(n_rows - 1) * _STEP - _BOX_H / 2 - 0.1, _BOX_H / 2 + 0.1), aspect="equal")
-    ax.set_title(title, fontsize=12, fontweight="bold")
-    ax.axis("off")
-
-
 def plot_architectures(diagrams: dict[str, list[tuple[str, str]]]) -> Figure:
     """{title: stages}: vertical flow diagrams side by side, top-aligned, at one scale; one rounded box per (stage
     name, details), arrows between them."""
@@ -252,8 +230,23 @@ def plot_architectures(diagrams: dict[str, list[tuple[str, str]]]) -> Figure:
     n_rows = max(len(s) for s in diagrams.values())
     fig, axes = plt.subplots(1, len(diagrams), figsize=(4.6 * len(diagrams), _STEP * n_rows + 0.8), squeeze=False,
                              layout="tight")
+    x0, x_mid = (_PANEL_W - _BOX_W) / 2, _PANEL_W / 2
     for ax, (title, stages) in zip(axes[0], diagrams.items()):
-        _draw_flow(ax, stages, title, n_rows)
+        colors = plt.get_cmap("Blues")(np.linspace(0.12, 0.35, len(stages)))
+        for i, ((name, details), color) in enumerate(zip(stages, colors)):
+            y = -i * _STEP
+            ax.add_patch(FancyBboxPatch((x0, y - _BOX_H / 2), _BOX_W, _BOX_H, boxstyle="round,pad=0,rounding_size=0.15",
+                                        facecolor=color, edgecolor="#1f3b73", linewidth=1.2))
+            wrapped = textwrap.fill(details, 46)
+            ax.text(x_mid, y + (0.14 if wrapped else 0), name, ha="center", va="center", fontsize=10, fontweight="bold")
+            if wrapped:
+                ax.text(x_mid, y - 0.16, wrapped, ha="center", va="center", fontsize=7.5, color="#333333")
+            if i:
+                ax.annotate("", xy=(x_mid, y + _BOX_H / 2), xytext=(x_mid, y + _STEP - _BOX_H / 2),
+                            arrowprops=dict(arrowstyle="-|>", color="#1f3b73", linewidth=1.3))
+        ax.set(xlim=(0, _PANEL_W), ylim=(-(n_rows - 1) * _STEP - _BOX_H / 2 - 0.1, _BOX_H / 2 + 0.1), aspect="equal")
+        ax.set_title(title, fontsize=12, fontweight="bold")
+        ax.axis("off")
     return fig
 
 
