@@ -44,9 +44,7 @@ def record(model_dir, label: str) -> dict:
 
 def save_record(model_dir, label: str, out_dir) -> Path:
     rec = record(model_dir, label)
-    path = Path(out_dir) / f"{rec['kind']}-{label}.json"
-    write_json(path, rec)
-    return path
+    return write_json(Path(out_dir) / f"{rec['kind']}-{label}.json", rec)
 
 
 def _settings(rec: dict) -> dict:
