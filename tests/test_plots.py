@@ -171,4 +171,3 @@ def test_disagreement_and_pvalues():
 def test_readable_names():
     assert plots.readable("meta-MLP (seed-exact, bert+bilstm)") == "meta-MLP (seed-exact, BERT + BiLSTM)"
     assert plots.readable("BERT classifier") == "BERT classifier"
-    assert plots.readable("bert", {"bert": "MiniLM"}) == "MiniLM"

@@ -44,26 +44,17 @@ def _load(run: Path, kind: str) -> dict:
     return read_json(path)
 
 
-def _architecture(kind: str, rec: dict, run: Path) -> tuple[str, str, str]:
-    """(pre-trained backbone, sequence modelling, pooling) from what the checkpoint stored."""
-    if kind in ("bert", "bilstm"):
-        meta = read_json(checkpoint_path(Path(run) / kind, "best") / "meta.json")
-        cfg = meta["model_config"]
-        if kind == "bert":
-            return (f"{backbone_name(rec['backbone'])} (fine-tuned)",
-                    f"Transformer encoder × {cfg['num_hidden_layers']} (d={cfg['hidden_size']})", "[CLS] pooler")
-        return (f"{backbone_name(rec['backbone'])} embeddings (frozen)",
-                f"BiLSTM × {meta['bilstm']['num_layers']} (hidden {cfg['hidden_size'] // 2} × 2)",
-                "masked attention")
-    return ("none", "bag of 1-2 grams", "none")
-
-
-def _s_per_epoch(run: Path, kind: str, rec: dict) -> float:
-    """Median training seconds per epoch (robust to one epoch slowed by other work on the machine)."""
-    history = Path(run) / kind / "history.json"
-    if history.exists():
-        return float(np.median([h["seconds"] for h in read_json(history)]))
-    return rec["s_per_epoch"]
+def _architecture(model_dir: Path, rec: dict) -> tuple[str, str, str]:
+    """(pre-trained backbone, sequence modelling, pooling) of a model folder, from what its checkpoint stored."""
+    if rec["model"] == "tfidf":
+        return ("none", "bag of 1-2 grams", "none")
+    meta = read_json(checkpoint_path(model_dir, "best") / "meta.json")
+    cfg = meta["model_config"]
+    if rec["model"] == "bert":
+        return (f"{backbone_name(rec['backbone'])} (fine-tuned)",
+                f"Transformer encoder × {cfg['num_hidden_layers']} (d={cfg['hidden_size']})", "[CLS] pooler")
+    return (f"{backbone_name(rec['backbone'])} embeddings (frozen)",
+            f"BiLSTM × {meta['bilstm']['num_layers']} (hidden {cfg['hidden_size'] // 2} × 2)", "masked attention")
 
 
 def comparison_table(run) -> pd.DataFrame:
@@ -71,16 +62,12 @@ def comparison_table(run) -> pd.DataFrame:
     run = Path(run)
     rows, members = [], {}
     for kind in ("bert", "bilstm", "tfidf"):
-        rec = _load(run, kind)
-        members[kind] = rec
-        backbone, seq, pool = _architecture(kind, rec, run)
-        rows.append({"model": rec["display_name"], "total_params": rec["params"]["total"],
-                     "trainable_params": rec["params"]["trainable"], "frozen_params": rec["params"]["frozen"],
-                     "pretrained_backbone": backbone, "sequence_modelling": seq, "pooling": pool,
-                     "precision": rec["precision"], "s_per_epoch": _s_per_epoch(run, kind, rec),
-                     "device": rec["device"], "infer_docs_per_s": rec["infer_docs_per_s"],
-                     "test_accuracy": rec["test"]["accuracy"], "test_macro_f1": rec["test"]["macro_f1"],
-                     "checkpoint_mb": rec["checkpoint_bytes"] / 1e6})
+        rec = members[kind] = _load(run, kind)
+        architecture = zip(("pretrained_backbone", "sequence_modelling", "pooling"), _architecture(run / kind, rec))
+        rows.append({"model": rec["display_name"], **{f"{k}_params": v for k, v in rec["params"].items()},
+                     **{k: rec[k] for k in ("precision", "s_per_epoch", "device", "infer_docs_per_s")},
+                     **dict(architecture), "checkpoint_mb": rec["checkpoint_bytes"] / 1e6,
+                     "test_accuracy": rec["test"]["accuracy"], "test_macro_f1": rec["test"]["macro_f1"]})
     ens = _load(run, "ensemble")
     for tag, label in (("seed", "ensemble: seed-exact"), ("chosen", "ensemble: chosen on validation")):
         row, stage = ens["rows"][tag], ens["stages"][tag]
@@ -124,10 +111,10 @@ def format_cell(col: str, v, digits: int = 3, whole_from: float = 10) -> str:
     return f"{v:,.{digits}g}" if abs(v) < whole_from else f"{v:,.0f}"
 
 
-def formatted(table: pd.DataFrame, drop_empty: bool = True) -> pd.DataFrame:
+def formatted(table: pd.DataFrame) -> pd.DataFrame:
     """The table as strings, the way to_markdown writes it; columns empty in every row dropped."""
     out = pd.DataFrame({c: [format_cell(c, v) for v in table[c]] for c in table.columns}, index=table.index)
-    return out.loc[:, (out != "").any()] if drop_empty else out
+    return out.loc[:, (out != "").any()]
 
 
 def to_markdown(table: pd.DataFrame) -> str:
@@ -154,9 +141,10 @@ def display_record(values: dict):
     return table.style.set_properties(**{"white-space": "nowrap", "text-align": "right"})
 
 
-def headline_table(table: pd.DataFrame) -> pd.DataFrame:
-    """The README's short table: this run's models (accuracy, macro-F1, size, time per epoch), each with the seed
-    report's published accuracy beside it where the seed report has that model (20 Newsgroups only)."""
+def headline_markdown(table: pd.DataFrame) -> str:
+    """The README's short table (figures/headline.md): this run's models (accuracy, macro-F1, size, time per epoch),
+    each with the seed report's published scores beside it where the seed report has that model (20 Newsgroups
+    only; elsewhere the column is dropped, being empty)."""
     ours = table[~table["model"].str.startswith("seed report")]
     beside = {}
     for _, ref in table[table["model"].str.startswith("seed report")].iterrows():
@@ -167,13 +155,9 @@ def headline_table(table: pd.DataFrame) -> pd.DataFrame:
                                 f" ({ref['s_per_epoch']:,.0f} s)")
     names = {"model": "model", "test_accuracy": "test accuracy", "test_macro_f1": "macro-F1",
              "total_params": "parameters", "trainable_params": "trained", "s_per_epoch": "s / epoch"}
-    cells = formatted(ours[list(names)], drop_empty=False).rename(columns=names)
-    return cells.assign(**{"seed report: accuracy / macro-F1 (s / epoch)": [beside.get(m, "") for m in ours["model"]]})
-
-
-def headline_markdown(table: pd.DataFrame) -> str:
-    """headline_table as markdown (figures/headline.md); the seed-report column is dropped when it is empty."""
-    return to_markdown(headline_table(table))
+    cells = formatted(ours[list(names)]).rename(columns=names)
+    seed = [beside.get(m, "") for m in ours["model"]]
+    return to_markdown(cells.assign(**{"seed report: accuracy / macro-F1 (s / epoch)": seed}))
 
 
 def write_tables(table: pd.DataFrame, folder) -> None:

@@ -1,7 +1,5 @@
-"""Figures of the study: each function takes data and returns a matplotlib Figure.
-
-No backend is chosen here, so figures show inline in notebooks; save_figure writes them atomically.
-"""
+"""Figures of the study: each function takes data and returns a matplotlib Figure (no backend is chosen here, so
+they show inline in notebooks); save_figure writes them atomically."""
 
 from __future__ import annotations
 
@@ -33,11 +31,8 @@ READABLE = {"bert": "BERT", "bilstm": "BiLSTM", "tfidf": "TF-IDF + SVM", "prob-a
             "meta-MLP": "meta-MLP", "seed-exact": "seed-exact"}
 
 
-def readable(name: str, names: dict[str, str] | None = None) -> str:
-    """"weighted-average (bert+bilstm+tfidf)" -> "weighted average (BERT + BiLSTM + TF-IDF + SVM)"; an explicit
-    mapping `names` wins."""
-    if names and name in names:
-        return names[name]
+def readable(name: str) -> str:
+    """"weighted-average (bert+bilstm+tfidf)" -> "weighted average (BERT + BiLSTM + TF-IDF + SVM)"."""
     head, _, inside = name.partition(" (")
     pieces = [" + ".join(READABLE.get(m, m) for m in piece.split("+")) for piece in inside.rstrip(")").split(", ")]
     return READABLE.get(head, head) + (f" ({', '.join(pieces)})" if inside else "")
@@ -67,22 +62,19 @@ def plot_class_distribution(label_names: list[str], split_labels: dict[str, np.n
     for split, c in zip(split_labels, counts.values()):
         if len(c) != k:
             raise ValueError(f"split {split!r} has labels >= {k} (only {k} label names given)")
-    fig, ax = plt.subplots(figsize=(8, 0.4 * k + 1.5))
+    fig, ax = plt.subplots(figsize=(8, 0.4 * k + 1.5), layout="tight")
     pd.DataFrame(counts, index=label_names).plot.barh(ax=ax, width=0.8)
     ax.invert_yaxis()  # class 0 on top, as listed
     ax.tick_params(axis="y", labelsize=8)
     ax.set(xlabel="documents", ylabel="class", title="Documents per class and split")
     ax.legend(loc="lower right", fontsize=8)
-    fig.tight_layout()
     return fig
 
 
 def plot_length_distribution(lengths: dict[str, np.ndarray], max_length, cap: int | None = None) -> Figure:
-    """Token-length histograms per split with every truncation length marked.
-
-    max_length: the profile's length (int), or {label: length} when models read different lengths, e.g.
-    {"profile (BiLSTM)": 256, "BERT": 512}. Lengths above `cap` (default: the 95th percentile or twice the longest
-    truncation length, whichever is larger, rounded up to 64) are counted in one labelled "> cap" bar rather than
+    """Token-length histograms per split with every truncation length marked: max_length is an int, or {label:
+    length} when models read different lengths. Lengths above `cap` (default: the 95th percentile or twice the
+    longest truncation length, whichever is larger, rounded up to 64) are counted in one "> cap" bar rather than
     clipped into the last bin."""
     marks = {f"max_length = {max_length}": max_length} if np.isscalar(max_length) else dict(max_length)
     marks = {label: int(v) for label, v in sorted(marks.items(), key=lambda kv: kv[1])}
@@ -90,7 +82,8 @@ def plot_length_distribution(lengths: dict[str, np.ndarray], max_length, cap: in
         every = np.concatenate([np.asarray(v, dtype=float) for v in lengths.values()])
         cap = int(np.ceil(max(np.percentile(every, 95), 2 * max(marks.values())) / 64) * 64)
     width = cap / 50
-    fig, axes = plt.subplots(len(lengths), 1, figsize=(8, 2.3 * len(lengths)), sharex=True, squeeze=False)
+    fig, axes = plt.subplots(len(lengths), 1, figsize=(8, 2.3 * len(lengths)), sharex=True, squeeze=False,
+                             layout="tight")
     for ax, (split, values), color in zip(axes[:, 0], lengths.items(), _PALETTE):
         values = np.asarray(values, dtype=float)
         ax.hist(values[values <= cap], bins=np.arange(0, cap + width, width), color=color, alpha=0.8)
@@ -106,70 +99,60 @@ def plot_length_distribution(lengths: dict[str, np.ndarray], max_length, cap: in
     ticks = [t for t in axes[-1, 0].get_xticks() if 0 <= t <= 0.9 * cap]  # room for the "> cap" label
     axes[-1, 0].set_xticks(ticks + [cap + 2 * width], [f"{t:g}" for t in ticks] + [f"> {cap}"])
     axes[-1, 0].set(xlim=(0, cap + 3.5 * width), xlabel="WordPiece tokens per document")
-    fig.tight_layout()
     return fig
 
 
 def _series(history: list[dict], key: str) -> tuple[np.ndarray, np.ndarray]:
     """(epochs, values) of one key of a per-epoch history, skipping missing or None values."""
-    points = [(i + 1 if row.get("epoch") is None else row["epoch"], row[key])
-              for i, row in enumerate(history) if row.get(key) is not None]
+    points = [(row["epoch"], row[key]) for row in history if row.get(key) is not None]
     epochs, values = zip(*points) if points else ((), ())
     return np.asarray(epochs, dtype=float), np.asarray(values, dtype=float)
 
 
 def plot_learning_curves(histories: dict[str, list[dict]]) -> Figure:
     """Loss, validation accuracy and validation macro-F1 per epoch, one colour per model."""
-    fig, (ax_loss, ax_acc, ax_f1) = plt.subplots(1, 3, figsize=(15, 4.2))
-    model_handles = []
+    fig, (ax_loss, ax_acc, ax_f1) = plt.subplots(1, 3, figsize=(15, 4.2), layout="tight")
     for (name, history), color in zip(histories.items(), _PALETTE):
         for key, style in (("train_loss", "-"), ("val_loss", "--")):
             ax_loss.plot(*_series(history, key), linestyle=style, marker="o", color=color)
-        for ax, key in ((ax_acc, "val_accuracy"), (ax_f1, "val_macro_f1")):
-            ax.plot(*_series(history, key), marker="o", color=color)
-        label = name
         epochs, acc = _series(history, "val_accuracy")
-        if len(acc):
-            best = int(np.argmax(acc))
-            label = f"{name} (best epoch {epochs[best]:g}: {acc[best]:.1%})"
+        best = int(np.argmax(acc)) if len(acc) else None
+        label = name if best is None else f"{name} (best epoch {epochs[best]:g}: {acc[best]:.1%})"
+        ax_acc.plot(epochs, acc, marker="o", color=color, label=label)
+        ax_f1.plot(*_series(history, "val_macro_f1"), marker="o", color=color)
+        if best is not None:
             ax_acc.plot(epochs[best], acc[best], marker="*", markersize=16, color=color, markeredgecolor="black")
             for ax in (ax_loss, ax_acc, ax_f1):
                 ax.axvline(epochs[best], color=color, linestyle=":", alpha=0.6)
-        model_handles.append(Line2D([], [], color=color, marker="o", label=label))
     ax_loss.legend(handles=[Line2D([], [], color="grey", linestyle=style, label=label)
                             for style, label in (("-", "train"), ("--", "validation"))], fontsize=8)
-    ax_acc.legend(handles=model_handles + [Line2D([], [], color="grey", marker="*", linestyle="",
-                                                  markersize=12, label="best epoch")], fontsize=8)
+    best_marker = Line2D([], [], color="grey", marker="*", linestyle="", markersize=12, label="best epoch")
+    ax_acc.legend(handles=ax_acc.get_legend_handles_labels()[0] + [best_marker], fontsize=8)
     for ax, title, ylabel in ((ax_loss, "Loss", "cross-entropy"),
                               (ax_acc, "Validation accuracy", "accuracy"),
                               (ax_f1, "Validation macro-F1", "macro-F1")):
         ax.set(title=title, xlabel="epoch", ylabel=ylabel)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
-    fig.tight_layout()
     return fig
 
 
-def plot_confusion_matrix(y_true, y_pred, label_names, title: str = "", normalize: bool = True, ax=None) -> Figure:
-    """Confusion-matrix heatmap (rows: true class, normalised to sum 1 unless normalize=False). The colour scale
-    is a square root, so that errors of a few percent stand out from the white background."""
+def plot_confusion_matrix(y_true, y_pred, label_names, title: str = "", ax=None) -> Figure:
+    """Row-normalised confusion-matrix heatmap (rows: true class). The colour scale is a square root, so that errors
+    of a few percent stand out from the white background."""
     y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
     if y_true.shape != y_pred.shape:
         raise ValueError(f"y_true and y_pred differ in shape: {y_true.shape} vs {y_pred.shape}")
     k = len(label_names)
-    cm = confusion_matrix(y_true, y_pred, labels=np.arange(k), normalize="true" if normalize else None).astype(float)
-    own_figure = ax is None
-    if own_figure:
-        _, ax = plt.subplots(figsize=(0.4 * k + 3.5, 0.4 * k + 2.5))
+    cm = confusion_matrix(y_true, y_pred, labels=np.arange(k), normalize="true")
+    if ax is None:
+        _, ax = plt.subplots(figsize=(0.4 * k + 3.5, 0.4 * k + 2.5), layout="tight")
     # Cell values are unreadable past ~10 classes; colour alone carries the pattern then.
-    _heatmap(ax, cm, label_names, label_names, 8 if k > 10 else 9, annot=k <= 10, fmt=".2f" if normalize else ".0f",
-             cbar_label="share of the true class (row-normalised)" if normalize else "documents", cmap="Blues",
-             norm=PowerNorm(0.5, vmin=0, vmax=1 if normalize else max(cm.max(), 1)))
+    _heatmap(ax, cm, label_names, label_names, 8 if k > 10 else 9, annot=k <= 10, fmt=".2f", cmap="Blues",
+             cbar_label="share of the true class (row-normalised)", norm=PowerNorm(0.5, vmin=0, vmax=1))
     accuracy = float(np.mean(y_true == y_pred))  # not empty: confusion_matrix refuses empty input
     ax.set(title=f"{title}\naccuracy {accuracy:.1%}" if title else f"accuracy {accuracy:.1%}",
            xlabel="predicted class", ylabel="true class")
-    if own_figure:  # a caller's figure keeps the layout engine it chose
-        ax.figure.tight_layout()
     return ax.figure
 
 
@@ -186,22 +169,21 @@ def top_confusions(preds: dict[str, tuple[np.ndarray, np.ndarray]], label_names,
                         index=[f"{label_names[i]} → {label_names[j]}" for i, j in pairs])
 
 
-def plot_confusion_matrices(preds: dict[str, tuple[np.ndarray, np.ndarray]], label_names, top: int = 12) -> Figure:
+def plot_confusion_matrices(preds: dict[str, tuple[np.ndarray, np.ndarray]], label_names) -> Figure:
     """Several models' confusions in one figure a reader can read: up to 10 classes, row-normalised matrices side
-    by side; more classes, the `top` most frequent confusions (true → predicted) as grouped bars."""
+    by side; more classes, the 12 most frequent confusions (true → predicted) as grouped bars."""
     if not preds:
         raise ValueError("preds is empty: give at least one model's (y_true, y_pred)")
     k = len(label_names)
     if k <= 10:
         side = 0.4 * k + 3.5
-        fig, axes = plt.subplots(1, len(preds), figsize=(side * len(preds), side - 1), squeeze=False)
+        fig, axes = plt.subplots(1, len(preds), figsize=(side * len(preds), side - 1), squeeze=False, layout="tight")
         for ax, (name, (y_true, y_pred)) in zip(axes[0], preds.items()):
             plot_confusion_matrix(y_true, y_pred, label_names, title=name, ax=ax)
-        fig.tight_layout()
         return fig
     accuracy = {name: np.mean(np.asarray(y_true) == np.asarray(y_pred)) for name, (y_true, y_pred) in preds.items()}
-    table = top_confusions(preds, label_names, top).rename(columns=lambda m: f"{m} (accuracy {accuracy[m]:.1%})")
-    fig, ax = plt.subplots(figsize=(9, 0.32 * len(table) * max(len(preds), 2) / 2 + 2))
+    table = top_confusions(preds, label_names).rename(columns=lambda m: f"{m} (accuracy {accuracy[m]:.1%})")
+    fig, ax = plt.subplots(figsize=(9, 0.32 * len(table) * max(len(preds), 2) / 2 + 2), layout="tight")
     table.plot.barh(ax=ax, width=0.8, color=_PALETTE[:len(preds)])
     ax.invert_yaxis()
     ax.tick_params(axis="y", labelsize=9)
@@ -210,7 +192,6 @@ def plot_confusion_matrices(preds: dict[str, tuple[np.ndarray, np.ndarray]], lab
            title=f"The {len(table)} most frequent confusions (true → predicted)")
     ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.09), ncol=1)  # below the axis, off the bars
     ax.grid(axis="x", alpha=0.3)
-    fig.tight_layout()
     return fig
 
 
@@ -222,49 +203,23 @@ def plot_per_class_f1(f1_by_model: dict[str, np.ndarray], label_names) -> Figure
         if v.shape != (k,):
             raise ValueError(f"F1 of {name!r} has shape {v.shape}, expected ({k},) for {k} label names")
     if len(scores) > 1:
-        fig, ax = plt.subplots(figsize=(0.6 * k + 3, 0.5 * len(scores) + 2.5))
+        fig, ax = plt.subplots(figsize=(0.6 * k + 3, 0.5 * len(scores) + 2.5), layout="tight")
         _heatmap(ax, np.vstack(list(scores.values())), list(scores), label_names, 8, annot=True, fmt=".2f",
                  cmap="viridis", vmin=0, vmax=1)
         ax.set(xlabel="class", ylabel="model", title="Per-class F1")
-        fig.tight_layout()
         return fig
     (name, f1), = scores.items()
-    fig, ax = plt.subplots(figsize=(8, 0.35 * k + 1.5))
+    fig, ax = plt.subplots(figsize=(8, 0.35 * k + 1.5), layout="tight")
     pd.Series(f1, index=label_names).sort_values().plot.barh(ax=ax, width=0.8)
     ax.tick_params(axis="y", labelsize=8)
     ax.axvline(f1.mean(), color="black", linestyle="--", label=f"macro-F1 {f1.mean():.1%}")
     ax.set(xlim=(0, 1), xlabel="F1", ylabel="class", title=f"Per-class F1: {name}")
     ax.legend(loc="lower right", fontsize=8)
-    fig.tight_layout()
     return fig
 
 
 # Flow-diagram geometry in data units (the axes keep an equal aspect, so corners stay round).
 _BOX_W, _BOX_H, _STEP, _PANEL_W = 3.6, 0.78, 1.15, 4.0
-
-
-def _draw_flow(ax, stages: list[tuple[str, str]], title: str, n_rows: int) -> None:
-    """Draw stages top-down as rounded boxes joined by arrows; n_rows fixes the vertical extent."""
-    x0 = (_PANEL_W - _BOX_W) / 2
-    colors = plt.get_cmap("Blues")(np.linspace(0.12, 0.35, max(len(stages), 1)))
-    for i, ((name, details), color) in enumerate(zip(stages, colors)):
-        y = -i * _STEP
-        ax.add_patch(FancyBboxPatch((x0, y - _BOX_H / 2), _BOX_W, _BOX_H,
-                                    boxstyle="round,pad=0,rounding_size=0.15",
-                                    facecolor=color, edgecolor="#1f3b73", linewidth=1.2))
-        wrapped = textwrap.fill(details, 46) if details else ""
-        ax.text(_PANEL_W / 2, y + (0.14 if wrapped else 0), name, ha="center", va="center",
-                fontsize=10, fontweight="bold")
-        if wrapped:
-            ax.text(_PANEL_W / 2, y - 0.16, wrapped, ha="center", va="center", fontsize=7.5, color="#333333")
-        if i:
-            ax.annotate("", xy=(_PANEL_W / 2, y + _BOX_H / 2), xytext=(_PANEL_W / 2, y + _STEP - _BOX_H / 2),
-                        arrowprops=dict(arrowstyle="-|>", color="#1f3b73", linewidth=1.3))
-    ax.set_xlim(0, _PANEL_W)
-    ax.set_ylim(-(n_rows - 1) * _STEP - _BOX_H / 2 - 0.1, _BOX_H / 2 + 0.1)
-    ax.set_aspect("equal")
-    ax.set_title(title, fontsize=12, fontweight="bold")
-    ax.axis("off")
 
 
 def plot_architectures(diagrams: dict[str, list[tuple[str, str]]]) -> Figure:
@@ -273,23 +228,37 @@ def plot_architectures(diagrams: dict[str, list[tuple[str, str]]]) -> Figure:
     if not diagrams or not all(diagrams.values()):
         raise ValueError("diagrams must map each title to a non-empty list of stages")
     n_rows = max(len(s) for s in diagrams.values())
-    fig, axes = plt.subplots(1, len(diagrams), figsize=(4.6 * len(diagrams), _STEP * n_rows + 0.8), squeeze=False)
+    fig, axes = plt.subplots(1, len(diagrams), figsize=(4.6 * len(diagrams), _STEP * n_rows + 0.8), squeeze=False,
+                             layout="tight")
+    x0, x_mid = (_PANEL_W - _BOX_W) / 2, _PANEL_W / 2
     for ax, (title, stages) in zip(axes[0], diagrams.items()):
-        _draw_flow(ax, stages, title, n_rows)
-    fig.tight_layout()
+        colors = plt.get_cmap("Blues")(np.linspace(0.12, 0.35, len(stages)))
+        for i, ((name, details), color) in enumerate(zip(stages, colors)):
+            y = -i * _STEP
+            ax.add_patch(FancyBboxPatch((x0, y - _BOX_H / 2), _BOX_W, _BOX_H, boxstyle="round,pad=0,rounding_size=0.15",
+                                        facecolor=color, edgecolor="#1f3b73", linewidth=1.2))
+            wrapped = textwrap.fill(details, 46)
+            ax.text(x_mid, y + (0.14 if wrapped else 0), name, ha="center", va="center", fontsize=10, fontweight="bold")
+            if wrapped:
+                ax.text(x_mid, y - 0.16, wrapped, ha="center", va="center", fontsize=7.5, color="#333333")
+            if i:
+                ax.annotate("", xy=(x_mid, y + _BOX_H / 2), xytext=(x_mid, y + _STEP - _BOX_H / 2),
+                            arrowprops=dict(arrowstyle="-|>", color="#1f3b73", linewidth=1.3))
+        ax.set(xlim=(0, _PANEL_W), ylim=(-(n_rows - 1) * _STEP - _BOX_H / 2 - 0.1, _BOX_H / 2 + 0.1), aspect="equal")
+        ax.set_title(title, fontsize=12, fontweight="bold")
+        ax.axis("off")
     return fig
 
 
-def plot_metric_bars(table: pd.DataFrame, chosen: str | None = None, names: dict[str, str] | None = None) -> Figure:
-    """Accuracy and macro-F1 per model as dots with 95 % bootstrap CI bars, on an axis that spans the models'
-    intervals (differences of a point stay visible). `chosen`: the model to mark (e.g. the ensemble chosen on
-    validation); `names`: readable names for raw keys (default: textlab.plots.readable)."""
+def plot_metric_bars(table: pd.DataFrame, chosen: str | None = None) -> Figure:
+    """Accuracy and macro-F1 per model (named by `readable`) as dots with 95 % bootstrap CI bars, on an axis that
+    spans the models' intervals (differences of a point stay visible); `chosen`: the model to mark."""
     missing = [c for c in METRIC_COLUMNS if c not in table.columns]
     if missing:
         raise ValueError(f"table lacks columns {missing}; needs {list(METRIC_COLUMNS)}")
     keys = table["model"].astype(str).tolist()
-    labels = [readable(m, names) + ("  ◀ chosen" if m == chosen else "") for m in keys]
-    fig, axes = plt.subplots(1, 2, figsize=(12, 0.45 * len(keys) + 1.8), sharey=True)
+    labels = [readable(m) + ("  ◀ chosen" if m == chosen else "") for m in keys]
+    fig, axes = plt.subplots(1, 2, figsize=(12, 0.45 * len(keys) + 1.8), sharey=True, layout="tight")
     for ax, metric, title, color in zip(axes, ("accuracy", "macro_f1"), ("Accuracy", "Macro-F1"), _PALETTE):
         value = table[metric].to_numpy(float)
         low, high = table[f"{metric}_lo"].to_numpy(float), table[f"{metric}_hi"].to_numpy(float)
@@ -306,18 +275,16 @@ def plot_metric_bars(table: pd.DataFrame, chosen: str | None = None, names: dict
         ax.xaxis.set_major_formatter(PercentFormatter(xmax=1, decimals=0 if span > 0.05 else 1))
         ax.set_title(f"{title} (95 % bootstrap CI)")
         ax.grid(axis="x", alpha=0.3)
-    for tick in axes[0].get_yticklabels():
-        if tick.get_text().endswith("◀ chosen"):
-            tick.set_fontweight("bold")
+    if chosen in keys:
+        axes[0].get_yticklabels()[keys.index(chosen)].set_fontweight("bold")
     axes[0].invert_yaxis()  # first model on top (sharey applies it to both panels)
-    fig.tight_layout()
     return fig
 
 
 def plot_reliability(probs_by_model: dict[str, np.ndarray], y_true, n_bins: int = 15) -> Figure:
     """Reliability diagram (confidence vs accuracy) with each model's ECE, and confidence counts below."""
     fig, (ax, ax_count) = plt.subplots(2, 1, figsize=(9.5, 7.5), sharex=True,
-                                       gridspec_kw=dict(height_ratios=[3, 1]))
+                                       gridspec_kw=dict(height_ratios=[3, 1]), layout="tight")
     ax.plot([0, 1], [0, 1], color="grey", linestyle="--", label="perfect calibration")
     width = 1 / n_bins / max(len(probs_by_model), 1)
     for i, ((name, probs), color) in enumerate(zip(probs_by_model.items(), _PALETTE)):
@@ -332,7 +299,6 @@ def plot_reliability(probs_by_model: dict[str, np.ndarray], y_true, n_bins: int 
     ax.grid(alpha=0.3)
     ax_count.set(yscale="log", xlabel="confidence (top-label probability)", ylabel="documents")
     ax_count.set_title("Documents per confidence bin", fontsize=10)
-    fig.tight_layout()
     return fig
 
 
@@ -344,7 +310,7 @@ def plot_disagreement(table: pd.DataFrame) -> Figure:
     ensemble = table.attrs.get("ensemble", "ensemble")
     cases = table.index.astype(str).tolist()
     documents, right = table["documents"].to_numpy(float), table["ensemble_right"].to_numpy(float)
-    fig, ax = plt.subplots(figsize=(9, 0.6 * len(cases) + 1.8))
+    fig, ax = plt.subplots(figsize=(9, 0.6 * len(cases) + 1.8), layout="tight")
     bars = ax.barh(cases, documents, color="#d0d0d0", label="documents")
     ax.barh(cases, right, color=_PALETTE[2], label=f"{ensemble} right")
     ax.bar_label(bars, [f"  {r:,.0f} / {n:,.0f}" + (f" ({r / n:.1%})" if n else "") for n, r in zip(documents, right)],
@@ -353,7 +319,6 @@ def plot_disagreement(table: pd.DataFrame) -> Figure:
     ax.set(xlim=(0, documents.max() * 1.35 if documents.max() > 0 else 1), xlabel="documents", ylabel="case",
            title=f"Where the models disagree, and how the {ensemble} does")
     ax.legend(loc="lower right", fontsize=8)
-    fig.tight_layout()
     return fig
 
 
@@ -366,18 +331,17 @@ def _p_text(v: float) -> str:
     return f"{v:.2f}" if v >= 0.01 else f"{v:.0e}"
 
 
-def plot_pvalue_matrix(pvalues: pd.DataFrame, names: dict[str, str] | None = None) -> Figure:
+def plot_pvalue_matrix(pvalues: pd.DataFrame) -> Figure:
     """Model x model heatmap of McNemar p-values, coloured by -log10 p from 1 down to 1e-20 (so p = 1e-2, 1e-6 and
     1e-17 get different colours), each cell annotated; diagonal blank."""
     if pvalues.shape[0] != pvalues.shape[1]:
         raise ValueError(f"pvalues must be square (model x model), got shape {pvalues.shape}")
     p = pvalues.to_numpy(float).copy()
     np.fill_diagonal(p, np.nan)
-    n = len(p)
     score = -np.log10(np.clip(p, P_FLOOR, 1))
-    labels = [readable(str(m), names) for m in pvalues.index]
+    labels = [readable(str(m)) for m in pvalues.index]
     text = [[_p_text(v) + ("*" if v < SIGNIFICANCE else "") for v in row] for row in p]
-    fig, ax = plt.subplots(figsize=(1.2 * n + 4, 1.0 * n + 2))
+    fig, ax = plt.subplots(figsize=(1.2 * len(p) + 4, 1.0 * len(p) + 2), layout="tight")
     _heatmap(ax, score, labels, labels, 9, cbar_label="p-value (log scale)", annot=np.array(text), fmt="",
              cmap="viridis", norm=Normalize(vmin=0, vmax=-np.log10(P_FLOOR)))
     ticks = {0: "1", -np.log10(SIGNIFICANCE): str(SIGNIFICANCE), 2: "1e-2", 5: "1e-5", 10: "1e-10", 15: "1e-15",
@@ -385,5 +349,4 @@ def plot_pvalue_matrix(pvalues: pd.DataFrame, names: dict[str, str] | None = Non
     ax.collections[0].colorbar.set_ticks(list(ticks), labels=list(ticks.values()))
     plt.setp(ax.get_xticklabels(), rotation=30, ha="right")
     ax.set_title(f"McNemar p-values (* p < {SIGNIFICANCE})")
-    fig.tight_layout()
     return fig

@@ -1,14 +1,12 @@
-"""Evaluation statistics: bootstrap confidence intervals, McNemar tests, calibration, disagreement.
-
-numpy/scipy/scikit-learn only, so the analysis runs without torch.
-"""
+"""Evaluation statistics (bootstrap confidence intervals, McNemar tests, calibration, disagreement) in
+numpy/scipy/scikit-learn only, so the analysis runs without torch."""
 
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
 from scipy import stats as sps
-from sklearn.metrics import accuracy_score, f1_score
+from sklearn.metrics import f1_score
 
 METRICS = ("accuracy", "macro_f1")
 EXACT_BELOW = 25  # McNemar: exact binomial test when b + c is below this, else chi-square
@@ -71,10 +69,7 @@ def bootstrap_ci(y_true, y_pred, metric: str = "accuracy", n_boot: int = 1000, a
     for start in range(0, n_boot, _BOOT_CHUNK):
         idx = rng.integers(0, n, size=(min(_BOOT_CHUNK, n_boot - start), n))  # (resamples, n)
         scores.append(correct[idx].mean(axis=1) if metric == "accuracy" else _macro_f1_rows(codes[idx], k))
-    if metric == "accuracy":
-        point = accuracy_score(y_true, y_pred)
-    else:
-        point = f1_score(y_true, y_pred, average="macro", zero_division=0)
+    point = correct.mean() if metric == "accuracy" else f1_score(y_true, y_pred, average="macro", zero_division=0)
     low, high = np.quantile(np.concatenate(scores), [alpha / 2, 1 - alpha / 2])
     return float(point), float(low), float(high)
 
@@ -132,15 +127,14 @@ def disagreement_table(y_true, pred_a, pred_b, pred_ens,
                        names: tuple[str, str, str] = ("A", "B", "ensemble")) -> pd.DataFrame:
     """Documents by which of A and B is right, and how often the ensemble is right in each case (NaN: no
     documents)."""
-    if len(names) != 3:
-        raise ValueError(f"names must hold three names (A, B, ensemble), got {names!r}")
+    name_a, name_b, ensemble = names
     y, a, b, e = _labels(y_true=y_true, pred_a=pred_a, pred_b=pred_b, pred_ens=pred_ens)
     right_a, right_b = a == y, b == y
-    cases = {"both right": right_a & right_b, f"only {names[0]} right": right_a & ~right_b,
-             f"only {names[1]} right": ~right_a & right_b, "both wrong": ~right_a & ~right_b}
+    cases = {"both right": right_a & right_b, f"only {name_a} right": right_a & ~right_b,
+             f"only {name_b} right": ~right_a & right_b, "both wrong": ~right_a & ~right_b}
     table = pd.DataFrame({"documents": [m.sum() for m in cases.values()],
                           "ensemble_right": [(m & (e == y)).sum() for m in cases.values()]},
                          index=pd.Index(list(cases), name="case"))
     table["ensemble_accuracy"] = table["ensemble_right"] / table["documents"]
-    table.attrs["ensemble"] = names[2]  # lets plots name the ensemble
+    table.attrs["ensemble"] = ensemble  # lets plots name the ensemble
     return table

@@ -1,20 +1,16 @@
-"""Tuning log: what each training run of a model changed, and what validation said about it.
-
-A record is distilled from a trained model folder (metrics.json, history.json and the selected checkpoint's
-meta.json), so the table is regenerated from run artifacts, never typed. Choices are made on validation
-accuracy only; the test column is shown for the record, after the choice.
-"""
+"""Tuning log: what each training run of a model changed, and what validation said about it. A record is distilled
+from a trained model folder (metrics.json, history.json, the selected checkpoint's meta.json), so the tables are
+regenerated from run artifacts, never typed. Choices are made on validation accuracy only; test is shown after."""
 
 from __future__ import annotations
 
 from dataclasses import fields
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from . import compare
-from .checkpoint import SCHEMA, CheckpointError, checkpoint_path, read_json, validate_meta, write_json
+from .checkpoint import SCHEMA, CheckpointError, check_schema, checkpoint_path, read_json, validate_meta, write_json
 from .config import EXECUTION_ONLY, TrainConfig
 
 # Loop settings that cannot change a run's scores (max_length is shown as the length the model read); every other
@@ -40,7 +36,7 @@ def record(model_dir, label: str) -> dict:
         "best_epoch": metrics["best_epoch"], "epochs_run": metrics["epochs_run"],
         "val_accuracy": metrics["validation"]["accuracy"], "val_macro_f1": metrics["validation"]["macro_f1"],
         "test_accuracy": metrics["test"]["accuracy"], "test_macro_f1": metrics["test"]["macro_f1"],
-        "s_per_epoch": float(np.median([h["seconds"] for h in history])),
+        "s_per_epoch": metrics["s_per_epoch"],  # training's median over epochs
         "history": [{k: h[k] for k in ("epoch", "train_loss", "val_loss", "val_accuracy", "val_macro_f1")}
                     for h in history],
     }
@@ -48,15 +44,11 @@ def record(model_dir, label: str) -> dict:
 
 def save_record(model_dir, label: str, out_dir) -> Path:
     rec = record(model_dir, label)
-    path = Path(out_dir) / f"{rec['kind']}-{label}.json"
-    write_json(path, rec)
-    return path
+    return write_json(Path(out_dir) / f"{rec['kind']}-{label}.json", rec)
 
 
 def _settings(rec: dict) -> dict:
-    if rec.get("schema") != SCHEMA:
-        raise CheckpointError(f"tuning record {rec.get('label')!r} has artifact schema {rec.get('schema')!r}; this "
-                              f"textlab reads schema {SCHEMA} (it was made by another version of textlab)")
+    check_schema(rec, f"tuning record {rec.get('label')!r}")
     return {"max_length": rec["max_length"], **{k: rec["train"][k] for k in TUNED_KEYS},
             **{f"model.{k}": v for k, v in rec["model"].items()}}
 
