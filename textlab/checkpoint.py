@@ -195,12 +195,12 @@ def load_training_state(ckpt: Path) -> dict:
         raise CheckpointError(f"{path} could not be loaded safely (truncated or corrupt?): {e}") from e
 
 
-def check_schema(obj, source, fix: str = "") -> None:
-    """Refuse an artifact of another SCHEMA, naming `source` and (`fix`) what to do instead."""
+def check_schema(obj, source, fix: str = "", error: type[Exception] = CheckpointError) -> None:
+    """Refuse an artifact of another SCHEMA with `error`, naming `source` and (`fix`) what to do instead."""
     found = obj.get("schema") if isinstance(obj, dict) else None
     if found != SCHEMA:
-        raise CheckpointError(f"{source} has artifact schema {found!r}; this textlab reads schema {SCHEMA} (it was "
-                              f"made by another version of textlab){fix}")
+        raise error(f"{source} has artifact schema {found!r}; this textlab reads schema {SCHEMA} (it was made by "
+                    f"another version of textlab){fix}")
 
 
 def validate_meta(meta: dict, path) -> dict:
