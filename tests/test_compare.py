@@ -12,10 +12,10 @@ def _table(with_seed: bool = True) -> pd.DataFrame:
         {"model": "BERT classifier", "test_accuracy": 0.71256, "test_macro_f1": 0.69511, "total_params": 22720916.0,
          "trainable_params": 22720916.0, "frozen_params": 0.0, "s_per_epoch": 725.6, "infer_docs_per_s": 48.2,
          "checkpoint_mb": 90.9, "pretrained_backbone": "MiniLM-L6-H384 (fine-tuned)", "device": "CPU"},
-        {"model": "ensemble: seed-exact: meta-MLP (seed-exact, bert+bilstm)", "test_accuracy": 0.71322,
+        {"model": "ensemble: meta-MLP (seed-exact, BERT + BiLSTM)", "test_accuracy": 0.71322,
          "test_macro_f1": 0.69779, "total_params": 36501397.0, "trainable_params": 7340.0, "frozen_params": 36494057.0,
          "s_per_epoch": 0.00295, "device": "CPU (cached logits)"},
-        {"model": "ensemble: chosen on validation: weighted-average (bert+bilstm+tfidf)", "test_accuracy": 0.74177,
+        {"model": "ensemble chosen on validation: weighted average (BERT + BiLSTM + TF-IDF + SVM)", "test_accuracy": 0.74177,
          "test_macro_f1": 0.72545, "total_params": 40724062.0, "trainable_params": 5.0, "frozen_params": 40724057.0,
          "s_per_epoch": np.nan, "device": "CPU (cached logits)"},
     ]
@@ -38,7 +38,7 @@ def test_markdown_reads_well():
     assert "| BERT classifier | 71.26 % | 69.51 % | 22,720,916 | 22,720,916 | 0 | 726 |" in md
     assert "nan" not in md.lower() and "—" not in md
     assert "sequence_modelling" not in lines[0]  # empty in every row: dropped
-    assert "ensemble: chosen on validation: weighted-average (bert+bilstm+tfidf) | 74.18 % |" in md
+    assert "ensemble chosen on validation: weighted average (BERT + BiLSTM + TF-IDF + SVM) | 74.18 % |" in md
 
 
 def test_headline_puts_the_seed_report_beside_its_model():

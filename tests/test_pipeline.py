@@ -72,7 +72,9 @@ def test_ensemble_and_comparison_table(trained_run, tiny_run, tiny_prep):
     assert len(table) == 5 + len(compare.SEED_REFERENCE)
     tfidf = table.set_index("model").loc["TF-IDF + linear SVM"]
     assert 0.2 <= tfidf["test_accuracy"] <= 0.7  # lexical features learn something from 200 documents
-    seed_row = table[table["model"].str.startswith("ensemble: seed-exact")].iloc[0]
+    seed_row = table.set_index("model").loc["ensemble: meta-MLP (seed-exact, BERT + BiLSTM)"]
+    chosen = table[table["model"].str.startswith("ensemble chosen on validation: ")].iloc[0]
+    assert chosen["pooling"] == compare.POOLING[report.chosen.partition(" (")[0]]
     assert seed_row["trainable_params"] == 7_340
     assert seed_row["frozen_params"] == sum(pipeline.count_params(pipeline.load_model(run / k)[0])["total"]
                                             for k in ("bert", "bilstm"))

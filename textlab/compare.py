@@ -10,6 +10,7 @@ import pandas as pd
 
 from .checkpoint import CheckpointError, checkpoint_path, read_json, read_npy, write_text
 from .pipeline import TRAINED_BY
+from .plots import readable
 from .runs import how_to_make, read_manifest
 from .stats import bootstrap_ci, mcnemar, softmax
 
@@ -29,7 +30,11 @@ BACKBONE_NAMES = {"minilm": "MiniLM-L6-H384", "bert-base-uncased": "bert-base-un
                   "bert-base-uncased-random": "bert-base-uncased (random weights)"}
 # Which row of this study each seed-report row stands beside in the headline table (by model-name prefix).
 SEED_BESIDE = {"seed report: BERT": "BERT classifier", "seed report: BiLSTM": "BiLSTM",
-               "seed report: meta-MLP ensemble": "ensemble: seed-exact"}
+               "seed report: meta-MLP ensemble": "ensemble: meta-MLP (seed-exact"}
+# How each ensemble variant (textlab.ensemble) combines its members.
+POOLING = {"prob-average": "mean of member softmax", "temp-average": "mean of temperature-scaled member softmax",
+           "weighted-average": "weighted mean of temperature-scaled member softmax",
+           "meta-MLP": "meta-MLP on member softmax"}
 
 
 def backbone_name(key: str) -> str:
@@ -69,16 +74,16 @@ def comparison_table(run) -> pd.DataFrame:
                      **dict(architecture), "checkpoint_mb": rec["checkpoint_bytes"] / 1e6,
                      "test_accuracy": rec["test"]["accuracy"], "test_macro_f1": rec["test"]["macro_f1"]})
     ens = _load(run, "ensemble")
-    for tag, label in (("seed", "ensemble: seed-exact"), ("chosen", "ensemble: chosen on validation")):
+    for tag, label in (("seed", "ensemble"), ("chosen", "ensemble chosen on validation")):
         row, stage = ens["rows"][tag], ens["stages"][tag]
         names = row["members"].split("+")
         frozen = sum(members[m]["params"]["total"] for m in names)
         is_mlp = stage["class"] == "MetaMLPEnsemble"
         rows.append({
-            "model": f"{label}: {stage['variant']}", "total_params": stage["own_params"] + frozen,
+            "model": f"{label}: {readable(stage['variant'])}", "total_params": stage["own_params"] + frozen,
             "trainable_params": stage["own_params"], "frozen_params": frozen,
             "pretrained_backbone": "members' (frozen)", "sequence_modelling": "members'",
-            "pooling": "meta-MLP on member softmax" if is_mlp else "weighted probability average",
+            "pooling": POOLING[stage["variant"].partition(" (")[0]],
             "precision": "fp32", "s_per_epoch": stage["seconds_per_epoch"] if is_mlp else np.nan,
             "device": "CPU (cached logits)",
             "infer_docs_per_s": 1 / sum(1 / members[m]["infer_docs_per_s"] for m in names),
