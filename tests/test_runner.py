@@ -72,8 +72,9 @@ def _notebook(cells) -> dict:
     return nb
 
 
-def test_printed_lines_reach_the_terminal_without_progress_bars(tmp_path, capsys):
-    """What a notebook prints (the per-epoch lines) is forwarded to the runner's stdout; displays are not."""
+def test_printed_lines_reach_the_terminal_without_progress_bars(tmp_path, capfd):
+    """What a notebook prints (the per-epoch lines) is forwarded to the runner's stdout; displays are not, nor the
+    kernel's start-up warnings (capfd: the kernel process writes to the terminal itself)."""
     import nbformat
 
     src = tmp_path / "07_print.ipynb"
@@ -84,9 +85,10 @@ def test_printed_lines_reach_the_terminal_without_progress_bars(tmp_path, capsys
         "sys.stderr.write('10%|#  | 1/10\\r')\n"
         "'a displayed value'")]), src)
     runner.execute(src, tmp_path / "out.ipynb", {})
-    out = capsys.readouterr().out
+    out, err = capfd.readouterr()
     assert "      bert epoch 1: train loss 0.5, val acc 0.7, 715 s\n      bert epoch 2:" in out
     assert "10%|" not in out and "a displayed value" not in out
+    assert "IPKernelApp" not in err
 
 
 def test_forward_keeps_the_last_state_of_a_rewritten_line():

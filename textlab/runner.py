@@ -59,8 +59,10 @@ def execute(notebook: Path, target: Path, parameters: dict, *, progress_bar: boo
     """Execute one notebook with papermill into target, its printed lines forwarded to this process's stdout."""
     import papermill as pm
 
+    # The kernel's own log at ERROR: ipykernel >= 7.3 warns at every start that its local TCP link is unencrypted.
     pm.execute_notebook(str(notebook), str(target), parameters=parameters, kernel_name="python3",
-                        cwd=str(NOTEBOOK_DIR), progress_bar=progress_bar, log_output=False, stdout_file=_Forward())
+                        cwd=str(NOTEBOOK_DIR), progress_bar=progress_bar, log_output=False, stdout_file=_Forward(),
+                        extra_arguments=["--IPKernelApp.log_level=ERROR"])
 
 
 def time_left(stems: list[str], previous: dict[str, float]) -> str:
