@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
 from textlab.config import EnsembleConfig
 from textlab.ensemble import MetaMLPEnsemble, ProbAverage, TemperatureAverage, WeightedAverage, fit_temperature
@@ -123,3 +124,15 @@ def test_tfidf_member_scores_unseen_text():
     labels = [0, 0, 1, 1] * 3
     scores = TfidfSVM(seed=0).fit(texts, labels).decision_function(["orbit launch", "goal"])
     assert scores.shape == (2, 2) and scores.argmax(1).tolist() == [0, 1]
+
+
+def test_meta_mlp_inner_cv_on_every_core_gives_the_bits_of_one_process(data, monkeypatch):
+    y_val, val, *_ = data
+    cfg = EnsembleConfig(weight_decays=(0.0, 1e-2), max_epochs=20, folds=3)
+    parallel = MetaMLPEnsemble(cfg).fit(val[:2], y_val)
+    monkeypatch.setattr("textlab.ensemble.cpu_count", lambda: 1)  # n_jobs=1: joblib runs every task in this process
+    serial = MetaMLPEnsemble(cfg).fit(val[:2], y_val)
+    chosen = ("weight_decay", "epochs", "cv_accuracy", "cv_nll")
+    assert [getattr(parallel, k) for k in chosen] == [getattr(serial, k) for k in chosen]
+    weights = zip(parallel.model.state_dict().values(), serial.model.state_dict().values())
+    assert all(torch.equal(a, b) for a, b in weights)
