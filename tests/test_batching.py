@@ -3,7 +3,9 @@ import pytest
 import torch
 
 from textlab.backbones import get_backbone
-from textlab.batching import Collator, LengthGroupedBatchSampler, default_buckets
+from datasets import Dataset
+
+from textlab.batching import Collator, LengthGroupedBatchSampler, default_buckets, make_loader
 
 
 @pytest.fixture(scope="module")
@@ -63,6 +65,13 @@ def test_collator_pads_only_to_batch_maximum():
     assert "length" not in batch
     fixed = Collator(tok, max_length=32)(feats)
     assert fixed["input_ids"].shape == (3, 32) and fixed["input_ids"].dtype == torch.long
+
+
+def test_loader_of_a_dataset_without_a_length_column():
+    """Tokenized some other way than data.tokenize: the lengths come from input_ids."""
+    ds = Dataset.from_dict({"input_ids": [[101, 7, 102], [101, 7, 7, 7, 102]], "labels": [0, 1], "idx": [0, 1]})
+    batches = list(make_loader(ds, get_backbone("tiny").tokenizer(), 2, shuffle=False))
+    assert batches[0]["input_ids"].shape == (2, 8) and batches[0]["idx"].tolist() == [1, 0]  # longest first
 
 
 def test_collator_pads_to_the_smallest_bucket_that_fits():

@@ -15,8 +15,8 @@ def _table(with_seed: bool = True) -> pd.DataFrame:
         {"model": "ensemble: meta-MLP (seed-exact, BERT + BiLSTM)", "test_accuracy": 0.71322,
          "test_macro_f1": 0.69779, "total_params": 36501397.0, "trainable_params": 7340.0, "frozen_params": 36494057.0,
          "s_per_epoch": 0.00295, "device": "CPU (cached logits)"},
-        {"model": "ensemble chosen on validation: weighted average (BERT + BiLSTM + TF-IDF + SVM)", "test_accuracy": 0.74177,
-         "test_macro_f1": 0.72545, "total_params": 40724062.0, "trainable_params": 5.0, "frozen_params": 40724057.0,
+        {"model": "ensemble chosen on validation: weighted average (BERT + BiLSTM + TF-IDF + SVM)",
+         "test_accuracy": 0.74177, "test_macro_f1": 0.72545, "total_params": 40724062.0, "trainable_params": 5.0, "frozen_params": 40724057.0,
          "s_per_epoch": np.nan, "device": "CPU (cached logits)"},
     ]
     seed = [{**{c: np.nan for c in compare.COLUMNS}, **ref} for ref in compare.SEED_REFERENCE] if with_seed else []
@@ -56,6 +56,7 @@ def test_notebook_displays():
     rec = compare.display_record({"parameters": 7340.0, "epochs (chosen by CV)": 8.0, "test_accuracy": 0.71256,
                                   "weight decay": 0.0001, "device": "CPU", "s_per_epoch": 725.64})
     assert rec.data["value"].tolist() == ["7,340", "8", "71.26 %", "0.0001", "CPU", "725.6"]
+    assert compare.display_record({"temperatures": [1.2, 0.5]}).data["value"].tolist() == ["[1.2, 0.5]"]
 
 
 def test_backbone_keys_read_as_names():

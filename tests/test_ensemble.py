@@ -129,8 +129,9 @@ def test_tfidf_member_scores_unseen_text():
 def test_meta_mlp_inner_cv_on_every_core_gives_the_bits_of_one_process(data, monkeypatch):
     y_val, val, *_ = data
     cfg = EnsembleConfig(weight_decays=(0.0, 1e-2), max_epochs=20, folds=3)
+    monkeypatch.setattr("textlab.ensemble.cpu_count", lambda: 2)  # two worker processes, even on a 1-core machine
     parallel = MetaMLPEnsemble(cfg).fit(val[:2], y_val)
-    monkeypatch.setattr("textlab.ensemble.cpu_count", lambda: 1)  # n_jobs=1: joblib runs every task in this process
+    monkeypatch.setattr("textlab.ensemble.cpu_count", lambda: 1)  # n_jobs=1: every task in this process
     serial = MetaMLPEnsemble(cfg).fit(val[:2], y_val)
     chosen = ("weight_decay", "epochs", "cv_accuracy", "cv_nll")
     assert [getattr(parallel, k) for k in chosen] == [getattr(serial, k) for k in chosen]

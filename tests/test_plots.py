@@ -86,6 +86,8 @@ def test_learning_curves_single_and_overlay():
     assert len(plots.plot_learning_curves({"bert": history}).axes) == 3
     fig = plots.plot_learning_curves({"bert": history, "lstm": partial})
     assert any("best epoch 3" in t for t in _texts(fig))
+    numbered = [{k: v for k, v in row.items() if k != "epoch"} for row in history]  # rows numbered 1, 2, 3
+    assert any("best epoch 3" in t for t in _texts(plots.plot_learning_curves({"bert": numbered})))
 
 
 def test_confusion_matrices():

@@ -51,7 +51,7 @@ class Collator:
     """Dynamic padding to the batch maximum (rounded up to a multiple of 8), to the smallest of a few length
     `buckets` that fits (few distinct shapes, for torch.compile), or to a fixed `max_length`."""
 
-    def __init__(self, tokenizer, max_length: int | None = None, buckets: tuple = ()):
+    def __init__(self, tokenizer, *, max_length: int | None = None, buckets: tuple = ()):
         self.tokenizer, self.max_length, self.buckets = tokenizer, max_length, sorted(buckets)
 
     def __call__(self, features: list[dict]) -> dict[str, torch.Tensor]:
@@ -77,7 +77,8 @@ def make_loader(ds, tokenizer, batch_size: int, *, shuffle: bool, seed: int = 0,
     # after a resume (the resumed run creates its iterators at other points of the RNG stream).
     g = torch.Generator().manual_seed(seed)
     if length_grouped:
-        sampler = LengthGroupedBatchSampler(ds["length"], batch_size, shuffle=shuffle, seed=seed)
+        lengths = ds["length"] if "length" in ds.column_names else [len(x) for x in ds["input_ids"]]
+        sampler = LengthGroupedBatchSampler(lengths, batch_size, shuffle=shuffle, seed=seed)
         return DataLoader(columns, batch_sampler=sampler, collate_fn=Collator(tokenizer, buckets=buckets), generator=g)
     return DataLoader(columns, batch_size=batch_size, shuffle=shuffle, generator=g,
                       collate_fn=Collator(tokenizer, max_length=max_length))

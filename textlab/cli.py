@@ -102,3 +102,6 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 1 if isinstance(e, NotebookFailed) else 2
 
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -105,7 +105,7 @@ def format_cell(col: str, v, digits: int = 3, whole_from: float = 10) -> str:
     """One cell as the tables show it: accuracy / macro-F1 columns (incl. bootstrap _lo / _hi) as percentages with
     two decimals, other numbers with thousands separators (`digits` significant digits below `whole_from`), missing
     values empty."""
-    if pd.isna(v):
+    if pd.api.types.is_scalar(v) and pd.isna(v):
         return ""
     if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, float, np.integer, np.floating)):
         return str(v)

@@ -82,7 +82,7 @@ def _read_archive(path: Path) -> dict[str, list[tuple[str, str, str]]]:
 
 def _read_folder(path: Path | None) -> dict[str, list[tuple[str, str, str]]]:
     """(group, message id, raw text) per split from the extracted folder or (path None) scikit-learn's download."""
-    from sklearn.datasets import fetch_20newsgroups, load_files
+    from sklearn.datasets import fetch_20newsgroups
 
     out = {}
     for split, name in SPLITS_20NG.items():
@@ -94,12 +94,14 @@ def _read_folder(path: Path | None) -> dict[str, list[tuple[str, str, str]]]:
                     f"20 Newsgroups is not available: no path was given and scikit-learn could not download it "
                     f"({type(e).__name__}: {e}). Pass the path of 20news-bydate.tar.gz or its extracted folder as "
                     f"data_path (or set {ENV_20NG}), or connect to the internet for fetch_20newsgroups.") from e
-        elif (path / name).is_dir():
-            bunch = load_files(path / name, encoding="latin-1", shuffle=False)
+            out[split] = [(bunch.target_names[t], Path(f).name, text)
+                          for t, f, text in zip(bunch.target, bunch.filenames, bunch.data)]
+        elif (path / name).is_dir():  # files only: a sub-folder (e.g. an editor's .ipynb_checkpoints) is skipped
+            out[split] = [(group.name, f.name, f.read_bytes().decode("latin-1"))
+                          for group in sorted((path / name).iterdir()) if group.is_dir()
+                          for f in sorted(group.iterdir()) if f.is_file()]
         else:
             raise DataError(f"{path} has no folder {name}/: expected the bydate layout {name}/<group>/<id>")
-        out[split] = [(bunch.target_names[t], Path(f).name, text)
-                      for t, f, text in zip(bunch.target, bunch.filenames, bunch.data)]
     return out
 
 

@@ -248,8 +248,8 @@ class MetaMLPEnsemble(Variant):
     def load(cls, path) -> MetaMLPEnsemble:
         path = Path(path)
         meta = read_json(path / "meta.json")
-        cfg = EnsembleConfig(**{f.name: tuple(v) if isinstance(v := meta[f.name], list) else v
-                                for f in fields(EnsembleConfig)})
+        settings = {f.name: meta[f.name] for f in fields(EnsembleConfig)}
+        cfg = EnsembleConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in settings.items()})
         ens = cls(cfg, meta["seed"], meta["members"], meta["tag"])
         ens.num_labels, ens.n_members = meta["num_labels"], meta["in_features"] // meta["num_labels"]
         ens.__dict__.update({k: meta[k] for k in cls.FITTED})

@@ -104,7 +104,7 @@ def plot_length_distribution(lengths: dict[str, np.ndarray], max_length, cap: in
 
 def _series(history: list[dict], key: str) -> tuple[np.ndarray, np.ndarray]:
     """(epochs, values) of one key of a per-epoch history, skipping missing or None values."""
-    points = [(row["epoch"], row[key]) for row in history if row.get(key) is not None]
+    points = [(row.get("epoch", i + 1), row[key]) for i, row in enumerate(history) if row.get(key) is not None]
     epochs, values = zip(*points) if points else ((), ())
     return np.asarray(epochs, dtype=float), np.asarray(values, dtype=float)
 

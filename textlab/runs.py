@@ -19,7 +19,7 @@ import shutil
 import sys
 import time
 from contextlib import contextmanager
-from importlib.metadata import version
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 from .checkpoint import SCHEMA, check_schema, read_json, write_json
@@ -102,7 +102,13 @@ def _sha256(files: tuple[tuple[str, int, int], ...]) -> str:
 
 def versions() -> dict[str, str]:
     """Python's and NUMERIC_PACKAGES' (all dependencies of textlab, or of one: tokenizers of transformers)."""
-    return {"python": ".".join(map(str, sys.version_info[:2])), **{p: version(p) for p in NUMERIC_PACKAGES}}
+    out = {"python": ".".join(map(str, sys.version_info[:2]))}
+    for package in NUMERIC_PACKAGES:
+        try:
+            out[package] = version(package)
+        except PackageNotFoundError:  # installed without metadata (vendored, some conda builds)
+            out[package] = "unknown"
+    return out
 
 
 def settings(profile: Profile) -> dict:

@@ -127,6 +127,8 @@ def disagreement_table(y_true, pred_a, pred_b, pred_ens,
                        names: tuple[str, str, str] = ("A", "B", "ensemble")) -> pd.DataFrame:
     """Documents by which of A and B is right, and how often the ensemble is right in each case (NaN: no
     documents)."""
+    if len(names) != 3:
+        raise ValueError(f"names must hold three names (A, B, ensemble), got {names!r}")
     name_a, name_b, ensemble = names
     y, a, b, e = _labels(y_true=y_true, pred_a=pred_a, pred_b=pred_b, pred_ens=pred_ens)
     right_a, right_b = a == y, b == y
