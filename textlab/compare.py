@@ -9,9 +9,9 @@ import numpy as np
 import pandas as pd
 
 from .checkpoint import CheckpointError, checkpoint_path, read_json, read_npy, write_text
-from .pipeline import TRAINED_BY
+from .pipeline import train_first
 from .plots import readable
-from .runs import how_to_make, read_manifest
+from .runs import read_manifest
 from .stats import bootstrap_ci, mcnemar, softmax
 
 # The published student report this study starts from (bert-base-uncased on an RTX 3060), as reported there.
@@ -44,8 +44,7 @@ def backbone_name(key: str) -> str:
 def _load(run: Path, kind: str) -> dict:
     path = Path(run) / kind / "metrics.json"
     if not path.exists():
-        raise CheckpointError(f"{path} is missing: run notebook {TRAINED_BY[kind]} for this run first: "
-                              f"{how_to_make(run, TRAINED_BY[kind])}")
+        raise CheckpointError(f"{path} is missing: {train_first(run, kind)}")
     return read_json(path)
 
 

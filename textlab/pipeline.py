@@ -28,6 +28,13 @@ from .train import fit, make_accelerator, pad_buckets, predict_logits
 DISPLAY = {"bert": "BERT classifier", "bilstm": "BiLSTM (frozen BERT embeddings)"}
 # The notebook of the series that makes each model of a run (error messages say which to run).
 TRAINED_BY = {"bert": "02_bert", "bilstm": "03_bilstm", "tfidf": "04_ensemble", "ensemble": "04_ensemble"}
+
+
+def train_first(run: Path, kind: str) -> str:
+    """The advice of every "not trained yet" error: the notebook that makes `kind`, with this run's own command."""
+    return f"run notebook {TRAINED_BY[kind]} of this run first: {runs.how_to_make(run, TRAINED_BY[kind])}"
+
+
 SPLITS = ("validation", "test")  # scored, and their logits kept for the ensemble
 
 
@@ -326,8 +333,7 @@ def build_ensemble(prep: Prepared):
     profile, root = prep.profile, prep.run_dir
     for kind in KINDS:
         if not (root / kind / ckpt.POINTER).exists():
-            raise ckpt.CheckpointError(f"{root / kind} holds no trained {kind} model: "
-                                       f"{runs.how_to_make(root, TRAINED_BY[kind])}")
+            raise ckpt.CheckpointError(f"{root / kind} holds no trained {kind} model: {train_first(root, kind)}")
     if not (root / "tfidf" / "metrics.json").exists():
         train_tfidf(prep)
     cached = {kind: member_logits(root / kind, prep) for kind in KINDS}  # {kind: {split: (logits, labels)}}

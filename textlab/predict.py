@@ -19,8 +19,7 @@ from .checkpoint import POINTER, CheckpointError, checkpoint_path, read_json
 from .data import truncate_ids
 from .ensemble import load_variant
 from .models.tfidf import TfidfSVM
-from .pipeline import TRAINED_BY, load_model
-from .runs import how_to_make
+from .pipeline import load_model, train_first
 from .stats import softmax
 
 MODELS = ("bert", "bilstm", "ensemble")
@@ -180,8 +179,8 @@ def load_predictor(run, model: str = "bert", device: str | None = None, precisio
         raise CheckpointError(_no_run_folder(run))
     folder, marker = run / model, "ensemble.json" if model == "ensemble" else POINTER
     if not (folder / marker).exists():
-        raise CheckpointError(f"{folder} holds no trained {model} model ({marker} is missing): run notebook "
-                              f"{TRAINED_BY[model]} of this run first ({how_to_make(run, TRAINED_BY[model])})")
+        raise CheckpointError(f"{folder} holds no trained {model} model ({marker} is missing): "
+                              f"{train_first(run, model)}")
     if model == "ensemble":
         return EnsemblePredictor(run, device, precision)
     net, meta = load_model(folder)
