@@ -3,7 +3,7 @@ cross-validation on one process (n_jobs=1) and on every core (what textlab does)
 the same ensemble with the same bits; and where the time goes, per variant and member group.
 
 Usage (after `make run`):
-  python benchmarks/bench_ensemble.py --run runs/cpu --json benchmarks/results/ensemble_cpu.json
+  python benchmarks/bench_ensemble.py --run runs/cpu/seed-42 --json benchmarks/results/ensemble_cpu.json
 """
 
 from __future__ import annotations
@@ -28,12 +28,13 @@ VARIANTS = {"prob-average": ensemble.ProbAverage, "temp-average": ensemble.Tempe
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--run", type=Path, default=Path("runs/cpu"))
-    parser.add_argument("--profile", default="cpu", help="the run's profile (its ensemble settings and seed)")
+    parser.add_argument("--run", type=Path, default=Path("runs/cpu/seed-42"), help="one training seed's folder")
+    parser.add_argument("--profile", default="cpu", help="the run's profile (its ensemble settings)")
+    parser.add_argument("--seed", type=int, default=42, help="the folder's training seed")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args(argv)
     profile = get_profile(args.profile)
-    cfg, seed = profile.ensemble, profile.seed
+    cfg, seed = profile.ensemble, args.seed
     logits = {m: {s: read_npy(args.run / m / f"logits_{s}.npy") for s in ("validation", "test")} for m in MEMBERS}
     y_val, y_test = (read_npy(args.run / "bert" / f"labels_{s}.npy") for s in ("validation", "test"))
 

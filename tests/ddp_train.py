@@ -16,7 +16,7 @@ profile = get_profile("smoke", data=csv, max_length=16, bert__epochs=2, bert__ba
 prep = pipeline.prepare(profile)
 torch.manual_seed(0)
 model = pipeline.build_model("bert", prep.backbone, len(prep.label_names), profile)
-result = fit(model, prep.data, prep.tokenizer, profile.bert, out / "model", meta=pipeline.model_meta("bert", prep),
+result = fit(model, prep.data, prep.tokenizer, profile.bert, out / "model", meta=pipeline.model_meta("bert", prep, 42),
              seed=0, cpu=True)
 state = result.accelerator.unwrap_model(result.model).state_dict()
 h = hashlib.sha256()

@@ -7,35 +7,40 @@ import pandas as pd
 from textlab import compare
 
 
-def _table(with_seed: bool = True) -> pd.DataFrame:
+def _table(with_seed: bool = True, seeds: int = 1) -> pd.DataFrame:
+    """A comparison table as notebook 05 writes it; with several seeds, the same numbers with an sd of 0.2 points."""
     ours = [
         {"model": "BERT classifier", "test_accuracy": 0.71256, "test_macro_f1": 0.69511, "total_params": 22720916.0,
          "trainable_params": 22720916.0, "frozen_params": 0.0, "s_per_epoch": 725.6, "infer_docs_per_s": 48.2,
          "checkpoint_mb": 90.9, "pretrained_backbone": "MiniLM-L6-H384 (fine-tuned)", "device": "CPU"},
-        {"model": "ensemble: meta-MLP (seed-exact, BERT + BiLSTM)", "test_accuracy": 0.71322,
+        {"model": "ensemble: meta-MLP (seed-exact)", "test_accuracy": 0.71322,
          "test_macro_f1": 0.69779, "total_params": 36501397.0, "trainable_params": 7340.0, "frozen_params": 36494057.0,
          "s_per_epoch": 0.00295, "device": "CPU (cached logits)"},
         {"model": "ensemble chosen on validation: weighted average (BERT + BiLSTM + TF-IDF + SVM)",
          "test_accuracy": 0.74177, "test_macro_f1": 0.72545, "total_params": 40724062.0, "trainable_params": 5.0, "frozen_params": 40724057.0,
          "s_per_epoch": np.nan, "device": "CPU (cached logits)"},
     ]
-    seed = [{**{c: np.nan for c in compare.COLUMNS}, **ref} for ref in compare.SEED_REFERENCE] if with_seed else []
+    sd = 0.002 if seeds > 1 else np.nan
+    ours = [{**row, "seeds": seeds, "test_accuracy_sd": sd, "test_macro_f1_sd": sd} for row in ours]
+    seed = [{**{c: np.nan for c in compare.COLUMNS}, **ref, "seeds": 1} for ref in compare.SEED_REFERENCE] \
+        if with_seed else []
     return compare.typed(pd.DataFrame(ours + seed, columns=compare.COLUMNS))
 
 
 def test_csv_writes_counts_as_integers_and_missing_as_empty(tmp_path):
     compare.write_tables(_table(), tmp_path)
     csv = (tmp_path / "comparison.csv").read_text().splitlines()
-    assert csv[0].startswith("model,test_accuracy,test_macro_f1,total_params")
-    assert ",22720916,22720916,0," in csv[1] and ".0," not in csv[1].split("725")[0]
-    assert csv[-1].startswith("seed report: meta-MLP ensemble,0.6948,0.6735,,,,1.0,")
+    assert csv[0].startswith("model,test_accuracy,test_accuracy_sd,test_accuracy_min,test_accuracy_max,test_macro_f1,"
+                             "test_macro_f1_sd,seeds,total_params")
+    assert ",1,22720916,22720916,0," in csv[1] and ".0," not in csv[1].split("725")[0]
+    assert csv[-1].startswith("seed report: meta-MLP ensemble,0.6948,,,,0.6735,,1,,,,1.0,")
 
 
 def test_markdown_reads_well():
     md = compare.to_markdown(_table())
     lines = md.splitlines()
-    assert lines[0].startswith("| model | test_accuracy | test_macro_f1 | total_params |")
-    assert "| BERT classifier | 71.26 % | 69.51 % | 22,720,916 | 22,720,916 | 0 | 726 |" in md
+    assert lines[0].startswith("| model | test_accuracy | test_macro_f1 | seeds | total_params |")  # no sd: dropped
+    assert "| BERT classifier | 71.26 % | 69.51 % | 1 | 22,720,916 | 22,720,916 | 0 | 726 |" in md
     assert "nan" not in md.lower() and "—" not in md
     assert "sequence_modelling" not in lines[0]  # empty in every row: dropped
     assert "ensemble chosen on validation: weighted average (BERT + BiLSTM + TF-IDF + SVM) | 74.18 % |" in md
@@ -48,6 +53,9 @@ def test_headline_puts_the_seed_report_beside_its_model():
     assert "| BERT classifier | 71.26 % | 69.51 % | 22,720,916 | 22,720,916 | 726 | 70.23 % / 67.93 % (160 s) |" in md
     assert "| 7,340 | 0.00295 | 69.48 % / 67.35 % (1 s) |" in md
     assert "seed report" not in compare.headline_markdown(_table(with_seed=False))  # own data: no such column
+    md = compare.headline_markdown(_table(seeds=3))
+    assert md.splitlines()[0].startswith("| model | test accuracy (mean ± sd, 3 seeds) | macro-F1 (mean ± sd, 3 seeds) |")
+    assert "| BERT classifier | 71.26 ± 0.20 % | 69.51 ± 0.20 % | 22,720,916 |" in md
 
 
 def test_notebook_displays():

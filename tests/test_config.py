@@ -48,20 +48,21 @@ def test_wrong_types_and_values():
         config.get_profile("smoke", max_length=1024)
 
 
-def test_only_the_unchanged_cpu_run_writes_committed_figures(monkeypatch, tmp_path):
+def test_only_the_unchanged_study_writes_committed_figures(monkeypatch, tmp_path):
     from textlab.runs import figures_dir
 
-    cpu, root = config.get_profile("cpu"), config.PROJECT_ROOT / "runs"
+    study, root = config.get_profile("study"), config.PROJECT_ROOT / "runs"
     monkeypatch.delenv("TEXTLAB_FIGURES", raising=False)
     monkeypatch.delenv("TEXTLAB_RUNS", raising=False)
-    assert figures_dir(cpu, root / "cpu") == config.PROJECT_ROOT / "figures"
-    assert figures_dir(cpu, root / "mine") == root / "mine" / "figures"  # another run name
-    changed = config.resolve("cpu", overrides="bert.epochs=2")
-    assert figures_dir(changed, root / "cpu") == root / "cpu" / "figures"  # other settings
-    own = config.resolve("cpu", data="reviews.csv")
-    assert figures_dir(own, root / "cpu-reviews") == root / "cpu-reviews" / "figures"
+    assert figures_dir(study, root / "study") == config.PROJECT_ROOT / "figures"
+    assert figures_dir(config.get_profile("cpu"), root / "cpu") == root / "cpu" / "figures"  # one seed: not the study
+    assert figures_dir(study, root / "mine") == root / "mine" / "figures"  # another run name
+    changed = config.resolve("study", overrides="bert.epochs=2")
+    assert figures_dir(changed, root / "study") == root / "study" / "figures"  # other settings
+    own = config.resolve("study", data="reviews.csv")
+    assert figures_dir(own, root / "study-reviews") == root / "study-reviews" / "figures"
     monkeypatch.setenv("TEXTLAB_RUNS", str(tmp_path))
-    assert figures_dir(cpu, tmp_path / "cpu") == tmp_path / "cpu" / "figures"
+    assert figures_dir(study, tmp_path / "study") == tmp_path / "study" / "figures"
 
 
 def test_one_override_parser_for_cli_papermill_and_notebooks():
@@ -73,7 +74,7 @@ def test_one_override_parser_for_cli_papermill_and_notebooks():
     assert config.parse_overrides("") == {} and config.parse_overrides(None) == {}
     p = config.resolve("smoke", data="my.csv", overrides="bert.epochs=2 bert.pad_buckets=64,128 bilstm.lr=1e-3")
     assert (p.data, p.bert.epochs, p.bert.pad_buckets, p.bilstm.lr) == ("my.csv", 2, (64, 128), 1e-3)
-    assert config.resolve(p, overrides={"seed": 7}).seed == 7 and p.seed == 42
+    assert config.resolve(p, overrides={"split_seed": 7}).split_seed == 7 and p.split_seed == 42
     with pytest.raises(ValueError, match=r"an override is KEY=VALUE \(e.g. bert.epochs=2\), got 'bert.epochs'"):
         config.resolve("smoke", overrides="bert.epochs")
     with pytest.raises(ValueError, match="unknown setting 'bert.epoch'; valid keys here: bert.epochs"):

@@ -31,11 +31,11 @@ def small_fit(profile, prep, out, *, slow: float = 0.0, **fit_kw):
     """2 epochs of the tiny BERT on a slice of the tiny data, checkpoint every 3 steps, on CPU."""
     data = {"train": prep.data["train"].select(range(N_TRAIN)), "validation": prep.data["validation"].select(range(N_VAL))}
     cfg = dataclasses.replace(profile.bert, epochs=2, batch_size=8, grad_accum=1, eval_batch_size=16, save_every_steps=3)
-    torch.manual_seed(profile.seed)
+    torch.manual_seed(profile.seeds[0])
     model = pipeline.build_model("bert", prep.backbone, len(prep.label_names), profile)
     if slow:  # only to give a killer time to strike mid-run; no effect on the numbers
         model.register_forward_pre_hook(lambda *_: time.sleep(slow))
-    return fit(model, data, prep.tokenizer, cfg, out, meta=pipeline.model_meta("bert", prep), seed=profile.seed,
+    return fit(model, data, prep.tokenizer, cfg, out, meta=pipeline.model_meta("bert", prep, profile.seeds[0]), seed=profile.seeds[0],
                cpu=True, **fit_kw)
 
 
@@ -437,7 +437,7 @@ def test_out_of_memory_suggests_smaller_micro_batch(tiny_profile, tiny_prep, tmp
     data = {"train": tiny_prep.data["train"].select(range(24)), "validation": tiny_prep.data["validation"].select(range(8))}
     cfg = dataclasses.replace(tiny_profile.bert, batch_size=12, grad_accum=2)
     with pytest.raises(OutOfMemoryAdvice) as e:
-        fit(model, data, tiny_prep.tokenizer, cfg, tmp_path / "m", meta=pipeline.model_meta("bert", tiny_prep), cpu=True)
+        fit(model, data, tiny_prep.tokenizer, cfg, tmp_path / "m", meta=pipeline.model_meta("bert", tiny_prep, 42), cpu=True)
     msg = str(e.value)
     assert "batch_size=12" in msg and "grad_accum=2" in msg and "input_ids 12 x " in msg
     assert "same effective batch 24: batch_size=6, grad_accum=4" in msg

@@ -13,7 +13,7 @@ def test_records_and_artifacts(trained_run, tiny_prep):
     run, records = trained_run
     n_val, n_test = len(tiny_prep.data["validation"]), len(tiny_prep.data["test"])
     for kind, rec in records.items():
-        folder = run / kind
+        folder = run / "seed-42" / kind
         assert ckpt.read_json(folder / "metrics.json")["test"]["accuracy"] == rec["test"]["accuracy"]
         assert ckpt.read_npy(folder / "logits_validation.npy").shape == (n_val, 20)
         assert ckpt.read_npy(folder / "logits_test.npy").shape == (n_test, 20)
@@ -28,10 +28,10 @@ def test_records_and_artifacts(trained_run, tiny_prep):
 
 def test_saved_logits_match_the_selected_checkpoint(trained_run, tiny_prep):
     run, _ = trained_run
-    model, meta = pipeline.load_model(run / "bert")
+    model, meta = pipeline.load_model(run / "seed-42" / "bert")
     assert meta["kind"] == "bert" and meta["num_labels"] == 20 and meta["label_names"] == tiny_prep.label_names
-    cached = pipeline.member_logits(run / "bert", tiny_prep)
-    np.testing.assert_array_equal(cached["test"][0], ckpt.read_npy(run / "bert" / "logits_test.npy"))
+    cached = pipeline.member_logits(run / "seed-42" / "bert", tiny_prep)
+    np.testing.assert_array_equal(cached["test"][0], ckpt.read_npy(run / "seed-42" / "bert" / "logits_test.npy"))
 
 
 def test_member_logits_recomputed_when_checkpoint_changes(trained_run, tiny_prep, tmp_path):
@@ -39,20 +39,20 @@ def test_member_logits_recomputed_when_checkpoint_changes(trained_run, tiny_prep
 
     run, _ = trained_run
     copy = tmp_path / "bilstm"
-    shutil.copytree(run / "bilstm", copy)
+    shutil.copytree(run / "seed-42" / "bilstm", copy)
     ckpt.write_json(copy / "logits.json", {"checkpoint": "ckpt-other", "weights_sha": "0"})
     ckpt.write_npy(copy / "logits_test.npy", np.zeros((1, 20), np.float32))  # stale
     fresh = pipeline.member_logits(copy, tiny_prep)
-    np.testing.assert_allclose(fresh["test"][0], ckpt.read_npy(run / "bilstm" / "logits_test.npy"), atol=1e-4)
+    np.testing.assert_allclose(fresh["test"][0], ckpt.read_npy(run / "seed-42" / "bilstm" / "logits_test.npy"), atol=1e-4)
     assert ckpt.read_json(copy / "logits.json")["checkpoint"] == ckpt.checkpoint_path(copy, "best").name
 
 
 def test_rerun_reuses_the_finished_training(trained_run, tiny_run, capsys):
     run, records = trained_run
-    before = ckpt.read_pointer(run / "bert")
+    before = ckpt.read_pointer(run / "seed-42" / "bert")
     again = pipeline.train_and_evaluate("bert", tiny_run)
-    assert f"bert: re-using the finished training in {run / 'bert'}" in capsys.readouterr().out
-    assert ckpt.read_pointer(run / "bert") == before  # nothing retrained
+    assert f"bert: re-using the finished training in {run / 'seed-42' / 'bert'}" in capsys.readouterr().out
+    assert ckpt.read_pointer(run / "seed-42" / "bert") == before  # nothing retrained
     assert again["test"]["accuracy"] == records["bert"]["test"]["accuracy"]
 
 
@@ -63,20 +63,24 @@ def test_unknown_kind():
 
 def test_ensemble_and_comparison_table(trained_run, tiny_run, tiny_prep):
     run, _ = trained_run
-    report, record = pipeline.build_ensemble(tiny_run)
-    assert report.table["chosen"].sum() == 1 and record["chosen"] == report.chosen
-    assert record["stages"]["seed"]["own_params"] == 7_340  # the seed's meta-MLP: 2 members x 20 classes
-    assert record["stages"]["seed"]["checkpoint_bytes"] < 100_000
+    per_seed, report, record = pipeline.build_ensemble(tiny_run)
+    assert report.table["chosen"].sum() == 1 and record["chosen"] == report.chosen and record["seed"] == 42
+    assert list(per_seed) == [42] and per_seed[42][1]["chosen"] == report.chosen  # one seed: its choice is the run's
+    seed_record = per_seed[42][1]
+    assert seed_record["stages"]["seed"]["own_params"] == 7_340  # the seed's meta-MLP: 2 members x 20 classes
+    assert seed_record["stages"]["seed"]["checkpoint_bytes"] < 100_000
+    assert record["stage"]["member_folders"] == [f"seed-42/{m}" for m in record["stage"]["members"]]
     table = compare.comparison_table(run)
     assert list(table.columns) == compare.COLUMNS
-    assert len(table) == 5 + len(compare.SEED_REFERENCE)
+    assert len(table) == 5 + len(compare.SEED_REFERENCE)  # one seed: no "chosen within each seed" row
+    assert set(table["seeds"].dropna()) == {1} and table["test_accuracy_sd"].isna().all()
     tfidf = table.set_index("model").loc["TF-IDF + linear SVM"]
     assert 0.2 <= tfidf["test_accuracy"] <= 0.7  # lexical features learn something from 200 documents
-    seed_row = table.set_index("model").loc["ensemble: meta-MLP (seed-exact, BERT + BiLSTM)"]
+    seed_row = table.set_index("model").loc["ensemble: meta-MLP (seed-exact)"]
     chosen = table[table["model"].str.startswith("ensemble chosen on validation: ")].iloc[0]
     assert chosen["pooling"] == compare.POOLING[report.chosen.partition(" (")[0]]
     assert seed_row["trainable_params"] == 7_340
-    assert seed_row["frozen_params"] == sum(pipeline.count_params(pipeline.load_model(run / k)[0])["total"]
+    assert seed_row["frozen_params"] == sum(pipeline.count_params(pipeline.load_model(run / "seed-42" / k)[0])["total"]
                                             for k in ("bert", "bilstm"))
     md = compare.to_markdown(table)
     assert md.count("\n") == len(table) + 2 and "70.23 %" in md
@@ -105,9 +109,9 @@ def test_a_model_can_read_more_tokens_than_the_profile(tiny_profile, tiny_prep, 
 
     record = pipeline.train_and_evaluate("bert", pipeline.open_run(p, prep=tiny_prep))
     assert record["max_length"] == 48
-    _, meta = pipeline.load_model(tmp_path / "smoke" / "bert")
+    _, meta = pipeline.load_model(tmp_path / "smoke" / "seed-42" / "bert")
     assert meta["max_length"] == 48
-    folder = tmp_path / "smoke" / "bert"
+    folder = tmp_path / "smoke" / "seed-42" / "bert"
     trained = ckpt.read_npy(folder / "logits_test.npy")
     ckpt.write_json(folder / "logits.json", {"checkpoint": "other", "weights_sha": "0"})  # force re-evaluation
     again = pipeline.member_logits(folder, tiny_prep)  # tiny_prep holds 32-token data; the checkpoint says 48
@@ -125,7 +129,7 @@ def test_head_tail_truncation_is_trained_stored_and_served(tiny_prep, tmp_path, 
     both = pipeline.model_data(tiny_prep, 32, "head_tail")
     assert both["test"]["input_ids"] != tiny_prep.data["test"]["input_ids"]  # some test documents are longer
     record = pipeline.train_and_evaluate("bert", pipeline.open_run(p, prep=tiny_prep))
-    folder = tmp_path / "smoke" / "bert"
+    folder = tmp_path / "smoke" / "seed-42" / "bert"
     assert record["truncation"] == "head_tail" and pipeline.load_model(folder)[1]["truncation"] == "head_tail"
     trained = ckpt.read_npy(folder / "logits_test.npy")
     ckpt.write_json(folder / "logits.json", {"checkpoint": "other", "weights_sha": "0"})  # force re-evaluation

@@ -95,7 +95,7 @@ def test_tokenization_matches_training(predictors, tiny_prep, test_texts, kind):
 @pytest.mark.parametrize("kind", KINDS)
 def test_predictions_match_saved_test_logits(predictors, trained_run, tiny_prep, test_texts, kind):
     run, _ = trained_run
-    logits = np.load(run / kind / "logits_test.npy")
+    logits = np.load(run / "seed-42" / kind / "logits_test.npy")
     lengths = np.asarray(tiny_prep.data["test"]["full_length"])
     pick = sorted({0, 1, 2, 3, int(lengths.argmax()), int(lengths.argmin())})  # a long and an empty/short one
     want = softmax(logits[pick])
@@ -198,7 +198,7 @@ def test_ensemble_predictor_reproduces_the_chosen_ensemble(trained_run, tiny_run
     from textlab.checkpoint import read_npy
 
     run, _ = trained_run
-    report, _ = pipeline.build_ensemble(tiny_run)
+    pipeline.build_ensemble(tiny_run)
     pred = load_predictor(run, "ensemble")
     texts = list(tiny_prep.raw["test"]["text"][:8])
     out = pred.predict(texts + ["", "🚀 орбита 火箭"], top_k=2)
@@ -224,7 +224,7 @@ def test_cli_text_output(trained_run, capsys):
     assert captured.err == ""
     out = captured.out.splitlines()
     assert len(out) == 3
-    names = set(json.loads((run / "bilstm" / "metrics.json").read_text())["label_names"])
+    names = set(json.loads((run / "seed-42" / "bilstm" / "metrics.json").read_text())["label_names"])
     for line in out:
         label, rest = line.split("  (p=", 1)
         assert label in names
@@ -312,8 +312,8 @@ def test_cli_file_that_is_a_folder_or_missing(trained_run, tmp_path, capsys):
 
 def test_run_folder_that_does_not_exist_lists_its_trained_siblings(tmp_path, capsys):
     for name, kind in (("cpu", "bert"), ("gpu", "bilstm")):  # trained (a checkpoint pointer), and not
-        (tmp_path / name / kind).mkdir(parents=True)
-        (tmp_path / name / kind / "checkpoints.json").write_text("{}")
+        (tmp_path / name / "seed-42" / kind).mkdir(parents=True)
+        (tmp_path / name / "seed-42" / kind / "checkpoints.json").write_text("{}")
     (tmp_path / "notes").mkdir()
     (tmp_path / "untrained" / "bert").mkdir(parents=True)
     missing = tmp_path / "smoke"

@@ -2,6 +2,8 @@ import json
 import os
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pytest
 
 from textlab import runner
@@ -24,12 +26,15 @@ def test_select_by_number_or_stem():
 
 
 def test_whole_series_on_your_own_data(tmp_path, monkeypatch, capsys):
-    """`textlab run --data FILE --set ...`: all five notebooks on a file that is not 20 Newsgroups (3 classes), the
-    overrides reaching every notebook, N-class artifacts, no seed-report rows; then other settings are refused
-    before any notebook runs."""
+    """`textlab run --data FILE --set ...`: all five notebooks, with two training seeds, on a file that is not 20
+    Newsgroups (3 classes), the overrides reaching every notebook, N-class artifacts per seed, the choice across
+    seeds, the ensemble the run chose behind `predict`, no seed-report rows; then other settings are refused before
+    any notebook runs."""
     from helpers import keyword_csv
     from textlab import cli
     from textlab.checkpoint import read_json
+    from textlab.config import resolve
+    from textlab.data import load_for_profile
     from textlab.predict import load_predictor
 
     monkeypatch.setenv("TEXTLAB_RUNS", str(tmp_path / "runs"))
@@ -37,27 +42,39 @@ def test_whole_series_on_your_own_data(tmp_path, monkeypatch, capsys):
     csv = keyword_csv(tmp_path / "reviews.csv", n=240)
     committed = {nb: nb.stat().st_mtime_ns for nb in runner.notebooks()}
     assert cli.main(["run", "--profile", "smoke", "--data", str(csv), "--set", "bert.epochs=2",
-                     "--set", "val_fraction=0.2"]) == 0
+                     "--set", "val_fraction=0.2", "--set", "seeds=42,43"]) == 0
     run = tmp_path / "runs" / "smoke-reviews"
     assert sorted(p.stem for p in (run / "notebooks").glob("*.ipynb")) == [nb.stem for nb in runner.notebooks()]
     manifest = read_json(run / "manifest.json")
     assert manifest["data"]["splits"] == {"train": 153, "validation": 39, "test": 48}
     assert manifest["data"]["label_names"] == ["crypto", "hockey", "space"] and not manifest["data"]["is_20newsgroups"]
-    bert = read_json(run / "bert" / "metrics.json")
-    assert bert["epochs_run"] == 2 and bert["label_names"] == ["crypto", "hockey", "space"]
-    assert len(bert["test"]["confusion"]) == 3 and bert["n_train"] == 153
-    table = (run / "figures" / "comparison.csv").read_text()
-    assert "seed report" not in table and len(table.strip().splitlines()) == 1 + 5
-    assert {"05_confusion_matrices.png", "05_metrics_ci.png", "ensemble_variants.png"} <= {
+    assert manifest["settings"]["seeds"] == [42, 43] and manifest["settings"]["split_seed"] == 42
+    for seed in (42, 43):
+        bert = read_json(run / f"seed-{seed}" / "bert" / "metrics.json")
+        assert bert["epochs_run"] == 2 and bert["label_names"] == ["crypto", "hockey", "space"]
+        assert len(bert["test"]["confusion"]) == 3 and bert["n_train"] == 153 and bert["seed"] == seed
+        assert (run / f"seed-{seed}" / "ensemble" / "ensemble.json").exists()
+    assert not np.array_equal(*(np.load(run / f"seed-{s}" / "bert" / "logits_test.npy") for s in (42, 43)))
+    table = pd.read_csv(run / "figures" / "comparison.csv")
+    assert not table["model"].str.startswith("seed report").any() and len(table) == 6
+    assert table["seeds"].tolist() == [2, 2, 2, 2, 2, 1]  # every model over both seeds; the run's choice is one model
+    assert {"05_confusion_matrices.png", "05_metrics_ci.png", "ensemble_variants.png", "05_seeds.png"} <= {
         p.name for p in (run / "figures").iterdir()}
-    label = load_predictor(run, "ensemble").predict(["orbit rocket launch nasa"])[0]["label"]
-    assert label in ("crypto", "hockey", "space")
+    assert (run / "figures" / "conclusions.md").read_text().startswith("- 2 training seeds (42, 43): ")
+    chosen = read_json(run / "ensemble" / "metrics.json")
+    assert chosen["seeds"] == [42, 43] and {w["variant"] for w in chosen["wins"]}
+    ensemble = load_predictor(run, "ensemble")  # the run's choice: a deep ensemble or one seed's variant
+    assert ensemble.members == chosen["stage"]["members"] and ensemble.variant.name == chosen["stage"]["name"]
+    test = load_for_profile(resolve("smoke", data=str(csv), overrides="val_fraction=0.2"))["test"]
+    proba = np.array([[t["probability"] for t in sorted(r["top_k"], key=lambda t: t["label"])]
+                      for r in ensemble.predict(test["text"], top_k=3)])
+    np.testing.assert_allclose(proba, np.load(run / "ensemble" / "proba_test_chosen.npy"), atol=1e-4)
 
     capsys.readouterr()
     before = {p: p.stat().st_mtime_ns for p in (run / "notebooks").iterdir()}
     assert all(nb.stat().st_mtime_ns == mtime for nb, mtime in committed.items())  # not the committed run
     assert cli.main(["run", "--profile", "smoke", "--data", str(csv), "--set", "bert.epochs=3",
-                     "--set", "val_fraction=0.2"]) == 2
+                     "--set", "val_fraction=0.2", "--set", "seeds=42,43"]) == 2
     captured = capsys.readouterr()
     assert "settings.bert.epochs: 2 -> 3" in captured.err and "[1/5]" not in captured.out
     assert {p: p.stat().st_mtime_ns for p in (run / "notebooks").iterdir()} == before
@@ -141,15 +158,34 @@ def test_clean_notebook_keeps_outputs_but_not_the_machine(tmp_path):
     assert nb.cells[1].metadata["tags"] == ["injected-parameters"]  # the input is not modified
 
 
-def test_only_the_committed_cpu_run_writes_into_notebooks(tmp_path, monkeypatch):
+def test_only_the_committed_study_writes_into_notebooks(tmp_path, monkeypatch):
     from textlab.config import PROJECT_ROOT, get_profile
 
     monkeypatch.delenv("TEXTLAB_FIGURES", raising=False)
     monkeypatch.delenv("TEXTLAB_RUNS", raising=False)
     default = PROJECT_ROOT / "runs"
-    assert runner.publishes(get_profile("cpu"), default / "cpu")
+    assert runner.publishes(get_profile("study"), default / "study")
+    assert not runner.publishes(get_profile("cpu"), default / "cpu")  # one seed: the quick run, not the study
     assert not runner.publishes(get_profile("smoke"), default / "smoke")
-    assert not runner.publishes(get_profile("cpu", **{"bert.epochs": 2}), default / "cpu")
-    assert not runner.publishes(get_profile("cpu"), default / "short")
+    assert not runner.publishes(get_profile("study", **{"bert.epochs": 2}), default / "study")
+    assert not runner.publishes(get_profile("study", seeds=(42, 43)), default / "study")
+    assert not runner.publishes(get_profile("study"), default / "short")
     monkeypatch.setenv("TEXTLAB_RUNS", str(tmp_path))
-    assert not runner.publishes(get_profile("cpu"), tmp_path / "cpu")
+    assert not runner.publishes(get_profile("study"), tmp_path / "study")
+
+
+def test_the_committed_run_pastes_its_tables_and_sentences_into_the_pages(tmp_path):
+    """refresh_blocks: each marked block of README.md / docs/*.md becomes the generated file it names; a block whose
+    file the run did not write stays as it is; a page without blocks is not rewritten."""
+    (tmp_path / "docs").mkdir()
+    figures = tmp_path / "figures"
+    figures.mkdir()
+    (figures / "headline.md").write_text("| new | table |\n")
+    (tmp_path / "README.md").write_text("# x\n<!-- headline.md: start -->\n| old |\n<!-- headline.md: end -->\n"
+                                        "<!-- tuning.md: start -->\nkept\n<!-- tuning.md: end -->\n")
+    (tmp_path / "docs" / "plain.md").write_text("no blocks\n")
+    assert runner.refresh_blocks(figures, tmp_path) == [tmp_path / "README.md"]
+    assert (tmp_path / "README.md").read_text() == ("# x\n<!-- headline.md: start -->\n| new | table |\n"
+                                                    "<!-- headline.md: end -->\n<!-- tuning.md: start -->\nkept\n"
+                                                    "<!-- tuning.md: end -->\n")
+    assert runner.refresh_blocks(figures, tmp_path) == []  # already in step

@@ -50,12 +50,12 @@ def test_other_settings_are_refused_naming_each_difference(runs_root, tiny_profi
     pipeline.open_run(tiny_profile, prep=tiny_prep)
     before = (runs_root / "smoke" / runs.MANIFEST).read_bytes()
     with pytest.raises(runs.RunError) as e:
-        pipeline.open_run(tiny_profile, overrides="bert.lr=0.5 seed=7", prep=None)
+        pipeline.open_run(tiny_profile, overrides="bert.lr=0.5 split_seed=7", prep=None)
     msg = str(e.value)
     assert f"{runs_root / 'smoke'} was made from other data or settings" in msg
-    assert "settings.bert.lr: 0.001 -> 0.5" in msg and "settings.seed: 42 -> 7" in msg
-    assert "data.fingerprint: " in msg  # seed 7 carves another validation split
-    assert "--name NAME" in msg and "--set seed=7 " in msg and "--set bert.lr=0.5 --fresh" in msg
+    assert "settings.bert.lr: 0.001 -> 0.5" in msg and "settings.split_seed: 42 -> 7" in msg
+    assert "data.fingerprint: " in msg  # split seed 7 carves another validation split
+    assert "--name NAME" in msg and "--set split_seed=7 " in msg and "--set bert.lr=0.5 --fresh" in msg
     assert (runs_root / "smoke" / runs.MANIFEST).read_bytes() == before  # nothing written
 
 
@@ -94,13 +94,13 @@ def test_train_cli_never_reports_an_old_model_under_new_settings(trained_run, mo
     """The reported bug: `train --set max_length=...` on a finished run re-evaluated the old model under new labels."""
     run, _ = trained_run
     monkeypatch.setenv("TEXTLAB_RUNS", str(run.parent))
-    metrics = (run / "bert" / "metrics.json").read_bytes()
+    metrics = (run / "seed-42" / "bert" / "metrics.json").read_bytes()
     same = ["train", "--profile", "smoke", "--model", "bert", "--set", "max_train_samples=200",
             "--set", "max_eval_samples=100", "--set", "max_length=32"]
     assert cli.main(same[:-1] + ["max_length=16"]) == 2
     err = capsys.readouterr().err
     assert "settings.max_length: 32 -> 16" in err and "--fresh" in err
-    assert (run / "bert" / "metrics.json").read_bytes() == metrics
+    assert (run / "seed-42" / "bert" / "metrics.json").read_bytes() == metrics
 
 
 def test_hints_name_the_command_of_this_run(runs_root, tiny_profile, tiny_prep, tmp_path):

@@ -25,11 +25,11 @@ def keyword_prep(tmp_path_factory):
 
 
 def _fit(profile, prep, out, kind="bert", **kw):
-    torch.manual_seed(profile.seed)
+    torch.manual_seed(profile.seeds[0])
     model = pipeline.build_model(kind, prep.backbone, len(prep.label_names), profile)
     cfg = dataclasses.replace(getattr(profile, kind), **kw.pop("cfg", {}))
-    return fit(model, prep.data, prep.tokenizer, cfg, out, meta=pipeline.model_meta(kind, prep),
-               seed=profile.seed, **kw)
+    return fit(model, prep.data, prep.tokenizer, cfg, out, meta=pipeline.model_meta(kind, prep, profile.seeds[0]),
+               seed=profile.seeds[0], **kw)
 
 
 def _weights(out):
@@ -128,7 +128,7 @@ def test_resume_refuses_other_data_or_seed(keyword_prep, tmp_path):
     other = dataclasses.replace(prep, fingerprint="0" * 64)
     with pytest.raises(ckpt.CheckpointError, match=r"data: [0-9a-f]{64} -> 0{64}"):
         _fit(profile, other, tmp_path / "m", cfg={"epochs": 1})
-    seeded = dataclasses.replace(profile, seed=7)
+    seeded = dataclasses.replace(profile, seeds=(7,))
     with pytest.raises(ckpt.CheckpointError, match="seed: 42 -> 7"):
         _fit(seeded, dataclasses.replace(prep, profile=seeded), tmp_path / "m", cfg={"epochs": 1})
 
@@ -172,7 +172,7 @@ def test_non_finite_loss_names_step_and_precision(keyword_prep, tmp_path, monkey
 
     model.forward = nan_forward
     with pytest.raises(NonFiniteLossError, match=r"at optimizer step 1 \(epoch 1\) with precision fp32"):
-        fit(model, prep.data, prep.tokenizer, profile.bert, tmp_path / "n", meta=pipeline.model_meta("bert", prep))
+        fit(model, prep.data, prep.tokenizer, profile.bert, tmp_path / "n", meta=pipeline.model_meta("bert", prep, profile.seeds[0]))
 
 
 def test_precision_choices():

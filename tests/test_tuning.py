@@ -11,20 +11,20 @@ from textlab.tuning import TUNED_KEYS, record, save_record, to_markdown, tuning_
 
 def test_record_reads_a_trained_folder(trained_run, tmp_path):
     run, records = trained_run
-    rec = record(run / "bilstm", "baseline")
+    rec = record(run / "seed-42" / "bilstm", "baseline")
     assert rec["kind"] == "bilstm" and rec["label"] == "baseline"
     assert rec["train"]["lr"] == records["bilstm"]["config"]["lr"]
     assert rec["train"]["layer_lr_decay"] == 1.0 and "eval_batch_size" not in rec["train"]  # every tuned key, only those
     assert rec["model"] == {"num_layers": 2, "dropout": 0.3, "lstm_dropout": 0.2, "input_dropout": 0.0}
     assert rec["val_accuracy"] == records["bilstm"]["validation"]["accuracy"]
     assert [h["epoch"] for h in rec["history"]] == list(range(1, records["bilstm"]["epochs_run"] + 1))
-    path = save_record(run / "bilstm", "baseline", tmp_path)
+    path = save_record(run / "seed-42" / "bilstm", "baseline", tmp_path)
     assert path.name == "bilstm-baseline.json" and json.loads(path.read_text())["test_accuracy"] == rec["test_accuracy"]
 
 
 def test_record_of_an_unfinished_folder_says_so(trained_run, tmp_path):
     run, _ = trained_run
-    shutil.copytree(run / "bert", tmp_path / "bert")
+    shutil.copytree(run / "seed-42" / "bert", tmp_path / "bert")
     (tmp_path / "bert" / "metrics.json").unlink()
     with pytest.raises(ckpt.CheckpointError, match="not a finished training run"):
         record(tmp_path / "bert", "x")

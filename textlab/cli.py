@@ -22,8 +22,9 @@ def _train(args) -> int:
     from .pipeline import open_run, train_and_evaluate
 
     prep = open_run(args.profile, data=args.data, overrides=args.set, name=args.name, fresh=args.fresh)
-    record = train_and_evaluate(args.model, prep)
-    print(json.dumps({k: record["test"][k] for k in ("accuracy", "macro_f1")}))
+    for seed in [args.seed] if args.seed is not None else prep.profile.seeds:
+        record = train_and_evaluate(args.model, prep, seed=seed)
+        print(json.dumps({"seed": seed, **{k: record["test"][k] for k in ("accuracy", "macro_f1")}}))
     return 0
 
 
@@ -71,6 +72,7 @@ def main(argv: list[str] | None = None) -> int:
                                      "(e.g. under `accelerate launch -m textlab train ...` on several GPUs)")
     _run_arguments(p)
     p.add_argument("--model", choices=["bert", "bilstm"], default="bert")
+    p.add_argument("--seed", type=int, default=None, help="train this one training seed (default: each of the run's)")
     p.set_defaults(func=_train)
 
     p = sub.add_parser("describe", help="parameter counts of the three models, from config alone (offline)")
@@ -81,7 +83,9 @@ def main(argv: list[str] | None = None) -> int:
 
     p = sub.add_parser("predict", help="classify new text with a trained run")
     p.add_argument("--run", required=True, help="run folder, e.g. runs/cpu")
-    p.add_argument("--model", default="bert", help="bert, bilstm or ensemble")
+    p.add_argument("--model", default="bert", help="bert, bilstm or ensemble (the one the run chose)")
+    p.add_argument("--seed", type=int, default=None,
+                   help="bert / bilstm: the model of this training seed (default: the run's first seed)")
     p.add_argument("--file", help="one document per line ('-' = stdin)")
     p.add_argument("--top-k", type=int, default=3)
     p.add_argument("--precision", choices=["fp32", "bf16", "int8"], default="fp32",

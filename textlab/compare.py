@@ -11,26 +11,30 @@ import pandas as pd
 from .checkpoint import CheckpointError, checkpoint_path, read_json, read_npy, write_text
 from .pipeline import train_first
 from .plots import readable
+from . import seeds
 from .runs import read_manifest
 from .stats import bootstrap_ci, mcnemar, softmax
 
-# The published student report this study starts from (bert-base-uncased on an RTX 3060), as reported there.
+# The published student report this study starts from (bert-base-uncased on an RTX 3060), as reported there; "ours":
+# the model of this study each stands beside (by name prefix).
 SEED_REFERENCE = [
-    {"model": "seed report: BERT", "test_accuracy": 0.7023, "test_macro_f1": 0.6793, "s_per_epoch": 160.0},
-    {"model": "seed report: BiLSTM", "test_accuracy": 0.6800, "test_macro_f1": 0.6686, "s_per_epoch": 74.0},
-    {"model": "seed report: meta-MLP ensemble", "test_accuracy": 0.6948, "test_macro_f1": 0.6735, "s_per_epoch": 1.0},
+    {"model": "seed report: BERT", "test_accuracy": 0.7023, "test_macro_f1": 0.6793, "s_per_epoch": 160.0,
+     "ours": "BERT classifier"},
+    {"model": "seed report: BiLSTM", "test_accuracy": 0.6800, "test_macro_f1": 0.6686, "s_per_epoch": 74.0,
+     "ours": "BiLSTM"},
+    {"model": "seed report: meta-MLP ensemble", "test_accuracy": 0.6948, "test_macro_f1": 0.6735, "s_per_epoch": 1.0,
+     "ours": "ensemble: meta-MLP (seed-exact"},
 ]
-# The results first, then size and speed, then what each model is.
-COLUMNS = ["model", "test_accuracy", "test_macro_f1", "total_params", "trainable_params", "frozen_params",
-           "s_per_epoch", "infer_docs_per_s", "checkpoint_mb", "pretrained_backbone", "sequence_modelling", "pooling",
-           "precision", "device"]
-INT_COLUMNS = ("total_params", "trainable_params", "frozen_params")
+SEED_SETTING = "bert-base-uncased on a GPU, one run"
+# The results first (mean over training seeds, their sd, min and max), then size and speed, then what each model is.
+COLUMNS = ["model", "test_accuracy", "test_accuracy_sd", "test_accuracy_min", "test_accuracy_max", "test_macro_f1",
+           "test_macro_f1_sd", "seeds", "total_params", "trainable_params", "frozen_params", "s_per_epoch",
+           "infer_docs_per_s", "checkpoint_mb", "pretrained_backbone", "sequence_modelling", "pooling", "precision",
+           "device"]
+INT_COLUMNS = ("seeds", "total_params", "trainable_params", "frozen_params")
 # Backbone keys of textlab.backbones as a reader knows the models.
 BACKBONE_NAMES = {"minilm": "MiniLM-L6-H384", "bert-base-uncased": "bert-base-uncased", "tiny": "tiny random BERT",
                   "bert-base-uncased-random": "bert-base-uncased (random weights)"}
-# Which row of this study each seed-report row stands beside in the headline table (by model-name prefix).
-SEED_BESIDE = {"seed report: BERT": "BERT classifier", "seed report: BiLSTM": "BiLSTM",
-               "seed report: meta-MLP ensemble": "ensemble: meta-MLP (seed-exact"}
 # How each ensemble variant (textlab.ensemble) combines its members.
 POOLING = {"prob-average": "mean of member softmax", "temp-average": "mean of temperature-scaled member softmax",
            "weighted-average": "weighted mean of temperature-scaled member softmax",
@@ -41,9 +45,11 @@ def backbone_name(key: str) -> str:
     return BACKBONE_NAMES.get(key, key)
 
 
-def _load(run: Path, kind: str) -> dict:
-    path = Path(run) / kind / "metrics.json"
+def _load(folder: Path, kind: str) -> dict:
+    """The metrics.json of `kind` in a run folder or one of its seed-* folders."""
+    path = Path(folder) / kind / "metrics.json"
     if not path.exists():
+        run = path.parent.parent.parent if path.parent.parent.name.startswith("seed-") else path.parent.parent
         raise CheckpointError(f"{path} is missing: {train_first(run, kind)}")
     return read_json(path)
 
@@ -62,36 +68,50 @@ def _architecture(model_dir: Path, rec: dict) -> tuple[str, str, str]:
 
 
 def comparison_table(run) -> pd.DataFrame:
-    """One row per model of the run, every cell computed; on 20 Newsgroups, the seed report's rows (labelled)."""
+    """One row per model of the run, every cell computed: test scores as mean, sd, min and max over the training
+    seeds (seeds.study_scores), size and speed from the first seed's records (times: mean over seeds); on 20
+    Newsgroups, the seed report's rows (labelled)."""
     run = Path(run)
-    rows, members = [], {}
-    for kind in ("bert", "bilstm", "tfidf"):
-        rec = members[kind] = _load(run, kind)
-        architecture = zip(("pretrained_backbone", "sequence_modelling", "pooling"), _architecture(run / kind, rec))
+    scores = seeds.study_scores(run)
+    acc, f1 = (seeds.spread(scores, c).set_index("model") for c in ("test_accuracy", "test_macro_f1"))
+    folders = sorted(run.glob("seed-*"), key=lambda p: int(p.name[5:]))
+    first = folders[0]
+    members, rows = {}, []
+    for kind in seeds.KINDS:
+        rec = members[kind] = _load(first, kind)
+        architecture = zip(("pretrained_backbone", "sequence_modelling", "pooling"), _architecture(first / kind, rec))
         rows.append({"model": rec["display_name"], **{f"{k}_params": v for k, v in rec["params"].items()},
-                     **{k: rec[k] for k in ("precision", "s_per_epoch", "device", "infer_docs_per_s")},
-                     **dict(architecture), "checkpoint_mb": rec["checkpoint_bytes"] / 1e6,
-                     "test_accuracy": rec["test"]["accuracy"], "test_macro_f1": rec["test"]["macro_f1"]})
-    ens = _load(run, "ensemble")
-    for tag, label in (("seed", "ensemble"), ("chosen", "ensemble chosen on validation")):
-        row, stage = ens["rows"][tag], ens["stages"][tag]
-        names = row["members"].split("+")
+                     **{k: rec[k] for k in ("precision", "device", "infer_docs_per_s")},
+                     "s_per_epoch": np.mean([_load(f, kind)["s_per_epoch"] for f in folders]),
+                     **dict(architecture), "checkpoint_mb": rec["checkpoint_bytes"] / 1e6})
+    ensembles = [_load(f, "ensemble") for f in folders]
+    run_choice = _load(run, "ensemble")
+    stages = [(seeds.SEED_EXACT, [e["stages"]["seed"] for e in ensembles])]
+    if len(folders) > 1:  # with one seed, its choice is the run's
+        stages.append((seeds.WITHIN_SEED, [e["stages"]["chosen"] for e in ensembles]))
+    stages.append((seeds.chosen_name(run_choice), [run_choice["stage"]]))
+    for model, variants in stages:
+        stage = variants[0]
+        names = [m.partition("@")[0] for m in stage["members"]]
         frozen = sum(members[m]["params"]["total"] for m in names)
         is_mlp = stage["class"] == "MetaMLPEnsemble"
         rows.append({
-            "model": f"{label}: {readable(stage['variant'])}", "total_params": stage["own_params"] + frozen,
-            "trainable_params": stage["own_params"], "frozen_params": frozen,
-            "pretrained_backbone": "members' (frozen)", "sequence_modelling": "members'",
-            "pooling": POOLING[stage["variant"].partition(" (")[0]],
+            "model": model, "total_params": stage["own_params"] + frozen, "trainable_params": stage["own_params"],
+            "frozen_params": frozen, "pretrained_backbone": "members' (frozen)", "sequence_modelling": "members'",
+            "pooling": " / ".join(dict.fromkeys(POOLING[v["variant"].partition(" (")[0]] for v in variants)),
             "precision": "fp32", "s_per_epoch": stage["seconds_per_epoch"] if is_mlp else np.nan,
             "device": "CPU (cached logits)",
             "infer_docs_per_s": 1 / sum(1 / members[m]["infer_docs_per_s"] for m in names),
-            "test_accuracy": row["test_accuracy"], "test_macro_f1": row["test_macro_f1"],
             "checkpoint_mb": (sum(members[m]["checkpoint_bytes"] for m in names) + stage["checkpoint_bytes"]) / 1e6})
+    for row in rows:
+        row.update(acc.loc[row["model"]].rename(lambda c: c.replace("_mean", "")).to_dict(),
+                   **f1.loc[row["model"], ["test_macro_f1_mean", "test_macro_f1_sd"]].rename(
+                       lambda c: c.replace("_mean", "")).to_dict())
     manifest = read_manifest(run)
     for ref in SEED_REFERENCE if manifest and manifest["data"]["is_20newsgroups"] else []:
-        rows.append({**{c: np.nan for c in COLUMNS}, **ref, "device": "RTX 3060 (reported)",
-                     "pretrained_backbone": "bert-base-uncased", "precision": "fp16/fp32 (reported)"})
+        rows.append({**{c: np.nan for c in COLUMNS}, **{k: v for k, v in ref.items() if k in COLUMNS},
+                     "seeds": 1, "device": "RTX 3060 (reported)", "pretrained_backbone": "bert-base-uncased",
+                     "precision": "fp16/fp32 (reported)"})
     return typed(pd.DataFrame(rows, columns=COLUMNS))
 
 
@@ -146,22 +166,44 @@ def display_record(values: dict):
 
 
 def headline_markdown(table: pd.DataFrame) -> str:
-    """The README's short table (figures/headline.md): this run's models (accuracy, macro-F1, size, time per epoch),
-    each with the seed report's published scores beside it where the seed report has that model (20 Newsgroups
-    only; elsewhere the column is dropped, being empty)."""
+    """The README's short table (figures/headline.md): this run's models (test accuracy and macro-F1 as mean ± sd
+    over training seeds, size, time per epoch), each with the seed report's published scores beside it where the
+    seed report has that model (20 Newsgroups only; elsewhere the column is dropped, being empty)."""
     ours = table[~table["model"].str.startswith("seed report")]
     beside = {}
     for _, ref in table[table["model"].str.startswith("seed report")].iterrows():
-        prefix = SEED_BESIDE.get(ref["model"])
-        match = [m for m in ours["model"] if prefix and m.startswith(prefix)]
+        prefix = next(r["ours"] for r in SEED_REFERENCE if r["model"] == ref["model"])
+        match = [m for m in ours["model"] if m.startswith(prefix)]
         if match:
             beside[match[0]] = (f"{100 * ref['test_accuracy']:.2f} % / {100 * ref['test_macro_f1']:.2f} %"
                                 f" ({ref['s_per_epoch']:,.0f} s)")
-    names = {"model": "model", "test_accuracy": "test accuracy", "test_macro_f1": "macro-F1",
-             "total_params": "parameters", "trainable_params": "trained", "s_per_epoch": "s / epoch"}
+    names = {"model": "model", "total_params": "parameters", "trainable_params": "trained", "s_per_epoch": "s / epoch"}
     cells = formatted(ours[list(names)]).rename(columns=names)
+    n = ours["seeds"].max()
+    for i, (col, head) in enumerate((("test_accuracy", "test accuracy"), ("test_macro_f1", "macro-F1")), 1):
+        head += f" (mean ± sd, {n} seeds)" if n > 1 else ""
+        cells.insert(i, head, [_mean_sd(m, sd) for m, sd in zip(ours[col], ours[col + "_sd"])])
     seed = [beside.get(m, "") for m in ours["model"]]
     return to_markdown(cells.assign(**{"seed report: accuracy / macro-F1 (s / epoch)": seed}))
+
+
+def _mean_sd(mean: float, sd: float) -> str:
+    return f"{100 * mean:.2f} %" if pd.isna(sd) else f"{100 * mean:.2f} ± {100 * sd:.2f} %"
+
+
+def seed_reference(run) -> list[dict]:
+    """The seed report's published rows, where the run is on 20 Newsgroups (its numbers are of that data only)."""
+    manifest = read_manifest(run)
+    return [{**r, "setting": SEED_SETTING} for r in SEED_REFERENCE] if manifest and manifest["data"]["is_20newsgroups"] \
+        else []
+
+
+def write_conclusions(run, scores: pd.DataFrame, folder) -> str:
+    """"What the run shows" as markdown bullets generated from the run's scores (seeds.conclusions), written to
+    folder/conclusions.md; returns the text."""
+    text = "".join(f"- {sentence}\n" for sentence in seeds.conclusions(scores, seed_reference(run)))
+    write_text(Path(folder) / "conclusions.md", text)
+    return text
 
 
 def write_tables(table: pd.DataFrame, folder) -> None:
@@ -173,16 +215,19 @@ def write_tables(table: pd.DataFrame, folder) -> None:
 
 
 def test_probabilities(run) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-    """Test labels and each model's test probabilities (softmax of logits; ensembles' own probabilities)."""
+    """Test labels and the test probabilities of the first training seed's models (softmax of logits; its
+    meta-MLP's own) and of the run's chosen ensemble: the models that bootstrap intervals, McNemar tests,
+    confusion matrices and calibration are shown for."""
     run = Path(run)
-    y = read_npy(run / "bert" / "labels_test.npy")
+    first = sorted(run.glob("seed-*"), key=lambda p: int(p.name[5:]))[0]
+    y = read_npy(first / "bert" / "labels_test.npy")
     probs = {}
-    for kind in ("bert", "bilstm", "tfidf"):
-        rec = _load(run, kind)
-        if not np.array_equal(read_npy(run / kind / "labels_test.npy"), y):
-            raise CheckpointError(f"{run / kind / 'labels_test.npy'} is not in the order of the BERT test labels")
-        probs[rec["display_name"]] = softmax(read_npy(run / kind / "logits_test.npy"))
-    probs["meta-MLP (seed-exact)"] = read_npy(run / "ensemble" / "proba_test_seed.npy")
+    for kind in seeds.KINDS:
+        rec = _load(first, kind)
+        if not np.array_equal(read_npy(first / kind / "labels_test.npy"), y):
+            raise CheckpointError(f"{first / kind / 'labels_test.npy'} is not in the order of the BERT test labels")
+        probs[rec["display_name"]] = softmax(read_npy(first / kind / "logits_test.npy"))
+    probs["meta-MLP (seed-exact)"] = read_npy(first / "ensemble" / "proba_test_seed.npy")
     probs["ensemble (chosen)"] = read_npy(run / "ensemble" / "proba_test_chosen.npy")
     return y, probs
 

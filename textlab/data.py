@@ -368,7 +368,7 @@ def load_data(source: str | os.PathLike | None = None, *, val_fraction: float = 
 
 
 def load_for_profile(profile: Profile) -> DatasetDict:
-    return load_data(profile.data or None, val_fraction=profile.val_fraction, seed=profile.seed,
+    return load_data(profile.data or None, val_fraction=profile.val_fraction, seed=profile.split_seed,
                      max_train_samples=profile.max_train_samples, max_eval_samples=profile.max_eval_samples)
 
 

@@ -62,7 +62,10 @@ class Variant:
 
     @property
     def name(self) -> str:
-        inside = ", ".join(s for s in (self.tag, "+".join(self.members)) if s)
+        """"temp-average (bert+bilstm)"; over several seeds' members ("bert@42", "bert@43", ...) each kind once, the
+        seeds counted in the tag: "temp-average (deep, 3 seeds, bert+bilstm)"."""
+        members = list(dict.fromkeys(m.partition("@")[0] for m in self.members))
+        inside = ", ".join(s for s in (self.tag, "+".join(members)) if s)
         return f"{self.label} ({inside})" if inside else self.label
 
     def fit(self, member_logits, y) -> Variant:

@@ -95,22 +95,80 @@ def choose_ensemble(members: dict[str, dict[str, np.ndarray]], y_val, y_test, cf
     groups = [tuple(seed_members)] + ([tuple(members)] if set(members) != set(seed_members) else [])
     for group in groups:
         seed_group = group == tuple(seed_members)
-        val = [members[m]["validation"] for m in group]
-        test = [members[m]["test"] for m in group]
         # fresh-variant factories, so each CV fold and the final refit start unfitted
-        for make in (partial(ProbAverage, group), partial(TemperatureAverage, group), partial(WeightedAverage, group),
-                     partial(MetaMLPEnsemble, cfg, seed, group, "seed-exact" if seed_group else "")):
-            oof = _oof_proba(make, val, y_val, cfg.folds, seed)
-            variant = make().fit(val, y_val)  # refit on the whole validation split before its one look at test
-            proba = variant.predict_proba(test)
-            report.val_oof_proba[variant.name], report.test_proba[variant.name] = oof, proba
-            report.fitted[variant.name] = variant
-            rows.append(_row(variant.name, group, "ensemble", oof, y_val, proba, y_test, variant.n_fitted))
-            if seed_group and isinstance(variant, MetaMLPEnsemble):
-                report.seed_meta_mlp = variant
+        makers = [partial(ProbAverage, group), partial(TemperatureAverage, group), partial(WeightedAverage, group),
+                  partial(MetaMLPEnsemble, cfg, seed, group, "seed-exact" if seed_group else "")]
+        rows += _variant_rows(report, makers, members, group, y_val, y_test, cfg.folds, seed)
+        if seed_group:
+            report.seed_meta_mlp = report.fitted[rows[-1]["variant"]]
     report.table = _mark_chosen(pd.DataFrame(rows))
     report.chosen = report.table.loc[report.table["chosen"], "variant"].item()
     return report
+
+
+def _variant_rows(report: EnsembleReport, makers, members: dict, group, y_val, y_test, folds: int,
+                  seed: int) -> list[dict]:
+    """Each variant over `group`: cross-validated on validation, refit on all of it, then its one look at test;
+    recorded in `report`, returned as table rows."""
+    val = [members[m]["validation"] for m in group]
+    test = [members[m]["test"] for m in group]
+    rows = []
+    for make in makers:
+        oof = _oof_proba(make, val, y_val, folds, seed)
+        variant = make().fit(val, y_val)  # refit on the whole validation split before its one look at test
+        proba = variant.predict_proba(test)
+        report.val_oof_proba[variant.name], report.test_proba[variant.name] = oof, proba
+        report.fitted[variant.name] = variant
+        rows.append(_row(variant.name, group, "ensemble", oof, y_val, proba, y_test, variant.n_fitted))
+    return rows
+
+
+def seed_key(name: str, seed: int) -> str:
+    """A variant of one seed's table, named in the run's table: "temp-average (bert+bilstm) [seed 42]"."""
+    return f"{name} [seed {seed}]"
+
+
+def choose_across_seeds(reports: dict[int, EnsembleReport], members: dict[int, dict[str, dict[str, np.ndarray]]],
+                        y_val, y_test, cfg: EnsembleConfig, seed: int = 0) -> EnsembleReport:
+    """The run's ensemble. With one training seed, that seed's report. With several, by the same rule as within a
+    seed (validation CV accuracy alone): every seed's variants, and the deep ensembles, the averaging variants over
+    every seed's members ("bert@42", "bert@43", ...) of BERT + BiLSTM and of all members, cross-validated with the
+    folds of `seed`. The table's `seed` column says which seed a row is from ("all": deep)."""
+    if len(reports) == 1:
+        (only, report), = reports.items()
+        report.table = report.table.assign(seed=str(only))
+        return report
+    y_val, y_test = np.asarray(y_val), np.asarray(y_test)
+    run = EnsembleReport(table=pd.DataFrame(), chosen="")
+    tables = []
+    for s, rep in reports.items():
+        tables.append(rep.table.assign(variant=[seed_key(v, s) for v in rep.table["variant"]], seed=str(s)))
+        for name in rep.test_proba:
+            run.test_proba[seed_key(name, s)] = rep.test_proba[name]
+            run.val_oof_proba[seed_key(name, s)] = rep.val_oof_proba[name]
+        run.fitted.update({seed_key(name, s): v for name, v in rep.fitted.items()})
+    kinds = list(next(iter(members.values())))
+    deep = {f"{k}@{s}": members[s][k] for k in kinds for s in members}
+    _validate(deep, y_val, y_test)
+    tag = f"deep, {len(members)} seeds"
+    rows = []
+    for group_kinds in dict.fromkeys((("bert", "bilstm"), tuple(kinds))):
+        group = tuple(f"{k}@{s}" for k in group_kinds for s in members)
+        makers = [partial(ProbAverage, group, tag), partial(TemperatureAverage, group, tag),
+                  partial(WeightedAverage, group, tag)]
+        rows += _variant_rows(run, makers, deep, group, y_val, y_test, cfg.folds, seed)
+    tables.append(pd.DataFrame(rows).assign(seed="all"))
+    run.table = _mark_chosen(pd.concat([t.drop(columns="chosen", errors="ignore") for t in tables],
+                                       ignore_index=True))
+    run.chosen = run.table.loc[run.table["chosen"], "variant"].item()
+    return run
+
+
+def wins(reports: dict[int, EnsembleReport]) -> pd.DataFrame:
+    """How often each variant was chosen within a seed: variant, seeds (that chose it), wins."""
+    chosen = pd.DataFrame({"variant": [r.chosen for r in reports.values()], "seed": list(map(str, reports))})
+    return (chosen.groupby("variant", sort=False)["seed"].agg([", ".join, "size"])
+            .set_axis(["seeds", "wins"], axis=1).reset_index().sort_values("wins", ascending=False, kind="stable"))
 
 
 def _mark_chosen(table: pd.DataFrame) -> pd.DataFrame:
@@ -119,3 +177,26 @@ def _mark_chosen(table: pd.DataFrame) -> pd.DataFrame:
     best = ens.sort_values(["val_cv_accuracy", "val_fitted_params", "n_members"], ascending=[False, True, True],
                            kind="stable").index[0]
     return table.assign(chosen=table.index == best)
+
+
+def seed_choices(records: dict[int, dict]) -> pd.DataFrame:
+    """One line per training seed (its _seed_ensemble record): the ensemble chosen on validation, the best single
+    model on validation, and the chosen ensemble's paired test gain over that single model."""
+    rows = []
+    for seed, rec in records.items():
+        best = rec["best_single_on_validation"]
+        best_acc = rec["singles"][best]["test_accuracy"]
+        chosen = rec["rows"]["chosen"]
+        rows.append({"seed": str(seed), "chosen": rec["chosen"], "chosen_val_cv_accuracy": chosen["val_cv_accuracy"],
+                     "chosen_test_accuracy": chosen["test_accuracy"], "best_single": best,
+                     "best_single_test_accuracy": best_acc, "gain_points": 100 * (chosen["test_accuracy"] - best_acc)})
+    return pd.DataFrame(rows)
+
+
+def shown_variants(reports: dict[int, EnsembleReport], run: EnsembleReport) -> tuple[dict[str, np.ndarray], str]:
+    """What a figure of variants shows: the test probabilities of the first seed's singles and variants and of the
+    deep ones, and which of them to mark as chosen (the run's choice, else the first seed's)."""
+    first = next(iter(reports.values()))
+    shown = {**first.test_proba, **{k: v for k, v in run.test_proba.items() if k not in first.test_proba
+                                    and " [seed " not in k}}
+    return shown, run.chosen if run.chosen in shown else first.chosen

@@ -70,8 +70,8 @@ def prepare(profile: Profile) -> Prepared:
 
 
 # Profile fields that decide what prepare() returns: a Prepared can serve any profile that agrees on them.
-DATA_FIELDS = ("backbone", "data", "max_length", "val_fraction", "seed", "max_train_samples", "max_eval_samples",
-               "drop_empty_train")
+DATA_FIELDS = ("backbone", "data", "max_length", "val_fraction", "split_seed", "max_train_samples",
+               "max_eval_samples", "drop_empty_train")
 
 
 def open_run(profile: Profile | str | None = None, *, data: str = "", overrides=None, name: str = "",
@@ -114,15 +114,21 @@ def model_data(prep: Prepared, max_length: int, truncation: str = "head"):
     return _tokenized(prep.raw, prep.tokenizer, prep.profile, max_length, truncation, prep.fingerprint)
 
 
-def model_meta(kind: str, prep: Prepared) -> dict:
+def seed_dir(run: Path, seed: int) -> Path:
+    """Where one training seed's models live: runs/<name>/seed-<seed>/{bert,bilstm,tfidf,ensemble}."""
+    return Path(run) / f"seed-{seed}"
+
+
+def model_meta(kind: str, prep: Prepared, seed: int) -> dict:
     """What a checkpoint stores about its model: enough to rebuild it, and what it was trained from (the data's
-    fingerprint, the seed), so that it is never resumed or re-used under anything else (train.check_resumable)."""
+    fingerprint, the training seed), so that it is never resumed or re-used under anything else
+    (train.check_resumable)."""
     p = prep.profile
     return {"schema": ckpt.SCHEMA, "kind": kind, "backbone": p.backbone, "num_labels": len(prep.label_names),
             "label_names": prep.label_names, "max_length": model_max_length(p, kind),
             "truncation": getattr(p, kind).truncation, "model_config": config_dict(prep.backbone.config),
             "bert_model": asdict(p.bert_model), "bilstm": asdict(p.bilstm_model), "profile": p.name,
-            "data": prep.fingerprint, "seed": p.seed, "drop_empty_train": p.drop_empty_train}
+            "data": prep.fingerprint, "seed": seed, "drop_empty_train": p.drop_empty_train}
 
 
 def build_model(kind: str, backbone: Backbone, num_labels: int, profile: Profile) -> torch.nn.Module:
@@ -152,18 +158,33 @@ def _locked(step):
 
 
 @_locked
-def train_and_evaluate(kind: str, prep: Prepared, **fit_kw) -> dict:
-    """Train `kind` in the run folder of `prep` (open_run) with its profile's settings, resuming if a checkpoint of
-    the same settings exists; evaluate the selected checkpoint on validation and, once, on test; write
-    metrics.json and the logits for the ensemble. The run folder is locked meanwhile."""
-    profile, cfg, out = prep.profile, getattr(prep.profile, kind), prep.run_dir / kind
-    torch.manual_seed(profile.seed)
+def train_seeds(kind: str, prep: Prepared, **fit_kw) -> dict[int, dict]:
+    """train_and_evaluate `kind` once per training seed of the profile, in order: {seed: record}. A seed already
+    trained is re-used, one cut short resumes inside its last checkpoint."""
+    records, seeds = {}, prep.profile.seeds
+    for i, seed in enumerate(seeds):
+        records[seed] = train_and_evaluate(kind, prep, seed=seed, trainings_after=len(seeds) - 1 - i, **fit_kw)
+        history = ckpt.read_json(seed_dir(prep.run_dir, seed) / kind / "history.json")
+        records[seed]["train_seconds"] = sum(row["seconds"] for row in history)  # every epoch, resumed ones too
+    return records
+
+
+@_locked
+def train_and_evaluate(kind: str, prep: Prepared, seed: int | None = None, **fit_kw) -> dict:
+    """Train `kind` with training seed `seed` (default: the profile's first) in the run folder of `prep` (open_run),
+    into seed-<seed>/<kind>, resuming if a checkpoint of the same settings exists; evaluate the selected checkpoint
+    on validation and, once, on test; write metrics.json and the logits for the ensemble. The run folder is locked
+    meanwhile."""
+    profile, cfg = prep.profile, getattr(prep.profile, kind)
+    seed = _check_seed(profile, seed)
+    out = seed_dir(prep.run_dir, seed) / kind
+    torch.manual_seed(seed)
     model = build_model(kind, prep.backbone, len(prep.label_names), profile)
     params = count_params(model)
     max_length = model_max_length(profile, kind)
     data = model_data(prep, max_length, cfg.truncation)
-    result = fit(model, data, prep.tokenizer, cfg, out, meta=model_meta(kind, prep), seed=profile.seed,
-                 desc=kind, **fit_kw)
+    result = fit(model, data, prep.tokenizer, cfg, out, meta=model_meta(kind, prep, seed), seed=seed,
+                 desc=kind if len(profile.seeds) == 1 else f"{kind} seed {seed}", **fit_kw)
     buckets = pad_buckets(cfg, max_length)
 
     def predict(split: str):
@@ -171,7 +192,7 @@ def train_and_evaluate(kind: str, prep: Prepared, **fit_kw) -> dict:
                        f"{kind} {split}", buckets)
 
     record = _test_and_record(
-        prep, out, predict, model=kind, display_name=DISPLAY[kind], backbone=profile.backbone, params=params,
+        prep, out, predict, model=kind, seed=seed, display_name=DISPLAY[kind], backbone=profile.backbone, params=params,
         precision=result.precision, device=result.device, s_per_epoch=result.s_per_epoch,
         best_epoch=result.best_epoch, epochs_run=len(result.history), stopped_early=result.stopped_early,
         select_metric=cfg.select_metric,
@@ -184,6 +205,20 @@ def train_and_evaluate(kind: str, prep: Prepared, **fit_kw) -> dict:
     if torch.cuda.is_available():
         torch.cuda.empty_cache()
     return record
+
+
+def _check_seed(profile: Profile, seed: int | None) -> int:
+    """`seed`, one of the profile's training seeds (default: the first); else a ValueError naming them."""
+    if seed is None:
+        return profile.seeds[0]
+    if seed not in profile.seeds:
+        raise ValueError(f"seed {seed} is not a training seed of this run ({format_seeds(profile.seeds)}); add it with "
+                         f"--set seeds={','.join(map(str, (*profile.seeds, seed)))}")
+    return seed
+
+
+def format_seeds(seeds) -> str:
+    return f"seed{'s' * (len(seeds) > 1)} {', '.join(map(str, seeds))}"
 
 
 def _test_and_record(prep: Prepared, out: Path, predict, **record) -> dict:
@@ -202,26 +237,30 @@ def _test_and_record(prep: Prepared, out: Path, predict, **record) -> dict:
     return record
 
 
-def model_report(kind: str, prep: Prepared, record: dict):
-    """What notebooks 02 and 03 show of a model trained by train_and_evaluate: learning curves, the test confusion
-    matrix, per-class test F1 and the architecture drawn from the trained model object, each saved to the run's
-    figures as <kind>_*.png; returns the per-epoch history as a table."""
+def model_report(kind: str, prep: Prepared, records: dict[int, dict]):
+    """What notebooks 02 and 03 show of a model trained by train_seeds: the learning curves of every seed on one
+    figure, and the first seed's test confusion matrix, per-class test F1 and architecture (drawn from the trained
+    model object), each saved to the run's figures as <kind>_*.png; returns the per-epoch history of every seed."""
     import pandas as pd
 
     from . import plots
     from .compare import backbone_name
 
-    out, name = prep.run_dir / kind, record["display_name"]
-    history = ckpt.read_json(out / "history.json")
-    plots.save_figure(plots.plot_learning_curves({name: history}), prep.figures / f"{kind}_learning_curves.png")
-    y_true, y_pred = ckpt.read_npy(out / "labels_test.npy"), ckpt.read_npy(out / "logits_test.npy").argmax(1)
-    fig = plots.plot_confusion_matrix(y_true, y_pred, prep.label_names, title=f"{name}, test split")
+    seeds, name = list(records), records[next(iter(records))]["display_name"]
+    first = seed_dir(prep.run_dir, seeds[0]) / kind
+    histories = {s: ckpt.read_json(seed_dir(prep.run_dir, s) / kind / "history.json") for s in seeds}
+    curves = {f"{name}, seed {s}" if len(seeds) > 1 else name: h for s, h in histories.items()}
+    plots.save_figure(plots.plot_learning_curves(curves), prep.figures / f"{kind}_learning_curves.png")
+    which = f", seed {seeds[0]}" if len(seeds) > 1 else ""
+    y_true, y_pred = ckpt.read_npy(first / "labels_test.npy"), ckpt.read_npy(first / "logits_test.npy").argmax(1)
+    fig = plots.plot_confusion_matrix(y_true, y_pred, prep.label_names, title=f"{name}{which}, test split")
     plots.save_figure(fig, prep.figures / f"{kind}_confusion.png")
-    fig = plots.plot_per_class_f1({name: np.array(record["test"]["per_class"]["f1"])}, prep.label_names)
+    fig = plots.plot_per_class_f1({name + which: np.array(records[seeds[0]]["test"]["per_class"]["f1"])},
+                                  prep.label_names)
     plots.save_figure(fig, prep.figures / f"{kind}_per_class_f1.png")
-    fig = plots.plot_architectures({f"{name} — {backbone_name(prep.profile.backbone)}": architecture(out)})
+    fig = plots.plot_architectures({f"{name} — {backbone_name(prep.profile.backbone)}": architecture(first)})
     plots.save_figure(fig, prep.figures / f"{kind}_architecture.png")
-    return pd.DataFrame(history)
+    return pd.DataFrame([{"seed": s, **row} for s, h in histories.items() for row in h])
 
 
 def architecture(model_dir) -> list[tuple[str, str]]:
@@ -230,16 +269,21 @@ def architecture(model_dir) -> list[tuple[str, str]]:
     return architecture_stages(model, meta["max_length"])
 
 
-def model_summary(record: dict):
-    """The numbers a model's notebook ends with: test and validation scores, epochs, speed, size."""
+def model_summary(records: dict[int, dict]):
+    """The numbers a model's notebook ends with: test and validation scores (mean over seeds), epochs, speed, size."""
     from .compare import display_record
 
+    recs = list(records.values())
+    mean = lambda f: float(np.mean([f(r) for r in recs]))  # noqa: E731
+    first = recs[0]
     return display_record({
-        "test_accuracy": record["test"]["accuracy"], "test_macro_f1": record["test"]["macro_f1"],
-        "val_accuracy": record["validation"]["accuracy"],
-        **{k: record[k] for k in ("best_epoch", "epochs_run", "s_per_epoch", "device", "precision")},
-        **{f"params_{k}": record["params"][k] for k in ("total", "trainable", "frozen")},
-        "infer_docs_per_s": record["infer_docs_per_s"], "checkpoint_MB": record["checkpoint_bytes"] / 1e6})
+        "seeds": ", ".join(map(str, records)),
+        "test_accuracy": mean(lambda r: r["test"]["accuracy"]), "test_macro_f1": mean(lambda r: r["test"]["macro_f1"]),
+        "val_accuracy": mean(lambda r: r["validation"]["accuracy"]),
+        "best_epoch": ", ".join(str(r["best_epoch"]) for r in recs), "epochs_run": sum(r["epochs_run"] for r in recs),
+        "s_per_epoch": mean(lambda r: r["s_per_epoch"]), **{k: first[k] for k in ("device", "precision")},
+        **{f"params_{k}": first["params"][k] for k in ("total", "trainable", "frozen")},
+        "infer_docs_per_s": mean(lambda r: r["infer_docs_per_s"]), "checkpoint_MB": first["checkpoint_bytes"] / 1e6})
 
 
 def _logits_key(model_dir: Path) -> dict:
@@ -304,13 +348,15 @@ def member_logits(model_dir, prep: Prepared) -> dict[str, tuple[np.ndarray, np.n
 
 
 @_locked
-def train_tfidf(prep: Prepared) -> dict:
-    """TF-IDF + linear SVM on the training split (seconds on a CPU): the lexical member and baseline."""
+def train_tfidf(prep: Prepared, seed: int | None = None) -> dict:
+    """TF-IDF + linear SVM on the training split (seconds on a CPU), for training seed `seed` (default: the first):
+    the lexical member and baseline."""
     from .models.tfidf import TfidfSVM
 
-    out = prep.run_dir / "tfidf"
+    seed = _check_seed(prep.profile, seed)
+    out = seed_dir(prep.run_dir, seed) / "tfidf"
     t0 = time.perf_counter()
-    model = TfidfSVM(seed=prep.profile.seed).fit(prep.raw["train"]["text"], prep.raw["train"]["label"])
+    model = TfidfSVM(seed=seed).fit(prep.raw["train"]["text"], prep.raw["train"]["label"])
     fit_seconds = time.perf_counter() - t0
     model.save(out / "model")
 
@@ -318,30 +364,70 @@ def train_tfidf(prep: Prepared) -> dict:
         return model.decision_function(prep.raw[split]["text"]), np.asarray(prep.raw[split]["label"])
 
     return _test_and_record(
-        prep, out, predict, model="tfidf", display_name="TF-IDF + linear SVM", backbone="none (1-2 gram TF-IDF)",
-        params={"total": model.n_params, "trainable": model.n_params, "frozen": 0},
+        prep, out, predict, model="tfidf", seed=seed, display_name="TF-IDF + linear SVM",
+        backbone="none (1-2 gram TF-IDF)", params={"total": model.n_params, "trainable": model.n_params, "frozen": 0},
         vocabulary=len(model.vectorizer.vocabulary_), precision="fp32", device="CPU (scikit-learn)",
         s_per_epoch=fit_seconds, checkpoint_bytes=sum(f.stat().st_size for f in (out / "model").iterdir()))
 
 
 @_locked
-def build_ensemble(prep: Prepared):
-    """Cached member logits -> every ensemble variant, compared on validation by cross-validation;
-    writes the table, the chosen and the seed-exact ensembles, and their test probabilities."""
+def build_ensemble(prep: Prepared) -> tuple[dict, object, dict]:
+    """Each training seed's ensemble (_seed_ensemble), then the run's: the deep ensembles over every seed's members
+    against every seed's variants, chosen on validation CV alone (ensemble_choice.choose_across_seeds). Writes
+    ensemble/{table.csv, ensemble.json, proba_test_chosen.npy, metrics.json}; returns ({seed: (report, record)},
+    the run's report, the run's record)."""
+    from .ensemble_choice import choose_across_seeds, wins
+
+    run, seeds = prep.run_dir, prep.profile.seeds
+    per_seed, members = {}, {}
+    for seed in seeds:
+        report, record, members[seed], (y_val, y_test) = _seed_ensemble(prep, seed)
+        per_seed[seed] = (report, record)
+    t0 = time.perf_counter()
+    report = choose_across_seeds({s: r for s, (r, _) in per_seed.items()}, members, y_val, y_test,
+                                 prep.profile.ensemble, seed=prep.profile.split_seed)
+    seconds = time.perf_counter() - t0
+    out = run / "ensemble"
+    ckpt.write_text(out / "table.csv", report.table.to_csv(index=False))
+    row = report.table.set_index("variant").loc[report.chosen]
+    seed = None if row["seed"] == "all" else int(row["seed"])
+    variant = report.fitted[report.chosen]
+    stage = {**_ensemble_stage(variant, report.chosen, out, "chosen_meta_mlp"), "seed": seed,
+             "member_folders": [member_folder(m, seed).as_posix() for m in variant.members]}
+    ckpt.write_json(out / "ensemble.json", stage)
+    ckpt.write_npy(out / "proba_test_chosen.npy", report.test_proba[report.chosen].astype(np.float32))
+    record = {"schema": ckpt.SCHEMA, "chosen": report.chosen, "seed": seed, "seeds": list(seeds),
+              "row": row.to_dict(), "stage": stage, "compare_seconds": seconds, "label_names": prep.label_names,
+              "wins": wins({s: r for s, (r, _) in per_seed.items()}).to_dict("records")}
+    ckpt.write_json(out / "metrics.json", record)
+    return per_seed, report, record
+
+
+def member_folder(member: str, seed: int | None) -> Path:
+    """A member of an ensemble, relative to the run folder: "bert@43" -> seed-43/bert; "bert" of seed 42 ->
+    seed-42/bert."""
+    kind, _, own = member.partition("@")
+    return Path(seed_dir(Path(), int(own) if own else seed)) / kind
+
+
+def _seed_ensemble(prep: Prepared, seed: int):
+    """One seed's members' cached logits -> every ensemble variant, compared on validation by cross-validation;
+    writes seed-<seed>/ensemble/: the table, the chosen and the seed-exact ensembles, and their test probabilities.
+    Returns (report, record, {member: {split: logits}}, (validation labels, test labels))."""
     from .ensemble_choice import choose_ensemble
 
-    profile, root = prep.profile, prep.run_dir
+    profile, root = prep.profile, seed_dir(prep.run_dir, seed)
     for kind in KINDS:
         if not (root / kind / ckpt.POINTER).exists():
-            raise ckpt.CheckpointError(f"{root / kind} holds no trained {kind} model: {train_first(root, kind)}")
+            raise ckpt.CheckpointError(f"{root / kind} holds no trained {kind} model: {train_first(prep.run_dir, kind)}")
     if not (root / "tfidf" / "metrics.json").exists():
-        train_tfidf(prep)
+        train_tfidf(prep, seed)
     cached = {kind: member_logits(root / kind, prep) for kind in KINDS}  # {kind: {split: (logits, labels)}}
     logits = {kind: {s: pair[0] for s, pair in splits.items()} for kind, splits in cached.items()}
     logits["tfidf"] = {s: ckpt.read_npy(root / "tfidf" / f"logits_{s}.npy") for s in SPLITS}
     y_val, y_test = cached["bert"]["validation"][1], cached["bert"]["test"][1]
     t0 = time.perf_counter()
-    report = choose_ensemble(logits, y_val, y_test, profile.ensemble, seed=profile.seed)
+    report = choose_ensemble(logits, y_val, y_test, profile.ensemble, seed=seed)
     seconds = time.perf_counter() - t0
     out = root / "ensemble"
     ckpt.write_text(out / "table.csv", report.table.to_csv(index=False))
@@ -352,13 +438,14 @@ def build_ensemble(prep: Prepared):
     ckpt.write_json(out / "ensemble.json", stages["chosen"])
     table = report.table.set_index("variant")
     singles = report.table[report.table["kind"] == "single"].sort_values("val_cv_accuracy", ascending=False)
-    record = {"schema": ckpt.SCHEMA, "chosen": report.chosen, "seed_exact": report.seed_meta_mlp.name,
+    record = {"schema": ckpt.SCHEMA, "seed": seed, "chosen": report.chosen, "seed_exact": report.seed_meta_mlp.name,
               "compare_seconds": seconds,
               "rows": {tag: table.loc[st["variant"]].to_dict() for tag, st in stages.items()},
               "stages": stages, "best_single_on_validation": singles["variant"].iloc[0],
-              "label_names": prep.label_names}
+              "singles": singles.set_index("variant")[["val_cv_accuracy", "test_accuracy", "test_macro_f1"]]
+              .to_dict("index"), "label_names": prep.label_names}
     ckpt.write_json(out / "metrics.json", record)
-    return report, record
+    return report, record, logits, (y_val, y_test)
 
 
 def _ensemble_stage(variant, name: str, out: Path, folder: str) -> dict:

@@ -32,10 +32,12 @@ READABLE = {"bert": "BERT", "bilstm": "BiLSTM", "tfidf": "TF-IDF + SVM", "prob-a
 
 
 def readable(name: str) -> str:
-    """"weighted-average (bert+bilstm+tfidf)" -> "weighted average (BERT + BiLSTM + TF-IDF + SVM)"."""
+    """"weighted-average (bert+bilstm+tfidf)" -> "weighted average (BERT + BiLSTM + TF-IDF + SVM)"; a seed's variant
+    in a run's table keeps its suffix: "... [seed 42]"."""
+    name, _, seed = name.partition(" [")
     head, _, inside = name.partition(" (")
     pieces = [" + ".join(READABLE.get(m, m) for m in piece.split("+")) for piece in inside.rstrip(")").split(", ")]
-    return READABLE.get(head, head) + (f" ({', '.join(pieces)})" if inside else "")
+    return READABLE.get(head, head) + (f" ({', '.join(pieces)})" if inside else "") + (f" [{seed}" if seed else "")
 
 
 def save_figure(fig: Figure, path, dpi: int = 120) -> Path:
@@ -278,6 +280,40 @@ def plot_metric_bars(table: pd.DataFrame, chosen: str | None = None) -> Figure:
     if chosen in keys:
         axes[0].get_yticklabels()[keys.index(chosen)].set_fontweight("bold")
     axes[0].invert_yaxis()  # first model on top (sharey applies it to both panels)
+    return fig
+
+
+def plot_seed_scores(scores: pd.DataFrame) -> Figure:
+    """Test accuracy and macro-F1 of every model (seeds.study_scores), one dot per training seed, the mean as a bar
+    with ± 1 sd; a model over every seed's members (seed "all": a deep ensemble) is one diamond."""
+    models = list(dict.fromkeys(scores["model"]))
+    seeds = sorted(set(scores["seed"]) - {"all"}, key=int)
+    fig, axes = plt.subplots(1, 2, figsize=(13, 0.6 * len(models) + 1.8), sharey=True, layout="tight")
+    fig.suptitle("Test scores over training seeds: one dot per seed, bar: mean ± 1 sd")
+    for ax, metric, title in zip(axes, ("test_accuracy", "test_macro_f1"), ("Test accuracy", "Test macro-F1")):
+        for y, model in enumerate(models):
+            rows = scores[scores["model"] == model]
+            values = rows[metric].to_numpy(float)
+            if (rows["seed"] == "all").all():
+                ax.plot(values, [y] * len(values), "D", color="black", markersize=8)
+                continue
+            mean, sd = values.mean(), values.std(ddof=1) if len(values) > 1 else 0.0
+            ax.errorbar(mean, y, xerr=sd, fmt="|", color="grey", markersize=18, capsize=5, zorder=1)
+            for seed, v in zip(rows["seed"], values):
+                ax.plot(v, y, "o", color=_PALETTE[seeds.index(seed) % len(_PALETTE)], alpha=0.85, zorder=2)
+            ax.text(values.max(), y - 0.28, f"{mean:.1%}" + (f" ± {sd:.1%}" if len(values) > 1 else ""), fontsize=8,
+                    ha="right")
+        ax.set_yticks(range(len(models)), [textwrap.fill(readable(m), 40) for m in models], fontsize=9)
+        ax.xaxis.set_major_formatter(PercentFormatter(xmax=1, decimals=1))
+        ax.set_title(title)
+        ax.grid(axis="x", alpha=0.3)
+    handles = [Line2D([], [], marker="o", linestyle="", color=_PALETTE[i % len(_PALETTE)], label=f"seed {s}")
+               for i, s in enumerate(seeds)]
+    handles += [Line2D([], [], marker="|", linestyle="", color="grey", markersize=14, label="mean ± sd")]
+    if (scores["seed"] == "all").any():
+        handles.append(Line2D([], [], marker="D", linestyle="", color="black", label="over all seeds (one model)"))
+    axes[1].legend(handles=handles, fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1))
+    axes[0].invert_yaxis()
     return fig
 
 

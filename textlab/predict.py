@@ -19,7 +19,8 @@ from .checkpoint import POINTER, CheckpointError, checkpoint_path, read_json
 from .data import truncate_ids
 from .ensemble import load_variant
 from .models.tfidf import TfidfSVM
-from .pipeline import load_model, train_first
+from .pipeline import load_model, seed_dir, train_first
+from .runs import read_manifest
 from .stats import softmax
 
 MODELS = ("bert", "bilstm", "ensemble")
@@ -106,7 +107,8 @@ class Predictor:
 
 
 class EnsemblePredictor:
-    """The ensemble chosen in notebook 04: its members' predictions combined by the fitted variant."""
+    """The run's ensemble, chosen in notebook 04 (within a seed, or a deep ensemble over every seed's members): its
+    members' predictions combined by the fitted variant."""
 
     def __init__(self, run, device: str | None = None, precision: str = "fp32"):
         run = Path(run)
@@ -114,8 +116,10 @@ class EnsemblePredictor:
         info = read_json(info_path)
         self.variant = load_variant(info, run / "ensemble")
         self.members = list(info["members"])
-        self.neural = {m: load_predictor(run, m, device, precision) for m in self.members if m in ("bert", "bilstm")}
-        self.tfidf = TfidfSVM.load(run / "tfidf" / "model") if "tfidf" in self.members else None
+        folders = dict(zip(self.members, info["member_folders"]))  # e.g. "bert@43" -> "seed-43/bert"
+        self.neural = {m: _model_predictor(run / f, device, precision) for m, f in folders.items()
+                       if Path(f).name in ("bert", "bilstm")}
+        self.tfidf = {m: TfidfSVM.load(run / f / "model") for m, f in folders.items() if Path(f).name == "tfidf"}
         if not self.neural:
             raise CheckpointError(f"{info_path} names no neural member ({self.members})")
         self.label_names = next(iter(self.neural.values())).label_names
@@ -124,8 +128,8 @@ class EnsemblePredictor:
         _check_top_k(top_k)
         texts = _check_texts(texts)
         neural = {m: p.logits_and_flags(texts, batch_size) for m, p in self.neural.items()}
-        logits = [neural[m][0] if m in neural else self.tfidf.decision_function([_valid_str(t) for t in texts])
-                  for m in self.members]
+        clean = [_valid_str(t) for t in texts] if self.tfidf else []
+        logits = [neural[m][0] if m in neural else self.tfidf[m].decision_function(clean) for m in self.members]
         # members may read different lengths: truncated if any member did not read the whole text
         truncated = [any(flags) for flags in zip(*(v[1] for v in neural.values()))]
         empty = neural[next(iter(neural))][2]  # the same for every member: no token besides [CLS]/[SEP]
@@ -169,20 +173,43 @@ def _head(text: str, n: int) -> str:
     return text[:cut] if cut > 0 else text
 
 
-def load_predictor(run, model: str = "bert", device: str | None = None, precision: str = "fp32"):
+def load_predictor(run, model: str = "bert", device: str | None = None, precision: str = "fp32",
+                   seed: int | None = None):
     """The predictor of `model` ("bert", "bilstm" or "ensemble") trained in run folder `run` (e.g. runs/cpu);
-    `precision` (PRECISIONS) of its forward pass."""
+    `precision` (PRECISIONS) of its forward pass. bert / bilstm: the model of training seed `seed` (default: the
+    run's first); ensemble: the one the run chose (seed must be None)."""
     if model not in MODELS:
         raise ValueError(f"unknown model {model!r}; choose one of: {', '.join(MODELS)}")
     run = Path(run)
     if not run.exists():
         raise CheckpointError(_no_run_folder(run))
-    folder, marker = run / model, "ensemble.json" if model == "ensemble" else POINTER
-    if not (folder / marker).exists():
-        raise CheckpointError(f"{folder} holds no trained {model} model ({marker} is missing): "
-                              f"{train_first(run, model)}")
     if model == "ensemble":
+        if seed is not None:
+            raise ValueError("--seed picks a BERT or BiLSTM of one training seed; the ensemble is the run's choice")
+        if not (run / model / "ensemble.json").exists():
+            raise CheckpointError(f"{run / model} holds no trained ensemble (ensemble.json is missing): "
+                                  f"{train_first(run, model)}")
         return EnsemblePredictor(run, device, precision)
+    seeds = run_seeds(run)
+    if seed is not None and seeds and seed not in seeds:
+        raise ValueError(f"run {run} has no training seed {seed}; its seeds: {', '.join(map(str, seeds))}")
+    seed = seed if seed is not None else (seeds[0] if seeds else None)
+    folder = seed_dir(run, seed) / model if seed is not None else run / model
+    if not (folder / POINTER).exists():
+        raise CheckpointError(f"{folder} holds no trained {model} model ({POINTER} is missing): "
+                              f"{train_first(run, model)}")
+    return _model_predictor(folder, device, precision)
+
+
+def run_seeds(run: Path) -> list[int]:
+    """The training seeds of a run folder, from its manifest (else from its seed-* folders)."""
+    manifest = read_manifest(run)
+    if manifest is not None:
+        return list(manifest["settings"]["seeds"])
+    return sorted(int(d.name[5:]) for d in Path(run).glob("seed-*") if d.name[5:].isdigit())
+
+
+def _model_predictor(folder: Path, device: str | None, precision: str) -> Predictor:
     net, meta = load_model(folder)
     missing = [k for k in ("backbone", "label_names", "max_length") if k not in meta]
     if missing:
@@ -194,7 +221,7 @@ def load_predictor(run, model: str = "bert", device: str | None = None, precisio
 def _no_run_folder(run: Path) -> str:
     """The message for a run folder that does not exist, with the run folders beside it (likely meant instead)."""
     beside = sorted(run.parent.iterdir()) if run.parent.is_dir() else []
-    trained = [str(d) for d in beside if any((d / kind / POINTER).exists() for kind in ("bert", "bilstm"))]
+    trained = [str(d) for d in beside if any(d.glob(f"seed-*/*/{POINTER}"))]
     if not trained:
         return f"run folder {run} does not exist, and no folder beside it (in {run.parent}) holds a trained model"
     return f"run folder {run} does not exist; run folders with a trained model beside it: {', '.join(trained)}"
@@ -248,7 +275,7 @@ def main(args) -> int:
         print("error: no input: give TEXTS, --file F (one document per line) or - to read standard input",
               file=sys.stderr)
         return 2
-    predictor = load_predictor(args.run, args.model, precision=args.precision)
+    predictor = load_predictor(args.run, args.model, precision=args.precision, seed=args.seed)
     results = predictor.predict(texts, top_k=args.top_k)
     for i, (text, result) in enumerate(zip(texts, results)):
         print(json.dumps({"index": i, "text": text[:60], **result}) if args.json else _format(result))

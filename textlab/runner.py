@@ -74,6 +74,16 @@ def time_left(stems: list[str], previous: dict[str, float]) -> str:
     return f"{'at least ' if len(known) < len(stems) else 'about '}{amount} left (timings of the last run)"
 
 
+def _last_timings(log: Path, seeds: int) -> dict[str, float]:
+    """Seconds per notebook of the run's last execution; where it had fewer training seeds (seeds were added since),
+    the notebooks that work seed by seed (all but 01) scaled to this number of seeds."""
+    if not log.exists():
+        return {}
+    last = read_json(log)
+    ratio = seeds / last.get("seeds", seeds)
+    return {stem: s if stem.startswith("01") else s * ratio for stem, s in last.get("seconds", {}).items()}
+
+
 def publishes(profile, run_dir: Path) -> bool:
     """Whether this run is the committed one: the same test as the committed figures/ (runs.figures_dir)."""
     return runs.figures_dir(profile, run_dir) == PROJECT_ROOT / "figures"
@@ -116,6 +126,29 @@ def clean_notebook(nb: dict, root: Path = PROJECT_ROOT, home: Path | None = None
     return nb
 
 
+# A block of README.md or docs/*.md that shows a generated file of figures/: "<!-- NAME.md: start -->" ... end.
+BLOCK = re.compile(r"(<!-- (\S+\.md): start -->\n)(.*?)(<!-- \2: end -->)", re.S)
+PAGES = ("README.md", "docs/*.md")
+
+
+def refresh_blocks(figures: Path = PROJECT_ROOT / "figures", root: Path = PROJECT_ROOT) -> list[Path]:
+    """Paste every generated figures/NAME.md into the blocks of the pages that show it, so that the README and the
+    docs always carry the tables and sentences of the run that wrote figures/; returns the pages changed."""
+    changed = []
+    for page in sorted({p for pattern in PAGES for p in root.glob(pattern)}):
+        text = page.read_text()
+
+        def paste(m: re.Match) -> str:
+            source = figures / m.group(2)
+            return m.group(1) + source.read_text() + m.group(4) if source.exists() else m.group(0)
+
+        new = BLOCK.sub(paste, text)
+        if new != text:
+            write_text(page, new)
+            changed.append(page)
+    return changed
+
+
 def publish(executed: Path, dest: Path) -> Path:
     """Write the cleaned copy of an executed notebook to dest (notebooks/<name>.ipynb), atomically."""
     import nbformat
@@ -153,7 +186,7 @@ def run(profile: str | None = None, only: list[str] | None = None, *, data: str 
     overrides = " ".join(f"{k}={runs.format_value(v)}" for k, v in items.items())
     parameters = {"profile": prof.name, "data": data, "overrides": overrides, "name": run_dir.name}
     log = run_dir / "run.json"
-    seconds = read_json(log).get("seconds", {}) if log.exists() else {}  # of the last run, updated as we go
+    seconds = _last_timings(log, len(prof.seeds))  # of the last run, updated as we go
     for i, nb in enumerate(chosen, 1):
         target = out_dir / nb.name
         left = time_left([c.stem for c in chosen[i - 1:]], seconds)
@@ -169,5 +202,8 @@ def run(profile: str | None = None, only: list[str] | None = None, *, data: str 
         print(f"      done in {seconds[nb.stem]:.0f} s", flush=True)
         if publishes(prof, run_dir):
             print(f"      outputs -> {publish(target, nb).relative_to(PROJECT_ROOT)} (the committed run)", flush=True)
-    write_json(log, {"run": run_dir.name, "profile": prof.name, "seconds": seconds})
+    write_json(log, {"run": run_dir.name, "profile": prof.name, "seeds": len(prof.seeds), "seconds": seconds})
+    if publishes(prof, run_dir):
+        for page in refresh_blocks():
+            print(f"      tables and sentences -> {page.relative_to(PROJECT_ROOT)} (the committed run)", flush=True)
     return out_dir

@@ -51,12 +51,16 @@ def runs_root() -> Path:
     return Path(os.environ.get("TEXTLAB_RUNS") or PROJECT_ROOT / "runs")
 
 
+# The committed study (figures/, notebooks/, README and docs blocks): this profile, unchanged, in runs/<its name>.
+PUBLISHED = "study"
+
+
 def figures_dir(profile: Profile, run: Path) -> Path:
-    """The committed figures/ belong to the cpu profile on 20 Newsgroups, unchanged, in the default runs folder;
+    """The committed figures/ belong to the study profile on 20 Newsgroups, unchanged, in the default runs folder;
     any other run writes its figures inside its own folder. $TEXTLAB_FIGURES overrides both."""
     if os.environ.get("TEXTLAB_FIGURES"):
         return Path(os.environ["TEXTLAB_FIGURES"])
-    if profile == PROFILES["cpu"] and run.name == "cpu" and not os.environ.get("TEXTLAB_RUNS"):
+    if profile == PROFILES[PUBLISHED] and run.name == PUBLISHED and not os.environ.get("TEXTLAB_RUNS"):
         return PROJECT_ROOT / "figures"
     return run / "figures"
 
@@ -207,10 +211,24 @@ def check_manifest(run: Path, manifest: dict) -> None:
     old = read_json(path)
     check_schema(old, path, f".\n{_ways_on(run, manifest)}", error=RunError)
     diff = differences(old, manifest)
+    if added_seeds(diff):
+        print(f"{run.name}: adding seed{'s' * (len(added_seeds(diff)) > 1)} {', '.join(map(str, added_seeds(diff)))}"
+              f" to this run; the seeds it has trained are kept", flush=True)
+        write_json(path, manifest)
+        return
     if diff:
         raise RunError(f"{run} was made from other data or settings than these; it is never re-used under them "
                        f"({len(diff)} difference{'s' * (len(diff) > 1)}, made -> now):\n{describe_differences(diff)}\n"
                        f"{_ways_on(run, manifest)}")
+
+
+def added_seeds(diff: list[tuple]) -> list[int]:
+    """The seeds appended, when the one difference is that the training seeds grew (old seeds first, in order): each
+    seed's models are independent of the others', so a run may add seeds without retraining those it has."""
+    if len(diff) != 1 or diff[0][0] != "settings.seeds" or not isinstance(diff[0][1], list):
+        return []
+    old, new = diff[0][1], diff[0][2]
+    return list(new[len(old):]) if len(new) > len(old) and new[:len(old)] == old else []
 
 
 def _ways_on(run: Path, manifest: dict) -> str:

@@ -214,12 +214,12 @@ class _Training:
     prepared for the devices."""
 
     def __init__(self, model, data, tokenizer, cfg: TrainConfig, out_dir: Path, meta: dict, seed: int, cpu: bool,
-                 desc: str):
+                 desc: str, trainings_after: int = 0):
         if cfg.log_with and not _installed(cfg.log_with):
             # Accelerate would only warn and track nothing: a user who asked for tracking should know before training.
             raise ImportError(f"log_with={cfg.log_with!r} needs the {cfg.log_with} package: pip install {cfg.log_with} "
                               "(or leave log_with empty to train without tracking)")
-        self.cfg, self.out_dir, self.meta, self.desc = cfg, out_dir, meta, desc
+        self.cfg, self.out_dir, self.meta, self.desc, self.trainings_after = cfg, out_dir, meta, desc, trainings_after
         self.accelerator = make_accelerator(cfg, out_dir, cpu=cpu)
         self.precision = "fp32" if self.accelerator.mixed_precision == "no" else self.accelerator.mixed_precision
         set_seed(seed)
@@ -242,15 +242,16 @@ class _Training:
 
 def fit(model: torch.nn.Module, data, tokenizer, cfg: TrainConfig, out_dir, *, meta: dict, seed: int = 42,
         resume: bool = True, cpu: bool = False, desc: str = "train",
-        on_step: Callable[[LoopState], None] | None = None) -> FitResult:
+        on_step: Callable[[LoopState], None] | None = None, trainings_after: int = 0) -> FitResult:
     """Train on data["train"], select on data["validation"] (cfg.select_metric), keep the best weights.
 
     `meta` (kind, backbone, label_names, ...) is stored with every checkpoint so it can be rebuilt.
     If `out_dir` holds a checkpoint and resume=True, training continues from it.
     `on_step(state)` is called after every optimizer step (and its checkpoint, if one was due): a place to log,
-    or to stop training by raising.
+    or to stop training by raising. `trainings_after`: how many trainings like this one follow (the other training
+    seeds), counted into the time left that each epoch's line prints.
     """
-    t = _Training(model, data, tokenizer, cfg, Path(out_dir), meta, seed, cpu, desc)
+    t = _Training(model, data, tokenizer, cfg, Path(out_dir), meta, seed, cpu, desc, trainings_after)
     state = _resume(t) if resume else LoopState()
     if cfg.log_with:
         t.accelerator.init_trackers(desc, config={k: v for k, v in asdict(cfg).items() if not isinstance(v, tuple)})
@@ -373,18 +374,22 @@ def _evaluate_and_select(t: _Training, state: LoopState) -> None:
     state.train_loss_sum = state.epoch_seconds = 0.0
     t.accelerator.print(f"{t.desc} epoch {state.epoch}: train loss {row['train_loss']:.4f}, val loss {val_loss:.4f}, "
                         f"val acc {m['accuracy']:.4f}, val macro-F1 {m['macro_f1']:.4f}, {seconds:.0f} s, "
-                        f"~{format_duration(time_left(t, state))} left")
+                        f"~{format_duration(time_left(t, state))} left"
+                        + (f" with the {t.trainings_after} seed{'s' * (t.trainings_after > 1)} to come"
+                           if t.trainings_after else ""))
     _save(t, state, ("last", "best") if improved else ("last",))
     if state.bad_epochs >= t.cfg.patience:
         t.accelerator.print(f"{t.desc}: early stop, no val {t.cfg.select_metric} gain for {t.cfg.patience} epochs")
 
 
 def time_left(t: _Training, state: LoopState) -> float:
-    """Seconds of training left if every epoch to come takes as long as the median epoch so far (early stopping can
-    only make it shorter)."""
-    if _finished(t, state) or not state.history:
+    """Seconds of training left, this one's and the `trainings_after` like it to come, if every epoch takes as long as
+    the median epoch so far (early stopping can only make it shorter)."""
+    if not state.history:
         return 0.0
-    epochs_left = min(t.cfg.epochs - state.epoch, math.ceil((t.total_steps - state.global_step) / t.steps_per_epoch))
+    epochs_left = 0 if _finished(t, state) else min(
+        t.cfg.epochs - state.epoch, math.ceil((t.total_steps - state.global_step) / t.steps_per_epoch))
+    epochs_left += t.trainings_after * t.cfg.epochs
     return epochs_left * float(np.median([h["seconds"] for h in state.history]))
 
 
