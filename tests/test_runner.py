@@ -189,3 +189,15 @@ def test_the_committed_run_pastes_its_tables_and_sentences_into_the_pages(tmp_pa
                                                     "<!-- headline.md: end -->\n<!-- tuning.md: start -->\nkept\n"
                                                     "<!-- tuning.md: end -->\n")
     assert runner.refresh_blocks(figures, tmp_path) == []  # already in step
+
+
+def test_run_holds_its_folder_for_the_whole_command(tmp_path, monkeypatch):
+    """The lock is taken before the folder is opened (or emptied by --fresh) and kept while the notebooks run."""
+    from textlab import runs
+
+    monkeypatch.setenv("TEXTLAB_RUNS", str(tmp_path))
+    seen = []
+    monkeypatch.setattr(runner, "_execute", lambda chosen, prof, run_dir, *a: seen.append(
+        (run_dir.resolve() in runs._held, [nb.stem for nb in chosen])) or run_dir)
+    runner.run("smoke", ["01"], fresh=True)
+    assert seen == [(True, ["01_data"])] and not runs._held  # held throughout, released at the end

@@ -141,6 +141,37 @@ def test_a_second_process_is_refused_and_a_killed_holder_does_not_block(tmp_path
             assert f"process {os.getpid()}" in (run / runs.LOCK).read_text()
 
 
+RUNNER = textwrap.dedent("""
+    import subprocess, sys, time
+    from textlab import runs
+    with runs.lock(sys.argv[1]):
+        child = "import sys; from textlab import runs; runs.lock(sys.argv[1]).__enter__(); print('child in')"
+        print(subprocess.run([sys.executable, "-c", child, sys.argv[1]], capture_output=True, text=True).stdout.strip(),
+              flush=True)
+        time.sleep(120)
+""")
+
+
+def test_a_running_command_keeps_its_folder_and_its_notebooks_work_under_it(tmp_path, tiny_profile, tiny_prep,
+                                                                             monkeypatch):
+    """`textlab run` holds the lock for the whole command: a process it starts (a notebook's kernel) works under
+    it, while another command, even with --fresh, is refused before it reads or deletes anything."""
+    monkeypatch.setenv("TEXTLAB_RUNS", str(tmp_path))
+    run = tmp_path / "smoke"
+    (run / "seed-42" / "bert").mkdir(parents=True)
+    (run / "seed-42" / "bert" / "metrics.json").write_text("{}")
+    holder = subprocess.Popen([sys.executable, "-c", RUNNER, str(run)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "child in"  # the holder's child took the lock it holds
+        for fresh in (True, False):
+            with pytest.raises(runs.RunError, match=rf"is in use by process {holder.pid} \(.*-c.*since .*\): wait"):
+                pipeline.open_run(tiny_profile, prep=tiny_prep, fresh=fresh)
+        assert (run / "seed-42" / "bert" / "metrics.json").exists()  # nothing deleted
+    finally:
+        os.kill(holder.pid, signal.SIGKILL)
+        holder.wait()
+
+
 def test_an_unwritable_run_folder_says_so(tmp_path, monkeypatch):
     def denied(*a, **k):
         raise PermissionError(13, "Permission denied")

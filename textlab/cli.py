@@ -19,12 +19,16 @@ def _run(args) -> int:
 
 
 def _train(args) -> int:
+    from . import runs
+    from .config import resolve
     from .pipeline import open_run, train_and_evaluate
 
-    prep = open_run(args.profile, data=args.data, overrides=args.set, name=args.name, fresh=args.fresh)
-    for seed in [args.seed] if args.seed is not None else prep.profile.seeds:
-        record = train_and_evaluate(args.model, prep, seed=seed)
-        print(json.dumps({"seed": seed, **{k: record["test"][k] for k in ("accuracy", "macro_f1")}}))
+    profile = resolve(args.profile, args.data, args.set)
+    with runs.lock(runs.runs_root() / runs.run_name(profile, args.name)):  # for the whole command, as `run` does
+        prep = open_run(profile, name=args.name, fresh=args.fresh)
+        for seed in [args.seed] if args.seed is not None else prep.profile.seeds:
+            record = train_and_evaluate(args.model, prep, seed=seed)
+            print(json.dumps({"seed": seed, **{k: record["test"][k] for k in ("accuracy", "macro_f1")}}))
     return 0
 
 

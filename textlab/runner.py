@@ -170,8 +170,6 @@ def run(profile: str | None = None, only: list[str] | None = None, *, data: str 
     """Execute notebooks with papermill on one run (profile, your data file, overrides, run name); on failure raise
     NotebookFailed naming notebook, cell and partial copy. The run folder is checked against its manifest (or
     emptied, fresh=True) before any notebook starts, so a refusal comes at once, not after an hour."""
-    from papermill.exceptions import PapermillExecutionError
-
     from .backbones import get_backbone
     from .data import load_for_profile
 
@@ -180,7 +178,17 @@ def run(profile: str | None = None, only: list[str] | None = None, *, data: str 
     items = parse_overrides(overrides)
     prof = resolve(profile, data, items)  # a bad key or value stops here, before any notebook
     chosen = select(only)
-    run_dir = runs.open_run(prof, load_for_profile(prof), get_backbone(prof.backbone), name, fresh)
+    # The folder's lock, held from before anything is read or deleted until the last notebook ends: a second
+    # process (another run, a --fresh) is refused at once, naming this command; the notebooks' kernels work under it.
+    with runs.lock(runs.runs_root() / runs.run_name(prof, name)):
+        run_dir = runs.open_run(prof, load_for_profile(prof), get_backbone(prof.backbone), name, fresh)
+        return _execute(chosen, prof, run_dir, items, data)
+
+
+def _execute(chosen: list[Path], prof, run_dir: Path, items: dict, data: str) -> Path:
+    """The notebooks, in order, on an opened run folder; timings to run.json; the committed run publishes."""
+    from papermill.exceptions import PapermillExecutionError
+
     out_dir = run_dir / "notebooks"
     out_dir.mkdir(parents=True, exist_ok=True)
     overrides = " ".join(f"{k}={runs.format_value(v)}" for k, v in items.items())

@@ -14,6 +14,7 @@ import functools
 import hashlib
 import json
 import os
+import re
 import shlex
 import shutil
 import sys
@@ -268,9 +269,23 @@ def open_run(profile: Profile, raw, backbone, name: str = "", fresh: bool = Fals
 _held: set[Path] = set()  # run folders this process holds: the lock is re-entrant within a process
 
 
+def _ancestors() -> set[int]:
+    """The process ids above this one (parent, grandparent, ...), read from /proc; empty where there is none."""
+    found, pid = set(), os.getppid()
+    while pid > 1 and pid not in found:
+        found.add(pid)
+        try:
+            with open(f"/proc/{pid}/stat") as fh:  # "pid (name) state ppid ...": the name may hold spaces
+                pid = int(fh.read().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            break
+    return found
+
+
 @contextmanager
 def lock(run: Path):
-    """Hold the run folder's lock; a second process gets a RunError naming the process that holds it."""
+    """Hold the run folder's lock; a second process gets a RunError naming the process that holds it. A process
+    started by the holder (the notebook kernels of `textlab run`) works under its holder's lock."""
     run = Path(run).resolve()
     if run in _held:
         yield run
@@ -281,10 +296,11 @@ def lock(run: Path):
         yield run
     finally:
         _held.discard(run)
-        os.close(fd)  # releases the flock
+        if fd is not None:
+            os.close(fd)  # releases the flock
 
 
-def _acquire(run: Path) -> int:
+def _acquire(run: Path) -> int | None:
     try:
         run.mkdir(parents=True, exist_ok=True)
         fd = os.open(run / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
@@ -296,6 +312,9 @@ def _acquire(run: Path) -> int:
     except BlockingIOError:
         holder = os.pread(fd, 4096, 0).decode("utf-8", "replace").strip() or "another process"
         os.close(fd)
+        pid = re.match(r"process (\d+)", holder)
+        if pid and int(pid.group(1)) in _ancestors():
+            return None  # our own `textlab run` holds it for the whole command: its notebooks work under it
         raise RunError(f"{run} is in use by {holder}: wait until it finishes, or use another run name "
                        f"(--name NAME)") from None
     os.ftruncate(fd, 0)
