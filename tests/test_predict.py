@@ -179,9 +179,10 @@ def test_load_predictor_errors(tmp_path, trained_run, monkeypatch):
     run, _ = trained_run
     with pytest.raises(ValueError, match="bert, bilstm, ensemble"):
         load_predictor(run, "svm")
+    (tmp_path / "seed-42").mkdir()  # a run folder with nothing trained yet
     with pytest.raises(CheckpointError, match="03_bilstm") as e:
         load_predictor(tmp_path, "bilstm")
-    assert str(tmp_path / "bilstm") in str(e.value)
+    assert str(tmp_path / "seed-42" / "bilstm") in str(e.value)
     with pytest.raises(CheckpointError, match="02_bert"):
         load_predictor(tmp_path, "bert")
     with pytest.raises(CheckpointError, match="notebook 04") as e:
@@ -293,9 +294,10 @@ def test_cli_errors(trained_run, tmp_path, monkeypatch, capsys):
     assert "no input" in capsys.readouterr().err
     assert _predict("--run", run, "--model", "svm", "x") == 2
     assert "bert, bilstm, ensemble" in capsys.readouterr().err
+    (tmp_path / "seed-42").mkdir()  # a run folder with nothing trained yet
     assert _predict("--run", tmp_path, "x") == 2
     err = capsys.readouterr().err
-    assert str(tmp_path / "bert") in err and "02_bert" in err
+    assert str(tmp_path / "seed-42" / "bert") in err and "02_bert" in err
     assert _predict("--run", run, "--file", tmp_path / "absent.txt") == 2
     assert "absent.txt" in capsys.readouterr().err
 
@@ -350,3 +352,20 @@ def test_faster_precisions_agree_with_fp32(trained_run, tiny_prep, precision):
 def test_unknown_precision_lists_the_valid_ones(trained_run):
     with pytest.raises(ValueError, match="unknown precision 'fp8'; choose one of: fp32, bf16, int8"):
         load_predictor(trained_run[0], "bert", precision="fp8")
+
+
+def test_a_file_or_a_plain_folder_is_not_a_run(tmp_path):
+    (tmp_path / "reviews.csv").write_text("text,label\nx,a\n")
+    (tmp_path / "plain").mkdir()
+    for path in (tmp_path / "reviews.csv", tmp_path / "plain"):
+        with pytest.raises(CheckpointError, match=f"^{path} is not a run folder .*give --run the folder of a trained"):
+            load_predictor(path, "bert")
+
+
+def test_runs_root_that_is_a_file_says_so(tmp_path, monkeypatch):
+    from textlab import runs
+
+    (tmp_path / "f").write_text("")
+    monkeypatch.setenv("TEXTLAB_RUNS", str(tmp_path / "f"))
+    with pytest.raises(runs.RunError, match=r"TEXTLAB_RUNS .*f is a file, not a folder: point TEXTLAB_RUNS at a folder"):
+        runs.runs_root()

@@ -201,3 +201,11 @@ def test_run_holds_its_folder_for_the_whole_command(tmp_path, monkeypatch):
         (run_dir.resolve() in runs._held, [nb.stem for nb in chosen])) or run_dir)
     runner.run("smoke", ["01"], fresh=True)
     assert seen == [(True, ["01_data"])] and not runs._held  # held throughout, released at the end
+
+
+def test_timings_of_a_run_with_other_seeds_give_no_estimate(tmp_path):
+    log = tmp_path / "run.json"
+    assert runner._last_timings(log, 1) == {}  # never ran
+    log.write_text(json.dumps({"seeds": 1, "seconds": {"01_data": 16.0, "02_bert": 1386.0}}))
+    assert runner._last_timings(log, 1) == {"01_data": 16.0, "02_bert": 1386.0}
+    assert runner._last_timings(log, 3) == {}  # seeds added since: only the new ones train

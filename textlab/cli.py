@@ -26,8 +26,9 @@ def _train(args) -> int:
     profile = resolve(args.profile, args.data, args.set)
     with runs.lock(runs.runs_root() / runs.run_name(profile, args.name)):  # for the whole command, as `run` does
         prep = open_run(profile, name=args.name, fresh=args.fresh)
-        for seed in [args.seed] if args.seed is not None else prep.profile.seeds:
-            record = train_and_evaluate(args.model, prep, seed=seed)
+        seeds = [args.seed] if args.seed is not None else list(prep.profile.seeds)
+        for i, seed in enumerate(seeds):
+            record = train_and_evaluate(args.model, prep, seed=seed, trainings_after=len(seeds) - 1 - i)
             print(json.dumps({"seed": seed, **{k: record["test"][k] for k in ("accuracy", "macro_f1")}}))
     return 0
 

@@ -74,7 +74,7 @@ def comparison_table(run) -> pd.DataFrame:
     run = Path(run)
     scores = seeds.study_scores(run)
     acc, f1 = (seeds.spread(scores, c).set_index("model") for c in ("test_accuracy", "test_macro_f1"))
-    folders = sorted(run.glob("seed-*"), key=lambda p: int(p.name[5:]))
+    folders = [run / f"seed-{s}" for s in seeds.run_seeds(run)]  # in the manifest's order: the first is the reference
     first = folders[0]
     members, rows = {}, []
     for kind in seeds.KINDS:
@@ -85,7 +85,7 @@ def comparison_table(run) -> pd.DataFrame:
                      "s_per_epoch": np.mean([_load(f, kind)["s_per_epoch"] for f in folders]),
                      **dict(architecture), "checkpoint_mb": rec["checkpoint_bytes"] / 1e6})
     ensembles = [_load(f, "ensemble") for f in folders]
-    run_choice = _load(run, "ensemble")
+    run_choice = seeds.run_record(run)
     stages = [(seeds.SEED_EXACT, [e["stages"]["seed"] for e in ensembles])]
     if len(folders) > 1:  # with one seed, its choice is the run's
         stages.append((seeds.WITHIN_SEED, [e["stages"]["chosen"] for e in ensembles]))
@@ -95,10 +95,14 @@ def comparison_table(run) -> pd.DataFrame:
         names = [m.partition("@")[0] for m in stage["members"]]
         frozen = sum(members[m]["params"]["total"] for m in names)
         is_mlp = stage["class"] == "MetaMLPEnsemble"
+        if len({v["variant"] for v in variants}) > 1:  # seeds chose different ensembles: no one size or speed
+            rows.append({"model": model, "pooling": " / ".join(dict.fromkeys(
+                POOLING[v["variant"].partition(" (")[0]] for v in variants)), "device": "CPU (cached logits)"})
+            continue
         rows.append({
             "model": model, "total_params": stage["own_params"] + frozen, "trainable_params": stage["own_params"],
             "frozen_params": frozen, "pretrained_backbone": "members' (frozen)", "sequence_modelling": "members'",
-            "pooling": " / ".join(dict.fromkeys(POOLING[v["variant"].partition(" (")[0]] for v in variants)),
+            "pooling": POOLING[stage["variant"].partition(" (")[0]],
             "precision": "fp32", "s_per_epoch": stage["seconds_per_epoch"] if is_mlp else np.nan,
             "device": "CPU (cached logits)",
             "infer_docs_per_s": 1 / sum(1 / members[m]["infer_docs_per_s"] for m in names),
@@ -219,7 +223,7 @@ def test_probabilities(run) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     meta-MLP's own) and of the run's chosen ensemble: the models that bootstrap intervals, McNemar tests,
     confusion matrices and calibration are shown for."""
     run = Path(run)
-    first = sorted(run.glob("seed-*"), key=lambda p: int(p.name[5:]))[0]
+    first = run / f"seed-{seeds.run_seeds(run)[0]}"
     y = read_npy(first / "bert" / "labels_test.npy")
     probs = {}
     for kind in seeds.KINDS:
@@ -228,6 +232,7 @@ def test_probabilities(run) -> tuple[np.ndarray, dict[str, np.ndarray]]:
             raise CheckpointError(f"{first / kind / 'labels_test.npy'} is not in the order of the BERT test labels")
         probs[rec["display_name"]] = softmax(read_npy(first / kind / "logits_test.npy"))
     probs["meta-MLP (seed-exact)"] = read_npy(first / "ensemble" / "proba_test_seed.npy")
+    seeds.run_record(run)  # refused if chosen over other seeds than the run's
     probs["ensemble (chosen)"] = read_npy(run / "ensemble" / "proba_test_chosen.npy")
     return y, probs
 

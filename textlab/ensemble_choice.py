@@ -194,9 +194,9 @@ def seed_choices(records: dict[int, dict]) -> pd.DataFrame:
 
 
 def shown_variants(reports: dict[int, EnsembleReport], run: EnsembleReport) -> tuple[dict[str, np.ndarray], str]:
-    """What a figure of variants shows: the test probabilities of the first seed's singles and variants and of the
-    deep ones, and which of them to mark as chosen (the run's choice, else the first seed's)."""
+    """What a figure of variants shows: the test probabilities of the first seed's singles and variants, of the deep
+    ones, and of the run's choice (wherever it comes from), and its key: the one to mark as chosen."""
     first = next(iter(reports.values()))
     shown = {**first.test_proba, **{k: v for k, v in run.test_proba.items() if k not in first.test_proba
-                                    and " [seed " not in k}}
-    return shown, run.chosen if run.chosen in shown else first.chosen
+                                    and (" [seed " not in k or k == run.chosen)}}
+    return shown, run.chosen

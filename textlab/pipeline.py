@@ -417,9 +417,10 @@ def _seed_ensemble(prep: Prepared, seed: int):
     from .ensemble_choice import choose_ensemble
 
     profile, root = prep.profile, seed_dir(prep.run_dir, seed)
-    for kind in KINDS:
-        if not (root / kind / ckpt.POINTER).exists():
-            raise ckpt.CheckpointError(f"{root / kind} holds no trained {kind} model: {train_first(prep.run_dir, kind)}")
+    for kind in KINDS:  # finished and evaluated, not only checkpointed (a training cut short has a checkpoint)
+        if not (root / kind / "metrics.json").exists():
+            raise ckpt.CheckpointError(f"{root / kind} holds no finished {kind} training: "
+                                       f"{train_first(prep.run_dir, kind)}")
     if not (root / "tfidf" / "metrics.json").exists():
         train_tfidf(prep, seed)
     cached = {kind: member_logits(root / kind, prep) for kind in KINDS}  # {kind: {split: (logits, labels)}}

@@ -183,6 +183,9 @@ def load_predictor(run, model: str = "bert", device: str | None = None, precisio
     run = Path(run)
     if not run.exists():
         raise CheckpointError(_no_run_folder(run))
+    if not run.is_dir() or not (read_manifest(run) or any(run.glob("seed-*"))):
+        raise CheckpointError(f"{run} is not a run folder (one made by `python -m textlab run`, holding manifest.json "
+                              f"and seed-*/): give --run the folder of a trained run, e.g. runs/cpu")
     if model == "ensemble":
         if seed is not None:
             raise ValueError("--seed picks a BERT or BiLSTM of one training seed; the ensemble is the run's choice")
@@ -204,6 +207,9 @@ def load_predictor(run, model: str = "bert", device: str | None = None, precisio
 def run_seeds(run: Path) -> list[int]:
     """The training seeds of a run folder, from its manifest (else from its seed-* folders)."""
     manifest = read_manifest(run)
+    if manifest is not None and "seeds" not in manifest["settings"]:
+        raise CheckpointError(f"{run} was made by a textlab without training seeds (its manifest has no seeds): make "
+                              f"it again with `{manifest['command']} --fresh`")
     if manifest is not None:
         return list(manifest["settings"]["seeds"])
     return sorted(int(d.name[5:]) for d in Path(run).glob("seed-*") if d.name[5:].isdigit())

@@ -75,13 +75,10 @@ def time_left(stems: list[str], previous: dict[str, float]) -> str:
 
 
 def _last_timings(log: Path, seeds: int) -> dict[str, float]:
-    """Seconds per notebook of the run's last execution; where it had fewer training seeds (seeds were added since),
-    the notebooks that work seed by seed (all but 01) scaled to this number of seeds."""
-    if not log.exists():
-        return {}
-    last = read_json(log)
-    ratio = seeds / last.get("seeds", seeds)
-    return {stem: s if stem.startswith("01") else s * ratio for stem, s in last.get("seconds", {}).items()}
+    """Seconds per notebook of the run's last execution, when it had this number of training seeds. After seeds were
+    added, its times say nothing of this one (only the new seeds train, the ensemble spans them all): no estimate."""
+    last = read_json(log) if log.exists() else {}
+    return dict(last.get("seconds", {})) if last.get("seeds") == seeds else {}
 
 
 def publishes(profile, run_dir: Path) -> bool:

@@ -49,7 +49,13 @@ def run_name(profile: Profile, name: str = "") -> str:
 
 
 def runs_root() -> Path:
-    return Path(os.environ.get("TEXTLAB_RUNS") or PROJECT_ROOT / "runs")
+    """$TEXTLAB_RUNS, else runs/ in the project; a RunError if it names something that is not a folder."""
+    root = Path(os.environ.get("TEXTLAB_RUNS") or PROJECT_ROOT / "runs")
+    if root.exists() and not root.is_dir():
+        where = "TEXTLAB_RUNS" if os.environ.get("TEXTLAB_RUNS") else "the runs folder"
+        raise RunError(f"{where} {root} is a file, not a folder: point TEXTLAB_RUNS at a folder for run folders "
+                       f"(it is created if missing)")
+    return root
 
 
 # The committed study (figures/, notebooks/, README and docs blocks): this profile, unchanged, in runs/<its name>.

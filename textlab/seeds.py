@@ -1,9 +1,11 @@
 """Seed spread: every model's test scores per training seed, their mean ± sd, paired gaps between models, and the
 sentences of "what the run shows", each stated only as far as the seeds carry it.
 
-A gap between two models is called larger than the seed spread when every seed's paired difference has the same
-sign and the mean gap exceeds the larger of the two models' standard deviations over seeds; otherwise it is inside
-the seed spread. One seed measures no spread: its gaps are reported as one seed's.
+A gap between two models is called larger than the seed spread when the 95 % t-interval of the paired per-seed
+differences excludes zero (|mean| > t(0.975, n - 1) · sd / √n); a single number (a published score, a deep ensemble)
+against a model's seeds, when it lies outside the 95 % prediction interval of one more seed (t · sd · √(1 + 1/n)).
+Otherwise it is inside the seed spread. This is about training seeds only: the test set's own sampling noise is
+what the bootstrap intervals of notebook 05 show. One seed measures no seed spread: its gaps are one seed's.
 """
 
 from __future__ import annotations
@@ -12,9 +14,11 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from scipy.stats import t as student_t
 
 from .checkpoint import CheckpointError, read_json
 from .plots import readable
+from .runs import read_manifest
 
 KINDS = ("bert", "bilstm", "tfidf")
 SEED_EXACT = "ensemble: meta-MLP (seed-exact)"
@@ -43,8 +47,8 @@ def study_scores(run) -> pd.DataFrame:
     ensemble. Columns: model, seed, test_accuracy, test_macro_f1, val_accuracy, variant."""
     run = Path(run)
     rows = []
-    for folder in sorted(run.glob("seed-*"), key=lambda p: int(p.name[5:])):
-        seed = folder.name[5:]
+    for s in run_seeds(run):
+        folder, seed = run / f"seed-{s}", str(s)
         for kind in KINDS:
             rec = _read(folder / kind / "metrics.json")
             rows.append({"model": rec["display_name"], "seed": seed, "test_accuracy": rec["test"]["accuracy"],
@@ -56,12 +60,32 @@ def study_scores(run) -> pd.DataFrame:
             rows.append({"model": model, "seed": seed, "test_accuracy": row["test_accuracy"],
                          "test_macro_f1": row["test_macro_f1"], "val_accuracy": row["val_cv_accuracy"],
                          "variant": ens["stages"][tag]["variant"]})
-    run_choice = _read(run / "ensemble" / "metrics.json")
+    run_choice = run_record(run)
     row = run_choice["row"]
     rows.append({"model": chosen_name(run_choice), "seed": "all" if run_choice["seed"] is None else str(run_choice["seed"]),
                  "test_accuracy": row["test_accuracy"], "test_macro_f1": row["test_macro_f1"],
                  "val_accuracy": row["val_cv_accuracy"], "variant": run_choice["chosen"]})
     return pd.DataFrame(rows)
+
+
+def run_seeds(run) -> list[int]:
+    """The training seeds of a run folder, in the order its manifest gives them (the first is the reference seed)."""
+    manifest = read_manifest(run)
+    if manifest is None:
+        raise CheckpointError(f"{run} holds no manifest.json: it is not a run folder made by `python -m textlab run`")
+    if "seeds" not in manifest["settings"]:
+        raise CheckpointError(f"{run} was made by a textlab without training seeds (its manifest has no seeds): make "
+                              f"it again with `{manifest['command']} --fresh`")
+    return list(manifest["settings"]["seeds"])
+
+
+def run_record(run) -> dict:
+    """The run's ensemble choice (ensemble/metrics.json), refused if it was made over other seeds than the run's."""
+    record = _read(Path(run) / "ensemble" / "metrics.json")
+    if record.get("seeds") != run_seeds(run):
+        raise CheckpointError(f"{Path(run) / 'ensemble'} was chosen over seeds {record.get('seeds')}, the run has "
+                              f"{run_seeds(run)}: run notebook 04 of this run again")
+    return record
 
 
 def chosen_name(record: dict) -> str:
@@ -85,39 +109,29 @@ def spread(scores: pd.DataFrame, column: str = "test_accuracy") -> pd.DataFrame:
 
 def ensemble_records(run) -> dict[int, dict]:
     """Each training seed's ensemble record (seed-<seed>/ensemble/metrics.json), by seed."""
-    folders = sorted(Path(run).glob("seed-*"), key=lambda p: int(p.name[5:]))
-    return {int(f.name[5:]): _read(f / "ensemble" / "metrics.json") for f in folders}
+    return {s: _read(Path(run) / f"seed-{s}" / "ensemble" / "metrics.json") for s in run_seeds(run)}
 
 
 def paired(scores: pd.DataFrame, a: str, b: str, column: str = "test_accuracy") -> dict:
-    """`a` minus `b` seed by seed (the seeds both have): the differences, their mean, and whether the gap is larger
-    than the seed spread (module docstring)."""
+    """`a` minus `b` seed by seed (the seeds both have): the differences, their mean, the half-width of their 95 %
+    t-interval, and whether the gap is larger than the seed spread (module docstring)."""
     wide = scores.pivot_table(index="seed", columns="model", values=column, sort=False)
     diff = (wide[a] - wide[b]).dropna()
-    sds = [scores.loc[scores["model"] == m, column].std(ddof=1) for m in (a, b)]
-    gap = float(diff.mean())
-    if len(diff) < 2:
-        verdict = "one seed"
-    elif (np.all(diff > 0) or np.all(diff < 0)) and abs(gap) > max(sds):
-        verdict = "larger than the seed spread"
-    else:
-        verdict = "inside the seed spread"
+    n, gap = len(diff), float(diff.mean())
+    half = float(student_t.ppf(0.975, n - 1) * diff.std(ddof=1) / np.sqrt(n)) if n > 1 else float("nan")
+    verdict = "one seed" if n < 2 else "larger than the seed spread" if abs(gap) > half else "inside the seed spread"
     return {"a": a, "b": b, "diffs": diff.to_dict(), "gap": gap, "min": float(diff.min()), "max": float(diff.max()),
-            "n": len(diff), "spread": float(max(sds)) if len(diff) > 1 else float("nan"), "verdict": verdict}
+            "n": n, "half_width": half, "verdict": verdict}
 
 
 def against_one(scores: pd.DataFrame, model: str, value: float, column: str = "test_accuracy") -> dict:
     """One number (a published score, a deep ensemble) against `model`'s seeds: outside the seed spread when it lies
-    beyond every seed's score and further from the mean than one sd."""
+    outside the 95 % prediction interval of one more seed of `model`."""
     s = scores.loc[scores["model"] == model, column]
-    gap = float(value - s.mean())
-    if len(s) < 2:
-        verdict = "one seed"
-    elif (value > s.max() or value < s.min()) and abs(gap) > s.std(ddof=1):
-        verdict = "outside the seed spread"
-    else:
-        verdict = "inside the seed spread"
-    return {"gap": gap, "verdict": verdict, "n": len(s)}
+    n, gap = len(s), float(value - s.mean())
+    half = float(student_t.ppf(0.975, n - 1) * s.std(ddof=1) * np.sqrt(1 + 1 / n)) if n > 1 else float("nan")
+    verdict = "one seed" if n < 2 else "outside the seed spread" if abs(gap) > half else "inside the seed spread"
+    return {"gap": gap, "verdict": verdict, "n": n, "half_width": half}
 
 
 def pct(v: float) -> str:
@@ -144,34 +158,38 @@ def conclusions(scores: pd.DataFrame, reference: list[dict] | None = None) -> li
     n = len(seeds)
     singles = scores[scores["variant"].isin(KINDS)]
     ranked = spread(singles).sort_values("test_accuracy_mean", ascending=False)["model"].tolist()
-    best = ranked[0]
+    # the ensembles' comparator: the single model best on validation, as notebook 04 picks it (on test only where
+    # the scores carry no validation accuracy)
+    on = "validation" if "val_accuracy" in singles and singles["val_accuracy"].notna().all() else "test"
+    column = "val_accuracy" if on == "validation" else "test_accuracy"
+    best = spread(singles, column).sort_values(f"{column}_mean", ascending=False)["model"].iloc[0]
     out = [f"{n} training seed{'s' * (n > 1)} ({', '.join(seeds)}): "
            + ("scores are mean ± sd over seeds, and a gap counts only where it is larger than the seed spread."
               if n > 1 else "one seed measures no seed spread, so no gap below can be called larger than it.")]
     out.append("Single models, by mean test accuracy: " + "; ".join(f"{m} {mean_sd(scores, m)}" for m in ranked) + ".")
-    out += [f"{best} against {other}: {_gap(paired(scores, best, other))}." for other in ranked[1:]]
+    out += [f"{ranked[0]} against {other}: {_gap(paired(scores, ranked[0], other))}." for other in ranked[1:]]
     run = scores[scores["model"].str.startswith("ensemble chosen on validation")].iloc[0]
     if n == 1:
         gap = paired(scores.assign(model=scores["model"].replace({run["model"]: WITHIN_SEED})), WITHIN_SEED, best)
         out.append(f"The ensemble chosen on validation, {readable(run['variant'])}, reaches {pct(run['test_accuracy'])}; "
-                   f"against the best single model, {best}: {_gap(gap)}.")
+                   f"against the best single model on {on}, {best}: {_gap(gap)}.")
     else:
         wins = scores.loc[scores["model"] == WITHIN_SEED, "variant"].value_counts()
         others = ", ".join(f"{readable(v)} {c}" for v, c in wins.iloc[1:].items())
         out.append(f"The ensemble chosen within each seed reaches {mean_sd(scores, WITHIN_SEED)}; against the best "
-                   f"single model, {best}, seed by seed: {_gap(paired(scores, WITHIN_SEED, best))}. Within a seed the "
-                   f"choice was {readable(wins.index[0])} in {wins.iloc[0]} of {n} seeds"
+                   f"single model on {on}, {best}, seed by seed: {_gap(paired(scores, WITHIN_SEED, best))}. "
+                   f"Within a seed the choice was {readable(wins.index[0])} in {wins.iloc[0]} of {n} seeds"
                    + (f" (other choices: {others})." if others else "."))
     if n == 1:
         pass
     elif run["seed"] == "all":
         vs = against_one(scores, best, run["test_accuracy"])
         out.append(f"The run's choice on validation is the deep {readable(run['variant'])}, one model over every "
-                   f"seed's members: {pct(run['test_accuracy'])}, {points(vs['gap'])} from {best}'s mean, "
+                   f"seed's members: {pct(run['test_accuracy'])}, {points(vs['gap'])} from the mean of {best} (best single model on "
+                   f"{on}), "
                    f"{_one(vs, 'the seed spread of ' + best)}.")
     else:
-        out.append(f"The run's choice on validation is {readable(run['variant'])} of seed {run['seed']}: "
-                   f"{pct(run['test_accuracy'])}.")
+        out.append(f"The run's choice on validation is {readable(run['variant'])}: {pct(run['test_accuracy'])}.")
     if (scores["model"] == SEED_EXACT).any() and (scores["model"] == "BERT classifier").any():
         out.append(f"The seed report's meta-MLP, reproduced exactly, against BERT: "
                    f"{_gap(paired(scores, SEED_EXACT, 'BERT classifier'))}.")
@@ -185,11 +203,11 @@ def conclusions(scores: pd.DataFrame, reference: list[dict] | None = None) -> li
 
 
 def _gap(p: dict) -> str:
-    """"+3.17 points on average (per seed +3.10 to +3.20): larger than the seed spread (sd up to 0.15 points)"."""
+    """"+3.17 points on average (per seed +3.10 to +3.20; 95 % interval ± 0.12): larger than the seed spread"."""
     if p["n"] < 2:
         return f"{points(p['gap'])} (one seed)"
-    return (f"{points(p['gap'])} on average (per seed {100 * p['min']:+.2f} to {100 * p['max']:+.2f}): {p['verdict']}"
-            f" (sd up to {100 * p['spread']:.2f} points)")
+    return (f"{points(p['gap'])} on average (per seed {100 * p['min']:+.2f} to {100 * p['max']:+.2f}; 95 % interval "
+            f"± {100 * p['half_width']:.2f}): {p['verdict']}")
 
 
 def _one(vs: dict, spread_of: str) -> str:
