@@ -110,7 +110,7 @@ def test_hints_name_the_command_of_this_run(runs_root, tiny_profile, tiny_prep, 
     prep = pipeline.open_run(resolve("smoke", data=str(csv), overrides="bert.epochs=2"), name="kw")
     assert runs.how_to_make(prep.run, "04_ensemble") == (
         f"python -m textlab run --profile smoke --data {csv} --set bert.epochs=2 --name kw --only 04_ensemble")
-    with pytest.raises(ckpt.CheckpointError, match=f"holds no trained bert model: .*--data {csv} .*--only 02_bert"):
+    with pytest.raises(ckpt.CheckpointError, match=f"holds no finished bert training: .*--data {csv} .*--only 02_bert"):
         pipeline.build_ensemble(prep)
 
 
