@@ -14,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer, BertConfig, PretrainedConfig
+from transformers.utils import logging as hf_logging
 
 HUB_BERT = "bert-base-uncased"
 BACKBONES = ("minilm", "bert-base-uncased", "tiny", "bert-base-uncased-random")
@@ -38,7 +39,14 @@ class Backbone:
         if self.pretrained is None:
             config = type(self.config)(**{**config_dict(self.config), **overrides})
             return AutoModelForSequenceClassification.from_config(config)
-        return AutoModelForSequenceClassification.from_pretrained(self.pretrained, **overrides)
+        # transformers prints a "LOAD REPORT" listing classifier.weight / classifier.bias as newly initialised: that
+        # is the point of a new head, and it filled the notebooks' outputs; real load problems still raise.
+        verbosity = hf_logging.get_verbosity()
+        hf_logging.set_verbosity_error()
+        try:
+            return AutoModelForSequenceClassification.from_pretrained(self.pretrained, **overrides)
+        finally:
+            hf_logging.set_verbosity(verbosity)
 
 
 def config_dict(config: PretrainedConfig) -> dict:
