@@ -186,7 +186,7 @@ def load_user_file(path: str | os.PathLike, test_fraction: float = 0.2, seed: in
         raise DataError(
             f"{path}: {int(empty.sum())} rows have an empty label (e.g. file {where[0]}s {rows}); fill or drop them")
     texts = df["text"].fillna("").astype(str).tolist()
-    labels = df["label"].astype(str).tolist()
+    labels = [_label_text(x) for x in df["label"]]
     names = sorted(set(labels))
     if len(names) < 2:
         raise DataError(f"{path}: need at least 2 classes, found {names}")
@@ -202,18 +202,59 @@ def load_user_file(path: str | os.PathLike, test_fraction: float = 0.2, seed: in
 
 
 def _read_table(path: Path) -> pd.DataFrame:
+    """The file's rows. A .csv / .jsonl / .json value is the text written, not pandas' guess at a type (which made
+    labels 007 and 7.0 one class "7.0", and "true" "True"); an empty CSV cell is missing, "NA" or "null" is text."""
     suffix = path.suffix.lower()
     if suffix not in USER_SUFFIXES:
         raise DataError(f"{path}: unsupported file type {suffix!r}; use one of {', '.join(USER_SUFFIXES)}")
-    text = None if suffix == ".parquet" else io.StringIO(_read_utf8(path))  # a DataError naming the line
+    text = None if suffix == ".parquet" else _read_utf8(path)  # a DataError naming the line
     try:
         if suffix == ".parquet":
             return pd.read_parquet(path)
         if suffix == ".csv":
-            return pd.read_csv(text, keep_default_na=False, na_values=[""])
-        return pd.read_json(text, lines=suffix == ".jsonl")
+            return pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False, na_values=[""])
+        return _read_json(path, text, lines=suffix == ".jsonl")
+    except DataError:
+        raise
     except Exception as e:
         raise DataError(f"{path} could not be read as {suffix}: {type(e).__name__}: {e}") from e
+
+
+def _read_json(path: Path, text: str, lines: bool) -> pd.DataFrame:
+    """A .jsonl (one object per line; blank lines skipped) or a .json (records or columns, as pandas writes them),
+    with its numbers as written: a label 1.0 stays "1.0". `attrs["lines"]`: each .jsonl record's line."""
+    if not lines:
+        return pd.DataFrame(_parse_json(path, text, 1))
+    records, numbers = [], []
+    for number, line in enumerate(text.split("\n"), 1):  # not splitlines(): a JSON string may hold U+2028
+        if not line.strip():
+            continue
+        record = _parse_json(path, line, number)
+        if not isinstance(record, dict):
+            raise DataError(f"{path}: line {number} is not a JSON object; each line of a .jsonl file must be one "
+                            'object such as {"text": "...", "label": "..."}')
+        records.append(record)
+        numbers.append(number)
+    df = pd.DataFrame(records)
+    df.attrs["lines"] = np.array(numbers, dtype=int)
+    return df
+
+
+def _parse_json(path: Path, text: str, line: int):
+    """`text` (starting at file line `line`) parsed, numbers kept as their text; a syntax error names the line."""
+    try:
+        return json.loads(text, parse_int=str, parse_float=str)
+    except json.JSONDecodeError as e:
+        raise DataError(f"{path}: line {line + e.lineno - 1} could not be read as JSON: {e.msg} (column {e.colno}). "
+                        "Correct or remove that line.") from e
+
+
+def _label_text(value) -> str:
+    """A label as text: text as it is; a Parquet number as written (a float column's whole numbers without ".0":
+    pandas stores a column of 1 and 1.5 as floats); booleans (Parquet, JSON true/false) as "True" / "False"."""
+    if isinstance(value, (float, np.floating)) and np.isfinite(value) and float(value).is_integer():
+        return str(int(value))
+    return str(value)
 
 
 def _read_utf8(path: Path) -> str:
@@ -234,10 +275,12 @@ def _positions(path: Path, df: pd.DataFrame) -> tuple[str, np.ndarray]:
     """How to find each row in the file: ("line", 1-based line) for .csv / .jsonl, else ("row", 1-based record)."""
     n = len(df)
     suffix = path.suffix.lower()
+    if "lines" in df.attrs:  # .jsonl
+        return "line", df.attrs["lines"]
     if suffix == ".csv":  # line 1 is the header; a quoted value with line breaks spans several lines
         breaks = sum(df[c].astype(str).str.count("\n").fillna(0).to_numpy(dtype=int) for c in df.columns)
         return "line", 2 + np.arange(n) + np.concatenate([[0], np.cumsum(breaks)])[:n]
-    return ("line" if suffix == ".jsonl" else "row"), 1 + np.arange(n)
+    return "row", 1 + np.arange(n)
 
 
 def _test_rows(path: Path, split: pd.Series, test_fraction: float) -> np.ndarray:
