@@ -219,6 +219,24 @@ def test_malformed_jsonl_line_is_named_by_its_line(tmp_path):
         data.load_user_file(path)
 
 
+def test_malformed_csv_row_is_named_by_its_file_line(tmp_path):
+    path = tmp_path / "mine.csv"
+    rows = ["text,label", '"spans\nthree\nlines",a', "", "fine,b", "one, too many,a", "fine again,b"]
+    path.write_text("\n".join(rows) + "\n")  # the bad row is on line 7 (pandas: "line 5")
+    with pytest.raises(DataError) as e:
+        data.load_user_file(path)
+    assert str(e.value) == (
+        f"{path}: line 7 has 3 fields, the header 2. A value holding a comma must be in double quotes "
+        '("one, two"), a double quote inside one written twice ("say ""hi"""); correct that line.')
+    rows[4:6] = ['"one, two",a', '"never closed,b']  # pandas: "EOF inside string starting at row 5"
+    path.write_text("\r\n".join(rows) + "\r\n")
+    with pytest.raises(DataError) as e:
+        data.load_user_file(path)
+    assert str(e.value) == (
+        f"{path}: line 8 opens a double-quoted value that is never closed, so the rest of the file became part of "
+        'it. Close it, or write a double quote inside a value twice ("say ""hi""").')
+
+
 def test_malformed_json_is_named_by_its_line(tmp_path):
     path = tmp_path / "mine.json"
     path.write_text('[\n  {"text": "a", "label": "x"},\n  {"text": "b", "label": "y"}\n  {"text": "c"}\n]\n')

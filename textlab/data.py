@@ -3,11 +3,13 @@ as a `datasets.DatasetDict` (train / validation / test) with a ClassLabel; token
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import io
 import json
 import logging
 import os
+import re
 import shutil
 import tarfile
 import tempfile
@@ -216,8 +218,40 @@ def _read_table(path: Path) -> pd.DataFrame:
         return _read_json(path, text, lines=suffix == ".jsonl")
     except DataError:
         raise
+    except pd.errors.ParserError as e:  # .csv
+        raise DataError(_csv_error(path, text, e)) from e
     except Exception as e:
-        raise DataError(f"{path} could not be read as {suffix}: {type(e).__name__}: {e}") from e
+        raise DataError(f"{path} could not be read as {suffix}: {type(e).__name__}: {' '.join(str(e).split())}") from e
+
+
+def _csv_error(path: Path, text: str, e: pd.errors.ParserError) -> str:
+    """pandas' CSV error as one line naming the file line (pandas numbers lines without the breaks inside quotes)."""
+    fields = re.search(r"Expected (\d+) fields in line (\d+), saw (\d+)", str(e))
+    if fields:
+        return (f"{path}: line {_csv_file_line(text, int(fields[2]))} has {fields[3]} fields, the header {fields[1]}. "
+                'A value holding a comma must be in double quotes ("one, two"), a double quote inside one written '
+                'twice ("say ""hi"""); correct that line.')
+    quote = re.search(r"EOF inside string starting at row (\d+)", str(e))  # row: 0-based
+    if quote:
+        return (f"{path}: line {_csv_file_line(text, int(quote[1]) + 1)} opens a double-quoted value that is never "
+                'closed, so the rest of the file became part of it. Close it, or write a double quote inside a value '
+                'twice ("say ""hi""").')
+    return f"{path} could not be read as .csv: ParserError: {' '.join(str(e).split())}"
+
+
+def _csv_file_line(text: str, line: int) -> int:
+    """The file line where pandas' CSV line `line` starts: pandas, like Python's csv reader, counts blank lines but
+    not the line breaks inside quoted values."""
+    reader = csv.reader(io.StringIO(text, newline=""))
+    limit = csv.field_size_limit(2**31 - 1)  # a long document is one field
+    try:
+        for _ in range(line - 1):
+            next(reader)
+    except (csv.Error, StopIteration):  # not expected: pandas' count is right when no quoted value spans lines
+        return line
+    finally:
+        csv.field_size_limit(limit)
+    return reader.line_num + 1
 
 
 def _read_json(path: Path, text: str, lines: bool) -> pd.DataFrame:
