@@ -203,6 +203,20 @@ def test_parquet_numbers_are_labelled_without_a_stray_decimal(tmp_path):
         assert _labels_by_row(dsd) == dict(enumerate(want * 8)), column
 
 
+@pytest.mark.parametrize("suffix", [".csv", ".jsonl", ".parquet"])
+def test_whitespace_around_labels_is_stripped_with_one_warning(tmp_path, suffix):
+    labels = ["spam", " spam", "ham", "ham ", "\tspam\n", " spam", "h am"] * 4
+    df = pd.DataFrame({"text": [f"doc {i}" for i in range(len(labels))], "label": labels})
+    path = _write(df, tmp_path / f"mine{suffix}")
+    dsd, warned = _load(path)
+    assert dsd["train"].features["label"].names == ["h am", "ham", "spam"]
+    unit, first = ("row", 1) if suffix == ".parquet" else ("line", 1 + (suffix == ".csv"))
+    assert [w for w in warned if "leading/trailing" in w] == [
+        f"{path}: 16 label(s) had leading/trailing whitespace, stripped (e.g. {unit} {first + 1} ' spam' -> 'spam'; "
+        f"{unit} {first + 3} 'ham ' -> 'ham'; {unit} {first + 4} '\\tspam\\n' -> 'spam'). A label is its text "
+        "without the spaces around it; strip them in the file to silence this warning."]
+
+
 # ---------------------------------------------------------------- malformed files name the line
 
 

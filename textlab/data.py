@@ -188,7 +188,7 @@ def load_user_file(path: str | os.PathLike, test_fraction: float = 0.2, seed: in
         raise DataError(
             f"{path}: {int(empty.sum())} rows have an empty label (e.g. file {where[0]}s {rows}); fill or drop them")
     texts = df["text"].fillna("").astype(str).tolist()
-    labels = [_label_text(x) for x in df["label"]]
+    labels = _stripped(path, [_label_text(x) for x in df["label"]], where)
     names = sorted(set(labels))
     if len(names) < 2:
         raise DataError(f"{path}: need at least 2 classes, found {names}")
@@ -333,6 +333,21 @@ def _test_rows(path: Path, split: pd.Series, test_fraction: float) -> np.ndarray
 
 
 # ---------------------------------------------------------------- warnings on your own data
+
+
+def _stripped(path: Path, labels: list[str], where) -> list[str]:
+    """Labels without leading/trailing whitespace (" spam" and "spam" are one class); a DataWarning if any had it."""
+    out = [x.strip() for x in labels]
+    firsts: dict[str, int] = {}  # changed label -> its first row
+    changed = [firsts.setdefault(a, i) for i, (a, b) in enumerate(zip(labels, out)) if a != b]
+    if changed:
+        unit, numbers = where
+        eg = "; ".join(f"{unit} {numbers[i]} {labels[i]!r} -> {out[i]!r}" for i in list(firsts.values())[:3])
+        warnings.warn(
+            f"{path}: {len(changed)} label(s) had leading/trailing whitespace, stripped (e.g. {eg}). A label is its "
+            "text without the spaces around it; strip them in the file to silence this warning.", DataWarning,
+            stacklevel=2)
+    return out
 
 
 def _counted(names, counts: Counter, k: int = 5) -> str:
