@@ -1,6 +1,7 @@
 import codecs
 import io
 import json
+import re
 import tarfile
 import warnings
 from pathlib import Path
@@ -255,6 +256,18 @@ def test_malformed_json_is_named_by_its_line(tmp_path):
     path = tmp_path / "mine.json"
     path.write_text('[\n  {"text": "a", "label": "x"},\n  {"text": "b", "label": "y"}\n  {"text": "c"}\n]\n')
     with pytest.raises(DataError, match=f"^{path}: line 4 could not be read as JSON: Expecting ',' delimiter"):
+        data.load_user_file(path)
+
+
+@pytest.mark.parametrize("suffix", [".jsonl", ".json"])
+def test_half_an_emoji_escape_is_named_by_its_line(tmp_path, suffix):
+    # pandas writes 🚀 as \\ud83d\\ude80; a line cut after the first half holds no character (pyarrow would fail)
+    rows = [{"text": "launch 🚀", "label": "a"}, {"text": "b", "label": "b"}, {"text": "half 🚀", "label": "a"}]
+    path = tmp_path / f"mine{suffix}"
+    lines = [json.dumps(r) for r in rows]
+    lines[2] = lines[2].replace("\\ude80", "")
+    path.write_text("\n".join(lines) + "\n" if suffix == ".jsonl" else "[\n" + ",\n".join(lines) + "\n]\n")
+    with pytest.raises(DataError, match=re.escape(f"{path}: line {3 + (suffix == '.json')} holds \\ud83d, half of")):
         data.load_user_file(path)
 
 

@@ -39,6 +39,9 @@ USER_SUFFIXES = (".csv", ".jsonl", ".json", ".parquet")
 ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".tar", ".tar.bz2", ".tar.xz")
 SUPPORTED = ("your own data as a .csv, .jsonl, .json or .parquet file with `text` and `label` columns (optional "
              "`split`: train/test), or 20 Newsgroups as the original 20news-bydate.tar.gz or its extracted folder")
+# A JSON \\u escape of a high surrogate without a low one after it, or of a low one without a high one before it.
+LONE_SURROGATE = re.compile(r"\\u[dD][89abAB][0-9a-fA-F]{2}(?!\\u[dD][c-fC-F])|(?<!\\u[dD][89abAB][0-9a-fA-F]{2})"
+                            r"\\u[dD][c-fC-F][0-9a-fA-F]{2}")
 MIN_TRAIN_PER_CLASS = 5  # fewer training documents than this: a class the model can hardly learn
 TOKENIZATION_VERSION = 2  # bump when tokenize() or its cache key changes
 
@@ -275,12 +278,21 @@ def _read_json(path: Path, text: str, lines: bool) -> pd.DataFrame:
 
 
 def _parse_json(path: Path, text: str, line: int):
-    """`text` (starting at file line `line`) parsed, numbers kept as their text; a syntax error names the line."""
+    """`text` (starting at file line `line`) parsed, numbers kept as their text; a syntax error names the line, and
+    so does a \\u escape of half a surrogate pair (e.g. an emoji's \\ud83d cut from its \\ude80), no character."""
     try:
-        return json.loads(text, parse_int=str, parse_float=str)
+        value = json.loads(text, parse_int=str, parse_float=str)
+        if "\\u" in text:  # pandas writes every non-ASCII character so
+            json.dumps(value, ensure_ascii=False).encode()
+        return value
     except json.JSONDecodeError as e:
         raise DataError(f"{path}: line {line + e.lineno - 1} could not be read as JSON: {e.msg} (column {e.colno}). "
                         "Correct or remove that line.") from e
+    except UnicodeEncodeError as e:
+        lone = LONE_SURROGATE.search(text)
+        line, escape = (line + text.count("\n", 0, lone.start()), lone[0]) if lone else (line, "a \\u escape")
+        raise DataError(f"{path}: line {line} holds {escape}, half of a UTF-16 surrogate pair without its other half: "
+                        "no character. Correct or remove that line.") from e
 
 
 def _label_text(value) -> str:
