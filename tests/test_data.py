@@ -1,6 +1,7 @@
 import codecs
 import io
 import json
+import re
 import tarfile
 import warnings
 from pathlib import Path
@@ -147,6 +148,136 @@ def test_csv_with_empty_labels(tmp_path):
     df.to_csv(path, index=False)
     with pytest.raises(DataError, match=r"2 rows have an empty label \(e.g. file lines \[5, 9\]\)"):
         data.load_data(path)
+
+
+# ---------------------------------------------------------------- labels are the text in the file
+
+NUMBERLIKE = ["007", "7", "7.0", "1.0", "1", "1e3", "-0"]  # all numbers to pandas' type guessing
+BOOLLIKE = ["true", "True", "TRUE", "false"]  # all booleans to its guessing
+NALIKE = ["NA", "nan", "null", "None", "n/a", "#N/A"]  # missing values to pandas (CSV: keep_default_na)
+
+
+def _write(df: pd.DataFrame, path: Path) -> Path:
+    {".csv": lambda: df.to_csv(path, index=False), ".jsonl": lambda: df.to_json(path, orient="records", lines=True),
+     ".json": lambda: df.to_json(path, orient="records"), ".parquet": lambda: df.to_parquet(path)}[path.suffix]()
+    return path
+
+
+def _labels_by_row(dsd: DatasetDict) -> dict[int, str]:
+    """Each row's label name, by its row in the file (doc_id)."""
+    return {int(d): ds.features["label"].int2str(y) for ds in dsd.values() for d, y in zip(ds["doc_id"], ds["label"])}
+
+
+@pytest.mark.parametrize("names", [NUMBERLIKE, BOOLLIKE, NALIKE], ids=["numbers", "booleans", "na"])
+@pytest.mark.parametrize("suffix", [".csv", ".jsonl", ".json", ".parquet"])
+def test_number_like_labels_stay_as_written(tmp_path, suffix, names):
+    labels = names * 6
+    df = pd.DataFrame({"text": [f"doc {i}" for i in range(len(labels))], "label": labels})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", data.DataWarning)
+        dsd = data.load_user_file(_write(df, tmp_path / f"mine{suffix}"))
+    assert dsd["train"].features["label"].names == sorted(names)  # e.g. "007", "7", "7.0": three classes
+    assert _labels_by_row(dsd) == dict(enumerate(labels))
+
+
+def test_json_numbers_are_labelled_by_their_text(tmp_path):
+    values = ["1", "2", "1.5", "1.0", "1e3", "-0", "true", "false", "12345678901234567890", '"1"']
+    path = tmp_path / "mine.jsonl"
+    path.write_text("".join(f'{{"text": "doc {i}", "label": {v}}}\n' for i, v in enumerate(values * 3)))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", data.DataWarning)
+        dsd = data.load_user_file(path)
+    want = ["1", "2", "1.5", "1.0", "1e3", "-0", "True", "False", "12345678901234567890", "1"]  # booleans as Python's
+    assert _labels_by_row(dsd) == dict(enumerate(want * 3))
+
+
+def test_parquet_numbers_are_labelled_without_a_stray_decimal(tmp_path):
+    df = pd.DataFrame({"text": [f"doc {i}" for i in range(24)], "label": [1, 2, 3] * 8,
+                       "fraction": [1, 2, 1.5] * 8, "flag": [True, False, True] * 8})
+    wanted = {"label": ["1", "2", "3"], "fraction": ["1", "2", "1.5"], "flag": ["True", "False", "True"]}
+    for column, want in wanted.items():
+        path = tmp_path / f"{column}.parquet"
+        df[["text", column]].rename(columns={column: "label"}).to_parquet(path)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", data.DataWarning)
+            dsd = data.load_user_file(path)
+        assert _labels_by_row(dsd) == dict(enumerate(want * 8)), column
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".jsonl", ".parquet"])
+def test_whitespace_around_labels_is_stripped_with_one_warning(tmp_path, suffix):
+    labels = ["spam", " spam", "ham", "ham ", "\tspam\n", " spam", "h am"] * 4
+    df = pd.DataFrame({"text": [f"doc {i}" for i in range(len(labels))], "label": labels})
+    path = _write(df, tmp_path / f"mine{suffix}")
+    dsd, warned = _load(path)
+    assert dsd["train"].features["label"].names == ["h am", "ham", "spam"]
+    unit, first = ("row", 1) if suffix == ".parquet" else ("line", 1 + (suffix == ".csv"))
+    assert [w for w in warned if "leading/trailing" in w] == [
+        f"{path}: 16 label(s) had leading/trailing whitespace, stripped (e.g. {unit} {first + 1} ' spam' -> 'spam'; "
+        f"{unit} {first + 3} 'ham ' -> 'ham'; {unit} {first + 4} '\\tspam\\n' -> 'spam'). A label is its text "
+        "without the spaces around it; strip them in the file to silence this warning."]
+
+
+# ---------------------------------------------------------------- malformed files name the line
+
+
+def test_malformed_jsonl_line_is_named_by_its_line(tmp_path):
+    path = _write(_frame(12), tmp_path / "mine.jsonl")
+    lines = path.read_text().split("\n")
+    lines[6] = lines[6].replace('","label"', '" "label"')  # line 7: a comma missing
+    path.write_text("\n".join(lines[:2] + [""] + lines[2:]))  # a blank line before: skipped, but counted
+    with pytest.raises(DataError) as e:
+        data.load_user_file(path)
+    assert str(e.value).startswith(f"{path}: line 8 could not be read as JSON: Expecting ',' delimiter (column ")
+    path.write_text('{"text": "a", "label": "x"}\n["b", "y"]\n')
+    with pytest.raises(DataError, match=f"^{path}: line 2 is not a JSON object; each line of a .jsonl file"):
+        data.load_user_file(path)
+
+
+def test_malformed_csv_row_is_named_by_its_file_line(tmp_path):
+    path = tmp_path / "mine.csv"
+    rows = ["text,label", '"spans\nthree\nlines",a', "", "fine,b", "one, too many,a", "fine again,b"]
+    path.write_text("\n".join(rows) + "\n")  # the bad row is on line 7 (pandas: "line 5")
+    with pytest.raises(DataError) as e:
+        data.load_user_file(path)
+    assert str(e.value) == (
+        f"{path}: line 7 has 3 fields, the header 2. A value holding a comma must be in double quotes "
+        '("one, two"), a double quote inside one written twice ("say ""hi"""); correct that line.')
+    rows[4:6] = ['"one, two",a', '"never closed,b']  # pandas: "EOF inside string starting at row 5"
+    path.write_text("\r\n".join(rows) + "\r\n")
+    with pytest.raises(DataError) as e:
+        data.load_user_file(path)
+    assert str(e.value) == (
+        f"{path}: line 8 opens a double-quoted value that is never closed, so the rest of the file became part of "
+        'it. Close it, or write a double quote inside a value twice ("say ""hi""").')
+
+
+def test_malformed_json_is_named_by_its_line(tmp_path):
+    path = tmp_path / "mine.json"
+    path.write_text('[\n  {"text": "a", "label": "x"},\n  {"text": "b", "label": "y"}\n  {"text": "c"}\n]\n')
+    with pytest.raises(DataError, match=f"^{path}: line 4 could not be read as JSON: Expecting ',' delimiter"):
+        data.load_user_file(path)
+
+
+@pytest.mark.parametrize("suffix", [".jsonl", ".json"])
+def test_half_an_emoji_escape_is_named_by_its_line(tmp_path, suffix):
+    # pandas writes 🚀 as \\ud83d\\ude80; a line cut after the first half holds no character (pyarrow would fail)
+    rows = [{"text": "launch 🚀", "label": "a"}, {"text": "b", "label": "b"}, {"text": "half 🚀", "label": "a"}]
+    path = tmp_path / f"mine{suffix}"
+    lines = [json.dumps(r) for r in rows]
+    lines[2] = lines[2].replace("\\ude80", "")
+    path.write_text("\n".join(lines) + "\n" if suffix == ".jsonl" else "[\n" + ",\n".join(lines) + "\n]\n")
+    with pytest.raises(DataError, match=re.escape(f"{path}: line {3 + (suffix == '.json')} holds \\ud83d, half of")):
+        data.load_user_file(path)
+
+
+def test_jsonl_blank_lines_do_not_shift_the_lines_warnings_name(tmp_path):
+    rows = [{"text": f"doc {i}", "label": "ab"[i % 2]} for i in range(20)] + [{"text": "doc 3", "label": "b"}]
+    path = tmp_path / "mine.jsonl"
+    lines = [json.dumps(r) for r in rows]
+    path.write_text("\n".join(lines[:10] + ["", "  "] + lines[10:]) + "\n")  # lines 11 and 12 blank
+    _, warned = _load(path)
+    assert any("e.g. line 23 repeats line 4)" in w for w in warned)
 
 
 def test_unsupported_own_file(tmp_path):

@@ -3,11 +3,13 @@ as a `datasets.DatasetDict` (train / validation / test) with a ClassLabel; token
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import io
 import json
 import logging
 import os
+import re
 import shutil
 import tarfile
 import tempfile
@@ -37,6 +39,9 @@ USER_SUFFIXES = (".csv", ".jsonl", ".json", ".parquet")
 ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".tar", ".tar.bz2", ".tar.xz")
 SUPPORTED = ("your own data as a .csv, .jsonl, .json or .parquet file with `text` and `label` columns (optional "
              "`split`: train/test), or 20 Newsgroups as the original 20news-bydate.tar.gz or its extracted folder")
+# A JSON \\u escape of a high surrogate without a low one after it, or of a low one without a high one before it.
+LONE_SURROGATE = re.compile(r"\\u[dD][89abAB][0-9a-fA-F]{2}(?!\\u[dD][c-fC-F])|(?<!\\u[dD][89abAB][0-9a-fA-F]{2})"
+                            r"\\u[dD][c-fC-F][0-9a-fA-F]{2}")
 MIN_TRAIN_PER_CLASS = 5  # fewer training documents than this: a class the model can hardly learn
 TOKENIZATION_VERSION = 2  # bump when tokenize() or its cache key changes
 
@@ -186,7 +191,7 @@ def load_user_file(path: str | os.PathLike, test_fraction: float = 0.2, seed: in
         raise DataError(
             f"{path}: {int(empty.sum())} rows have an empty label (e.g. file {where[0]}s {rows}); fill or drop them")
     texts = df["text"].fillna("").astype(str).tolist()
-    labels = df["label"].astype(str).tolist()
+    labels = _stripped(path, [_label_text(x) for x in df["label"]], where)
     names = sorted(set(labels))
     if len(names) < 2:
         raise DataError(f"{path}: need at least 2 classes, found {names}")
@@ -202,18 +207,100 @@ def load_user_file(path: str | os.PathLike, test_fraction: float = 0.2, seed: in
 
 
 def _read_table(path: Path) -> pd.DataFrame:
+    """The file's rows. A .csv / .jsonl / .json value is the text written, not pandas' guess at a type (which made
+    labels 007 and 7.0 one class "7.0", and "true" "True"); an empty CSV cell is missing, "NA" or "null" is text."""
     suffix = path.suffix.lower()
     if suffix not in USER_SUFFIXES:
         raise DataError(f"{path}: unsupported file type {suffix!r}; use one of {', '.join(USER_SUFFIXES)}")
-    text = None if suffix == ".parquet" else io.StringIO(_read_utf8(path))  # a DataError naming the line
+    text = None if suffix == ".parquet" else _read_utf8(path)  # a DataError naming the line
     try:
         if suffix == ".parquet":
             return pd.read_parquet(path)
         if suffix == ".csv":
-            return pd.read_csv(text, keep_default_na=False, na_values=[""])
-        return pd.read_json(text, lines=suffix == ".jsonl")
+            return pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False, na_values=[""])
+        return _read_json(path, text, lines=suffix == ".jsonl")
+    except DataError:
+        raise
+    except pd.errors.ParserError as e:  # .csv
+        raise DataError(_csv_error(path, text, e)) from e
     except Exception as e:
-        raise DataError(f"{path} could not be read as {suffix}: {type(e).__name__}: {e}") from e
+        raise DataError(f"{path} could not be read as {suffix}: {type(e).__name__}: {' '.join(str(e).split())}") from e
+
+
+def _csv_error(path: Path, text: str, e: pd.errors.ParserError) -> str:
+    """pandas' CSV error as one line naming the file line (pandas numbers lines without the breaks inside quotes)."""
+    fields = re.search(r"Expected (\d+) fields in line (\d+), saw (\d+)", str(e))
+    if fields:
+        return (f"{path}: line {_csv_file_line(text, int(fields[2]))} has {fields[3]} fields, the header {fields[1]}. "
+                'A value holding a comma must be in double quotes ("one, two"), a double quote inside one written '
+                'twice ("say ""hi"""); correct that line.')
+    quote = re.search(r"EOF inside string starting at row (\d+)", str(e))  # row: 0-based
+    if quote:
+        return (f"{path}: line {_csv_file_line(text, int(quote[1]) + 1)} opens a double-quoted value that is never "
+                'closed, so the rest of the file became part of it. Close it, or write a double quote inside a value '
+                'twice ("say ""hi""").')
+    return f"{path} could not be read as .csv: ParserError: {' '.join(str(e).split())}"
+
+
+def _csv_file_line(text: str, line: int) -> int:
+    """The file line where pandas' CSV line `line` starts: pandas, like Python's csv reader, counts blank lines but
+    not the line breaks inside quoted values."""
+    reader = csv.reader(io.StringIO(text, newline=""))
+    limit = csv.field_size_limit(2**31 - 1)  # a long document is one field
+    try:
+        for _ in range(line - 1):
+            next(reader)
+    except (csv.Error, StopIteration):  # not expected: pandas' count is right when no quoted value spans lines
+        return line
+    finally:
+        csv.field_size_limit(limit)
+    return reader.line_num + 1
+
+
+def _read_json(path: Path, text: str, lines: bool) -> pd.DataFrame:
+    """A .jsonl (one object per line; blank lines skipped) or a .json (records or columns, as pandas writes them),
+    with its numbers as written: a label 1.0 stays "1.0". `attrs["lines"]`: each .jsonl record's line."""
+    if not lines:
+        return pd.DataFrame(_parse_json(path, text, 1))
+    records, numbers = [], []
+    for number, line in enumerate(text.split("\n"), 1):  # not splitlines(): a JSON string may hold U+2028
+        if not line.strip():
+            continue
+        record = _parse_json(path, line, number)
+        if not isinstance(record, dict):
+            raise DataError(f"{path}: line {number} is not a JSON object; each line of a .jsonl file must be one "
+                            'object such as {"text": "...", "label": "..."}')
+        records.append(record)
+        numbers.append(number)
+    df = pd.DataFrame(records)
+    df.attrs["lines"] = np.array(numbers, dtype=int)
+    return df
+
+
+def _parse_json(path: Path, text: str, line: int):
+    """`text` (starting at file line `line`) parsed, numbers kept as their text; a syntax error names the line, and
+    so does a \\u escape of half a surrogate pair (e.g. an emoji's \\ud83d cut from its \\ude80), no character."""
+    try:
+        value = json.loads(text, parse_int=str, parse_float=str)
+        if "\\u" in text:  # pandas writes every non-ASCII character so
+            json.dumps(value, ensure_ascii=False).encode()
+        return value
+    except json.JSONDecodeError as e:
+        raise DataError(f"{path}: line {line + e.lineno - 1} could not be read as JSON: {e.msg} (column {e.colno}). "
+                        "Correct or remove that line.") from e
+    except UnicodeEncodeError as e:
+        lone = LONE_SURROGATE.search(text)
+        line, escape = (line + text.count("\n", 0, lone.start()), lone[0]) if lone else (line, "a \\u escape")
+        raise DataError(f"{path}: line {line} holds {escape}, half of a UTF-16 surrogate pair without its other half: "
+                        "no character. Correct or remove that line.") from e
+
+
+def _label_text(value) -> str:
+    """A label as text: text as it is; a Parquet number as written (a float column's whole numbers without ".0":
+    pandas stores a column of 1 and 1.5 as floats); booleans (Parquet, JSON true/false) as "True" / "False"."""
+    if isinstance(value, (float, np.floating)) and np.isfinite(value) and float(value).is_integer():
+        return str(int(value))
+    return str(value)
 
 
 def _read_utf8(path: Path) -> str:
@@ -234,10 +321,12 @@ def _positions(path: Path, df: pd.DataFrame) -> tuple[str, np.ndarray]:
     """How to find each row in the file: ("line", 1-based line) for .csv / .jsonl, else ("row", 1-based record)."""
     n = len(df)
     suffix = path.suffix.lower()
+    if "lines" in df.attrs:  # .jsonl
+        return "line", df.attrs["lines"]
     if suffix == ".csv":  # line 1 is the header; a quoted value with line breaks spans several lines
         breaks = sum(df[c].astype(str).str.count("\n").fillna(0).to_numpy(dtype=int) for c in df.columns)
         return "line", 2 + np.arange(n) + np.concatenate([[0], np.cumsum(breaks)])[:n]
-    return ("line" if suffix == ".jsonl" else "row"), 1 + np.arange(n)
+    return "row", 1 + np.arange(n)
 
 
 def _test_rows(path: Path, split: pd.Series, test_fraction: float) -> np.ndarray:
@@ -256,6 +345,21 @@ def _test_rows(path: Path, split: pd.Series, test_fraction: float) -> np.ndarray
 
 
 # ---------------------------------------------------------------- warnings on your own data
+
+
+def _stripped(path: Path, labels: list[str], where) -> list[str]:
+    """Labels without leading/trailing whitespace (" spam" and "spam" are one class); a DataWarning if any had it."""
+    out = [x.strip() for x in labels]
+    firsts: dict[str, int] = {}  # changed label -> its first row
+    changed = [firsts.setdefault(a, i) for i, (a, b) in enumerate(zip(labels, out)) if a != b]
+    if changed:
+        unit, numbers = where
+        eg = "; ".join(f"{unit} {numbers[i]} {labels[i]!r} -> {out[i]!r}" for i in list(firsts.values())[:3])
+        warnings.warn(
+            f"{path}: {len(changed)} label(s) had leading/trailing whitespace, stripped (e.g. {eg}). A label is its "
+            "text without the spaces around it; strip them in the file to silence this warning.", DataWarning,
+            stacklevel=2)
+    return out
 
 
 def _counted(names, counts: Counter, k: int = 5) -> str:
