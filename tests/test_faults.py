@@ -69,8 +69,8 @@ def assert_same_training(out, reference):
 
 @pytest.fixture
 def model_dir(reference, tmp_path) -> Path:
-    """A private copy of a trained model folder (never touch the shared one)."""
-    return Path(shutil.copytree(reference, tmp_path / "bert"))
+    """A private copy of a trained model folder (never touch the shared one), as seed 42's BERT of a run folder."""
+    return Path(shutil.copytree(reference, tmp_path / "run" / "seed-42" / "bert"))
 
 
 # ---------------------------------------------------------------- corrupt files
@@ -110,7 +110,7 @@ def test_inconsistent_meta_labels(model_dir, change, expect):
     meta = ckpt.checkpoint_path(model_dir, "best") / "meta.json"
     ckpt.write_json(meta, {**_meta(model_dir), **change})
     before = meta.read_bytes()
-    for load in (lambda: pipeline.load_model(model_dir), lambda: load_predictor(model_dir.parent, "bert")):
+    for load in (lambda: pipeline.load_model(model_dir), lambda: load_predictor(model_dir.parent.parent, "bert")):
         with pytest.raises(ckpt.CheckpointError) as e:
             load()
         assert str(e.value).startswith(f"{meta}: {expect}")
