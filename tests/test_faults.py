@@ -299,7 +299,8 @@ def test_atomic_write_keeps_previous_file(tmp_path, monkeypatch, writer, exc):
         with pytest.raises(type(exc)):
             write(path)
     assert path.read_bytes() == before and intact(path)
-    assert [p.name for p in tmp_path.iterdir()] == [name]  # no temporary file left behind
+    # no temporary file left behind (an array's recorded hash is its folder's artifacts.json)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted({name, *[ckpt.ARTIFACTS] * name.endswith(".npy")})
 
 
 def test_checkpoint_folder_is_atomic(model_dir, monkeypatch):
@@ -456,3 +457,18 @@ def test_out_of_memory_advice_keeps_effective_batch(batch, accum, advice):
     with pytest.raises(ValueError):  # anything else passes through untouched
         with _advise_on_oom(cfg, {"input_ids": torch.zeros(batch, 64)}):
             raise ValueError("not memory")
+
+
+@pytest.mark.parametrize("swap", ["zeroed", "foreign"])
+def test_an_artifact_that_is_not_the_one_written_is_refused(tmp_path, swap):
+    """Cached logits carry their hash from the moment they are written: a zeroed file, or one copied in from another
+    run, is refused with its name, never used."""
+    logits = np.random.default_rng(0).normal(size=(5, 3)).astype(np.float32)
+    path = ckpt.write_npy(tmp_path / "seed-42" / "bert" / "logits_test.npy", logits)
+    np.testing.assert_array_equal(ckpt.read_npy(path), logits)
+    other = np.zeros_like(logits) if swap == "zeroed" else logits + 1
+    np.save(path, other)  # behind textlab's back, as a copy or an edit would
+    with pytest.raises(ckpt.CheckpointError, match=f"^{path} is not the file this run wrote there"):
+        ckpt.read_npy(path)
+    ckpt.write_npy(path, other)  # written by textlab: recorded, and read
+    np.testing.assert_array_equal(ckpt.read_npy(path), other)

@@ -64,14 +64,29 @@ def read_json(path) -> Any:
         raise CheckpointError(f"{path} is not valid JSON (truncated or corrupt?): {e}") from e
 
 
+ARTIFACTS = "artifacts.json"  # beside .npy artifacts: the SHA-256 of each, recorded when written, checked when read
+
+
 def write_npy(path, array: np.ndarray) -> Path:
+    """An array written atomically, its hash recorded in the folder's artifacts.json (writers hold the run's lock)."""
     def write(tmp):
         with open(tmp, "wb") as f:
             np.save(f, np.asarray(array))
-    return atomic_write(path, write)
+    path = atomic_write(path, write)
+    index = path.parent / ARTIFACTS
+    write_json(index, {**(read_json(index) if index.exists() else {}), path.name: sha256_file(path, 64)})
+    return path
 
 
 def read_npy(path) -> np.ndarray:
+    """An array, refused if it is not the file that was written there (artifacts.json records another hash): a
+    zeroed, swapped or foreign file is never used. Files written before hashes were recorded are read unchecked."""
+    path = Path(path)
+    index = path.parent / ARTIFACTS
+    want = read_json(index).get(path.name) if index.exists() and path.exists() else None
+    if want is not None and sha256_file(path, 64) != want:
+        raise CheckpointError(f"{path} is not the file this run wrote there (its SHA-256 differs from the one "
+                              f"recorded in {index}): it was changed or copied in; run the notebook that makes it again")
     try:
         return np.load(path, allow_pickle=False)
     except FileNotFoundError:
