@@ -10,7 +10,7 @@ import pytest
 from textlab import checkpoint as ckpt
 from textlab import pipeline, runs, seeds
 from textlab.config import PROFILES, EnsembleConfig, get_profile, resolve
-from textlab.ensemble_choice import choose_across_seeds, choose_ensemble, seed_key, wins
+from textlab.ensemble_choice import choose_across_seeds, choose_ensemble, seed_key, shown_variants, wins
 
 
 # ---------------------------------------------------------------- the setting
@@ -142,6 +142,9 @@ def test_independent_seeds_make_the_deep_ensemble_win():
     assert set(run.table["seed"]) == {"42", "43", "44", "all"} and run.table["chosen"].sum() == 1
     deep = run.table[run.table["seed"] == "all"]
     assert set(deep["members"].str.count("@")) == {6, 9}  # BERT + BiLSTM of 3 seeds; all three kinds
+    shown, marked = shown_variants(reports, run)  # the figure: seed 42's variants, the deep ones, the run's choice
+    assert marked == run.chosen and marked in shown and len(shown) == len(reports[42].table) + 6
+    assert all(k.endswith("[seed 42]") or "deep" in k for k in shown)
 
 
 def test_identical_seeds_keep_a_seed_variant_by_the_tie_break():

@@ -194,9 +194,9 @@ def seed_choices(records: dict[int, dict]) -> pd.DataFrame:
 
 
 def shown_variants(reports: dict[int, EnsembleReport], run: EnsembleReport) -> tuple[dict[str, np.ndarray], str]:
-    """What a figure of variants shows: the test probabilities of the first seed's singles and variants, of the deep
-    ones, and of the run's choice (wherever it comes from), and its key: the one to mark as chosen."""
-    first = next(iter(reports.values()))
-    shown = {**first.test_proba, **{k: v for k, v in run.test_proba.items() if k not in first.test_proba
-                                    and (" [seed " not in k or k == run.chosen)}}
-    return shown, run.chosen
+    """What a figure of variants shows: the test probabilities of the first seed's singles and variants (named with
+    their seed where there are several), of the deep ones, and of the run's choice wherever it comes from; and the
+    key of the run's choice, the one to mark."""
+    first = next(iter(reports))
+    keep = lambda k: " [seed " not in k or k.endswith(f" [seed {first}]") or k == run.chosen  # noqa: E731
+    return {k: v for k, v in run.test_proba.items() if keep(k)}, run.chosen
