@@ -35,6 +35,7 @@ lab: venv
 	TEXTLAB_PROFILE=$(PROFILE) $(VENV)/bin/jupyter lab --notebook-dir=notebooks $(LAB_ARGS)
 
 test: venv
+	$(VENV)/bin/ruff check .
 	HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TEXTLAB_PROFILE=smoke $(PY) -m pytest --nbval-lax --nbval-cell-timeout=600 $(PYTEST_ARGS)
 
 describe: venv

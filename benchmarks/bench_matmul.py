@@ -62,7 +62,8 @@ def main(argv=None) -> None:
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args(argv)
     result = measure(args.repeats)
-    print(f"peak (model shapes): bf16 {result['peak_gflops']['bf16']:.0f}, fp32 {result['peak_gflops']['fp32']:.0f} GFLOP/s")
+    print(f"peak (model shapes): bf16 {result['peak_gflops']['bf16']:.0f}, "
+          f"fp32 {result['peak_gflops']['fp32']:.0f} GFLOP/s")
     if args.json:
         args.json.write_text(json.dumps(result, indent=2) + "\n")
 

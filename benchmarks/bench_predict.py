@@ -55,7 +55,8 @@ def main(argv=None) -> None:
     for precision in PRECISIONS:
         rows[f"bert {precision}"]["speedup_vs_fp32"] = rows[f"bert {precision}"]["docs_per_s"] / base
     docs = [texts[i] for i in acc_idx]
-    preds = {p: np.array([r["label_id"] for r in load_predictor(args.run, "bert", device="cpu", precision=p).predict(docs)])
+    preds = {p: np.array([r["label_id"]
+                          for r in load_predictor(args.run, "bert", device="cpu", precision=p).predict(docs)])
              for p in PRECISIONS}
     for p in PRECISIONS:
         row = rows[f"bert {p}"]

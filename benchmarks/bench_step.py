@@ -68,7 +68,8 @@ def main(argv=None) -> None:
         r["speedup"] = r["attention_dropout=0.1"] / r["attention_dropout=0.0"]
         print(f"length {length:>4}: x{r['speedup']:.2f} without attention dropout")
     name = torch.cuda.get_device_name() if device == "cuda" else f"CPU, {torch.get_num_threads()} threads"
-    result = {"device": name, "backbone": args.backbone, "batch": args.batch, "precision": precision, "seconds_per_step": rows}
+    result = {"device": name, "backbone": args.backbone, "batch": args.batch, "precision": precision,
+              "seconds_per_step": rows}
     if args.json:
         args.json.write_text(json.dumps(result, indent=2) + "\n")
 

@@ -150,7 +150,8 @@ def main(argv=None) -> None:
                                                      packed=True),
         # torch.compile (inductor) with batches padded to 4 length buckets; the untimed warm-up run compiles
         # the shapes it meets, the timed run compiles any bucket not met yet (included in its time)
-        "ours-compiled": lambda out, steps: bench_ours(prep, profile, steps, best_precision, True, out, args.model, "inductor"),
+        "ours-compiled": lambda out, steps: bench_ours(prep, profile, steps, best_precision, True, out, args.model,
+                                                       "inductor"),
     }
     if device == "cpu" and not (args.only and "ours-compiled" in args.only):
         del configs["ours-compiled"]  # minutes of compilation on a 2-core CPU: ask for it with --only

@@ -23,4 +23,5 @@ h = hashlib.sha256()
 for k in sorted(state):
     h.update(k.encode() + state[k].detach().cpu().numpy().tobytes())
 rank = PartialState().process_index
-(out / f"rank{rank}.txt").write_text(f"{PartialState().distributed_type} {PartialState().num_processes} {h.hexdigest()}")
+(out / f"rank{rank}.txt").write_text(f"{PartialState().distributed_type} {PartialState().num_processes} "
+                                     f"{h.hexdigest()}")

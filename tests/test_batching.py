@@ -57,7 +57,8 @@ def test_eval_order_sorted_by_length(lengths):
 
 def test_collator_pads_only_to_batch_maximum():
     tok = get_backbone("tiny").tokenizer()
-    feats = [{"input_ids": [101] + [7] * n + [102], "labels": 1, "idx": i, "length": n + 2} for i, n in enumerate((3, 9, 5))]
+    feats = [{"input_ids": [101] + [7] * n + [102], "labels": 1, "idx": i, "length": n + 2}
+             for i, n in enumerate((3, 9, 5))]
     batch = Collator(tok)(feats)
     assert batch["input_ids"].shape == (3, 16)  # max 11, rounded up to a multiple of 8
     assert batch["attention_mask"].sum(1).tolist() == [5, 11, 7]

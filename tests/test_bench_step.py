@@ -9,7 +9,8 @@ import bench_step  # noqa: E402
 
 def test_step_benchmark_times_both_attention_dropouts_per_length(tmp_path):
     out = tmp_path / "step.json"
-    bench_step.main(["--backbone", "tiny", "--lengths", "16", "32", "--batch", "2", "--repeats", "1", "--json", str(out)])
+    bench_step.main(["--backbone", "tiny", "--lengths", "16", "32", "--batch", "2", "--repeats", "1",
+                     "--json", str(out)])
     result = json.loads(out.read_text())
     assert result["backbone"] == "tiny" and result["batch"] == 2
     cells = result["seconds_per_step"]

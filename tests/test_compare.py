@@ -17,7 +17,8 @@ def _table(with_seed: bool = True, seeds: int = 1) -> pd.DataFrame:
          "test_macro_f1": 0.69779, "total_params": 36501397.0, "trainable_params": 7340.0, "frozen_params": 36494057.0,
          "s_per_epoch": 0.00295, "device": "CPU (cached logits)"},
         {"model": "ensemble chosen on validation: weighted average (BERT + BiLSTM + TF-IDF + SVM)",
-         "test_accuracy": 0.74177, "test_macro_f1": 0.72545, "total_params": 40724062.0, "trainable_params": 5.0, "frozen_params": 40724057.0,
+         "test_accuracy": 0.74177, "test_macro_f1": 0.72545, "total_params": 40724062.0, "trainable_params": 5.0,
+         "frozen_params": 40724057.0,
          "s_per_epoch": np.nan, "device": "CPU (cached logits)"},
     ]
     sd = 0.002 if seeds > 1 else np.nan
@@ -54,7 +55,8 @@ def test_headline_puts_the_seed_report_beside_its_model():
     assert "| 7,340 | 0.00295 | 69.48 % / 67.35 % (1 s) |" in md
     assert "seed report" not in compare.headline_markdown(_table(with_seed=False))  # own data: no such column
     md = compare.headline_markdown(_table(seeds=3))
-    assert md.splitlines()[0].startswith("| model | test accuracy (mean ± sd, 3 seeds) | macro-F1 (mean ± sd, 3 seeds) |")
+    assert md.splitlines()[0].startswith("| model | test accuracy (mean ± sd, 3 seeds) "
+                                         "| macro-F1 (mean ± sd, 3 seeds) |")
     assert "| BERT classifier | 71.26 ± 0.20 % | 69.51 ± 0.20 % | 22,720,916 |" in md
 
 

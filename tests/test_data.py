@@ -108,7 +108,8 @@ def test_archive_without_20_groups_is_rejected(tmp_path, monkeypatch):
 def _frame(n=90, classes=("neg", "neu", "pos")):
     rng = np.random.default_rng(0)
     labels = [classes[i % len(classes)] for i in range(n)]
-    return pd.DataFrame({"text": [f"doc {i} about {l} " + "w" * int(rng.integers(1, 5)) for i, l in enumerate(labels)],
+    return pd.DataFrame({"text": [f"doc {i} about {lab} " + "w" * int(rng.integers(1, 5))
+                                  for i, lab in enumerate(labels)],
                          "label": labels})
 
 

@@ -1,4 +1,5 @@
-"""Tests of textlab.ensemble and textlab.ensemble_choice on synthetic member logits (3 members, 20 classes), kept small for CPU."""
+"""Tests of textlab.ensemble and textlab.ensemble_choice on synthetic member logits (3 members, 20 classes), kept
+small for CPU."""
 
 from __future__ import annotations
 
@@ -95,7 +96,8 @@ def test_compare_chooses_one_ensemble_by_validation_cv(report):
 def test_meta_mlp_is_deterministic_and_round_trips(data, tmp_path):
     y_val, val, _, test, _ = data
     def meta():
-        return MetaMLPEnsemble(EnsembleConfig(weight_decays=(1e-2,), max_epochs=40, folds=3), members=("bert", "bilstm"))
+        return MetaMLPEnsemble(EnsembleConfig(weight_decays=(1e-2,), max_epochs=40, folds=3),
+                               members=("bert", "bilstm"))
 
     first, second = meta().fit(val[:2], y_val), meta().fit(val[:2], y_val)
     np.testing.assert_array_equal(first.predict_proba(test[:2]), second.predict_proba(test[:2]))

@@ -29,13 +29,16 @@ N_TRAIN, N_VAL = 48, 16  # 6 optimizer steps per epoch at batch 8: a 2-epoch run
 
 def small_fit(profile, prep, out, *, slow: float = 0.0, **fit_kw):
     """2 epochs of the tiny BERT on a slice of the tiny data, checkpoint every 3 steps, on CPU."""
-    data = {"train": prep.data["train"].select(range(N_TRAIN)), "validation": prep.data["validation"].select(range(N_VAL))}
-    cfg = dataclasses.replace(profile.bert, epochs=2, batch_size=8, grad_accum=1, eval_batch_size=16, save_every_steps=3)
+    data = {"train": prep.data["train"].select(range(N_TRAIN)),
+            "validation": prep.data["validation"].select(range(N_VAL))}
+    cfg = dataclasses.replace(profile.bert, epochs=2, batch_size=8, grad_accum=1, eval_batch_size=16,
+                              save_every_steps=3)
     torch.manual_seed(profile.seeds[0])
     model = pipeline.build_model("bert", prep.backbone, len(prep.label_names), profile)
     if slow:  # only to give a killer time to strike mid-run; no effect on the numbers
         model.register_forward_pre_hook(lambda *_: time.sleep(slow))
-    return fit(model, data, prep.tokenizer, cfg, out, meta=pipeline.model_meta("bert", prep, profile.seeds[0]), seed=profile.seeds[0],
+    return fit(model, data, prep.tokenizer, cfg, out, meta=pipeline.model_meta("bert", prep, profile.seeds[0]),
+               seed=profile.seeds[0],
                cpu=True, **fit_kw)
 
 
@@ -134,7 +137,8 @@ def test_missing_meta(model_dir):
     assert str(meta) in str(e.value)
 
 
-@pytest.mark.parametrize("content", ['{"last": "ckpt-000', "", "[]", "null", '{"best": 5}', '{"best": "ckpt-99999999"}'])
+@pytest.mark.parametrize("content", ['{"last": "ckpt-000', "", "[]", "null", '{"best": 5}',
+                                     '{"best": "ckpt-99999999"}'])
 def test_corrupt_pointer(model_dir, content):
     (model_dir / ckpt.POINTER).write_text(content)
     with pytest.raises(ckpt.CheckpointError) as e:
@@ -157,7 +161,8 @@ def _meta(model_dir) -> dict:
 
 
 @pytest.mark.parametrize("change, expect", [
-    ({"num_labels": 5}, r"tensors of another shape \(e\.g\. classifier\.weight: checkpoint \(20, 64\), model \(5, 64\)\)"),
+    ({"num_labels": 5}, r"tensors of another shape \(e\.g\. classifier\.weight: "
+                        r"checkpoint \(20, 64\), model \(5, 64\)\)"),
     ({"model_config": {"hidden_size": 32}}, r"another shape .*checkpoint \(30522, 64\), model \(30522, 32\)"),
     ({"model_config": {"num_hidden_layers": 3}}, r"tensors missing \(e\.g\. bert\.encoder\.layer\.2\."),
     ({"kind": "bilstm"}, r"tensors missing .*unexpected tensors"),
@@ -279,7 +284,8 @@ def _save_file_dies(exc):
 WRITERS = {  # write, check the file, (module, attribute) of the inner writer, a dying inner writer, file name
     "write_json": (lambda p: ckpt.write_json(p, {"a": [1, 2]}), lambda p: ckpt.read_json(p) == {"a": [1, 2]},
                    (Path, "write_text"), _write_text_dies, "x.json"),
-    "write_npy": (lambda p: ckpt.write_npy(p, np.arange(5.0)), lambda p: np.array_equal(ckpt.read_npy(p), np.arange(5.0)),
+    "write_npy": (lambda p: ckpt.write_npy(p, np.arange(5.0)),
+                  lambda p: np.array_equal(ckpt.read_npy(p), np.arange(5.0)),
                   (np, "save"), _np_save_dies, "x.npy"),
     "save_weights": (lambda p: ckpt.save_weights(p, {"w": torch.ones(3)}),
                      lambda p: torch.equal(ckpt.load_weights(p)["w"], torch.ones(3)), (ckpt, "save_file"),
@@ -435,10 +441,12 @@ def test_out_of_memory_suggests_smaller_micro_batch(tiny_profile, tiny_prep, tmp
         raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
 
     model.forward = forward
-    data = {"train": tiny_prep.data["train"].select(range(24)), "validation": tiny_prep.data["validation"].select(range(8))}
+    data = {"train": tiny_prep.data["train"].select(range(24)),
+            "validation": tiny_prep.data["validation"].select(range(8))}
     cfg = dataclasses.replace(tiny_profile.bert, batch_size=12, grad_accum=2)
     with pytest.raises(OutOfMemoryAdvice) as e:
-        fit(model, data, tiny_prep.tokenizer, cfg, tmp_path / "m", meta=pipeline.model_meta("bert", tiny_prep, 42), cpu=True)
+        fit(model, data, tiny_prep.tokenizer, cfg, tmp_path / "m", meta=pipeline.model_meta("bert", tiny_prep, 42),
+            cpu=True)
     msg = str(e.value)
     assert "batch_size=12" in msg and "grad_accum=2" in msg and "input_ids 12 x " in msg
     assert "same effective batch 24: batch_size=6, grad_accum=4" in msg

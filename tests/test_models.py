@@ -121,8 +121,10 @@ def test_bilstm_under_bf16_autocast_is_finite_and_agrees():
 
 def test_attention_dropout_setting_reaches_every_attention_layer_only():
     profile = get_profile("smoke", **{"bert_model.attention_dropout": 0.0})
-    default, fused = (pipeline.build_model("bert", get_backbone("tiny"), 20, p) for p in (get_profile("smoke"), profile))
-    attention = lambda m: [x.dropout.p for x in m.modules() if type(x).__name__ == "BertSelfAttention"]
+    default, fused = (pipeline.build_model("bert", get_backbone("tiny"), 20, p)
+                      for p in (get_profile("smoke"), profile))
+    def attention(m):
+        return [x.dropout.p for x in m.modules() if type(x).__name__ == "BertSelfAttention"]
     assert attention(default) == [0.1, 0.1] and attention(fused) == [0.0, 0.0]
     assert fused.dropout.p == 0.3 and fused.bert.encoder.layer[0].output.dropout.p == 0.1  # head, hidden: unchanged
     assert sum(p.numel() for p in fused.parameters()) == sum(p.numel() for p in default.parameters())

@@ -19,7 +19,8 @@ def test_environment_yml_matches_pyproject():
     env = yaml.safe_load((ROOT / "environment.yml").read_text())
     pip = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict))
     listed = {_name(r): r for r in pip if not r.startswith("-e")}
-    assert set(listed) == set(wanted), f"only in environment.yml: {set(listed) - set(wanted)}; only in pyproject: {set(wanted) - set(listed)}"
+    assert set(listed) == set(wanted), (f"only in environment.yml: {set(listed) - set(wanted)}; "
+                                        f"only in pyproject: {set(wanted) - set(listed)}")
     for name, req in wanted.items():
         if name != "torch":  # the yml pins the CPU build the Makefile installs
             assert listed[name] == req, f"{name}: environment.yml says {listed[name]!r}, pyproject {req!r}"

@@ -43,7 +43,8 @@ def test_member_logits_recomputed_when_checkpoint_changes(trained_run, tiny_prep
     ckpt.write_json(copy / "logits.json", {"checkpoint": "ckpt-other", "weights_sha": "0"})
     ckpt.write_npy(copy / "logits_test.npy", np.zeros((1, 20), np.float32))  # stale
     fresh = pipeline.member_logits(copy, tiny_prep)
-    np.testing.assert_allclose(fresh["test"][0], ckpt.read_npy(run / "seed-42" / "bilstm" / "logits_test.npy"), atol=1e-4)
+    np.testing.assert_allclose(fresh["test"][0], ckpt.read_npy(run / "seed-42" / "bilstm" / "logits_test.npy"),
+                               atol=1e-4)
     assert ckpt.read_json(copy / "logits.json")["checkpoint"] == ckpt.checkpoint_path(copy, "best").name
 
 

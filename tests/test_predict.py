@@ -305,7 +305,8 @@ def test_cli_errors(trained_run, tmp_path, monkeypatch, capsys):
 def test_cli_file_that_is_a_folder_or_missing(trained_run, tmp_path, capsys):
     run, _ = trained_run
     assert _predict("--run", run, "--file", tmp_path) == 2
-    assert capsys.readouterr().err == f"error: --file {tmp_path} is a folder; give a text file with one document per line\n"
+    assert capsys.readouterr().err == (f"error: --file {tmp_path} is a folder; "
+                                       "give a text file with one document per line\n")
     missing = tmp_path / "absent.txt"
     assert _predict("--run", run, "--file", missing) == 2
     assert capsys.readouterr().err == f"error: --file {missing} does not exist\n"
@@ -367,5 +368,6 @@ def test_runs_root_that_is_a_file_says_so(tmp_path, monkeypatch):
 
     (tmp_path / "f").write_text("")
     monkeypatch.setenv("TEXTLAB_RUNS", str(tmp_path / "f"))
-    with pytest.raises(runs.RunError, match=r"TEXTLAB_RUNS .*f is a file, not a folder: point TEXTLAB_RUNS at a folder"):
+    with pytest.raises(runs.RunError, match=r"TEXTLAB_RUNS .*f is a file, not a folder: "
+                                            r"point TEXTLAB_RUNS at a folder"):
         runs.runs_root()

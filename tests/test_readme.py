@@ -16,7 +16,8 @@ PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 RECORDS = ROOT / "benchmarks" / "results" / "tuning"
 MARKER = re.compile(r"<!-- (\S+\.md): start -->\n(.*?)<!-- \1: end -->", re.S)
 # Where each generated table must appear.
-REQUIRED = {"headline.md": ["README.md"], "comparison.md": ["results.md"], "conclusions.md": ["README.md", "results.md"],
+REQUIRED = {"headline.md": ["README.md"], "comparison.md": ["results.md"],
+            "conclusions.md": ["README.md", "results.md"],
             "tuning_bert.md": ["tuning.md"], "tuning_bilstm.md": ["tuning.md"]}
 
 
@@ -28,7 +29,8 @@ def _blocks():
 def test_every_marked_table_is_the_generated_one(page, name, block):
     generated = ROOT / "figures" / name
     assert generated.exists(), f"{page.name} includes figures/{name}, which does not exist"
-    assert block.strip() == generated.read_text().strip(), f"{page.name}: table differs from figures/{name}: re-paste it"
+    assert block.strip() == generated.read_text().strip(), \
+        f"{page.name}: table differs from figures/{name}: re-paste it"
 
 
 @pytest.mark.parametrize("name,page", [(n, p) for n, pages in REQUIRED.items() for p in pages])

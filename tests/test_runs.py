@@ -1,12 +1,10 @@
 """A run is what it was made from: run names, the manifest and its refusals, --fresh, and the run folder's lock."""
 
-import json
 import os
 import signal
 import subprocess
 import sys
 import textwrap
-import time
 
 import pytest
 
@@ -177,7 +175,8 @@ def test_an_unwritable_run_folder_says_so(tmp_path, monkeypatch):
         raise PermissionError(13, "Permission denied")
 
     monkeypatch.setattr(runs.os, "open", denied)
-    with pytest.raises(runs.RunError, match=r"cannot write to the run folder .*run \(Permission denied\).*TEXTLAB_RUNS"):
+    with pytest.raises(runs.RunError, match=r"cannot write to the run folder .*run \(Permission denied\)"
+                                            r".*TEXTLAB_RUNS"):
         with runs.lock(tmp_path / "run"):
             pass
 

@@ -67,7 +67,8 @@ def test_same_seed_same_metrics_and_weights(keyword_prep, tmp_path):
     profile, prep = keyword_prep
     a = _fit(profile, prep, tmp_path / "a", cfg={"epochs": 2})
     b = _fit(profile, prep, tmp_path / "b", cfg={"epochs": 2})
-    strip = lambda h: [{k: v for k, v in e.items() if k not in ("seconds", "tokens_per_s")} for e in h]
+    def strip(h):
+        return [{k: v for k, v in e.items() if k not in ("seconds", "tokens_per_s")} for e in h]
     assert strip(a.history) == strip(b.history)
     wa, wb = _weights(tmp_path / "a"), _weights(tmp_path / "b")
     assert all(torch.equal(wa[k], wb[k]) for k in wa)
@@ -172,7 +173,8 @@ def test_non_finite_loss_names_step_and_precision(keyword_prep, tmp_path, monkey
 
     model.forward = nan_forward
     with pytest.raises(NonFiniteLossError, match=r"at optimizer step 1 \(epoch 1\) with precision fp32"):
-        fit(model, prep.data, prep.tokenizer, profile.bert, tmp_path / "n", meta=pipeline.model_meta("bert", prep, profile.seeds[0]))
+        fit(model, prep.data, prep.tokenizer, profile.bert, tmp_path / "n",
+            meta=pipeline.model_meta("bert", prep, profile.seeds[0]))
 
 
 def test_precision_choices():

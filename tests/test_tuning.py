@@ -14,7 +14,8 @@ def test_record_reads_a_trained_folder(trained_run, tmp_path):
     rec = record(run / "seed-42" / "bilstm", "baseline")
     assert rec["kind"] == "bilstm" and rec["label"] == "baseline"
     assert rec["train"]["lr"] == records["bilstm"]["config"]["lr"]
-    assert rec["train"]["layer_lr_decay"] == 1.0 and "eval_batch_size" not in rec["train"]  # every tuned key, only those
+    # every tuned key, only those
+    assert rec["train"]["layer_lr_decay"] == 1.0 and "eval_batch_size" not in rec["train"]
     assert rec["model"] == {"num_layers": 2, "dropout": 0.3, "lstm_dropout": 0.2, "input_dropout": 0.0}
     assert rec["val_accuracy"] == records["bilstm"]["validation"]["accuracy"]
     assert [h["epoch"] for h in rec["history"]] == list(range(1, records["bilstm"]["epochs_run"] + 1))
@@ -57,7 +58,8 @@ def test_table_refuses_mixed_kinds_and_unknown_baseline():
 def test_a_record_of_another_schema_is_refused_not_filled_with_guesses():
     old = _rec("baseline", 0.72)
     del old["schema"]
-    with pytest.raises(ckpt.CheckpointError, match="tuning record 'baseline' has artifact schema None; this textlab reads"):
+    with pytest.raises(ckpt.CheckpointError, match="tuning record 'baseline' has artifact schema None; "
+                                                   "this textlab reads"):
         tuning_table([old, _rec("ls", 0.73)], "baseline")
 
 

@@ -86,7 +86,8 @@ def read_npy(path) -> np.ndarray:
     want = read_json(index).get(path.name) if index.exists() and path.exists() else None
     if want is not None and sha256_file(path, 64) != want:
         raise CheckpointError(f"{path} is not the file this run wrote there (its SHA-256 differs from the one "
-                              f"recorded in {index}): it was changed or copied in; run the notebook that makes it again")
+                              f"recorded in {index}): it was changed or copied in; "
+                              "run the notebook that makes it again")
     try:
         return np.load(path, allow_pickle=False)
     except FileNotFoundError:

@@ -10,7 +10,6 @@ import pandas as pd
 
 from .checkpoint import CheckpointError, checkpoint_path, read_json, read_npy, write_text
 from .pipeline import train_first
-from .plots import readable
 from . import seeds
 from .runs import read_manifest
 from .stats import bootstrap_ci, mcnemar, softmax
@@ -198,7 +197,8 @@ def _mean_sd(mean: float, sd: float) -> str:
 def seed_reference(run) -> list[dict]:
     """The seed report's published rows, where the run is on 20 Newsgroups (its numbers are of that data only)."""
     manifest = read_manifest(run)
-    return [{**r, "setting": SEED_SETTING} for r in SEED_REFERENCE] if manifest and manifest["data"]["is_20newsgroups"] \
+    return [{**r, "setting": SEED_SETTING} for r in SEED_REFERENCE] \
+        if manifest and manifest["data"]["is_20newsgroups"] \
         else []
 
 
@@ -261,6 +261,8 @@ def disagreement_examples(texts, y, pred_a, pred_b, pred_ens, label_names, k: in
     y, pred_a, pred_b, pred_ens = map(np.asarray, (y, pred_a, pred_b, pred_ens))
     idx = np.flatnonzero(pred_a != pred_b)
     idx = np.random.default_rng(seed).choice(idx, size=min(k, len(idx)), replace=False)
-    name = lambda i: label_names[int(i)]
+    def name(i):
+        return label_names[int(i)]
+
     return pd.DataFrame([{"text": " ".join(str(texts[i]).split())[:160], "true": name(y[i]), "BERT": name(pred_a[i]),
                           "BiLSTM": name(pred_b[i]), "ensemble": name(pred_ens[i])} for i in sorted(idx)])

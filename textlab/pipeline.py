@@ -200,7 +200,7 @@ def train_and_evaluate(kind: str, prep: Prepared, seed: int | None = None, **fit
         dropped_empty_train=prep.dropped_empty_train, n_train=len(data["train"]), max_length=max_length,
         truncation=cfg.truncation, config=asdict(cfg))
     ckpt.write_json(out / "logits.json", _logits_key(out))
-    del model, result
+    model = result = None  # free the model before the next one is built (names kept for the closure above)
     gc.collect()
     if torch.cuda.is_available():
         torch.cuda.empty_cache()

@@ -29,7 +29,8 @@ SCORES = ("test_accuracy", "test_macro_f1", "val_accuracy")
 def seed_table(records: dict[int, dict]) -> pd.DataFrame:
     """One line per training seed of one model (train_seeds' records): validation and test accuracy / macro-F1,
     best epoch, epochs run, training seconds; with several seeds, mean and sd lines below."""
-    rows = [{"seed": str(seed), "val_accuracy": r["validation"]["accuracy"], "val_macro_f1": r["validation"]["macro_f1"],
+    rows = [{"seed": str(seed), "val_accuracy": r["validation"]["accuracy"],
+             "val_macro_f1": r["validation"]["macro_f1"],
              "test_accuracy": r["test"]["accuracy"], "test_macro_f1": r["test"]["macro_f1"],
              "best_epoch": r["best_epoch"], "epochs_run": r["epochs_run"], "train_s": r.get("train_seconds")}
             for seed, r in records.items()]
@@ -62,7 +63,8 @@ def study_scores(run) -> pd.DataFrame:
                          "variant": ens["stages"][tag]["variant"]})
     run_choice = run_record(run)
     row = run_choice["row"]
-    rows.append({"model": chosen_name(run_choice), "seed": "all" if run_choice["seed"] is None else str(run_choice["seed"]),
+    rows.append({"model": chosen_name(run_choice),
+                 "seed": "all" if run_choice["seed"] is None else str(run_choice["seed"]),
                  "test_accuracy": row["test_accuracy"], "test_macro_f1": row["test_macro_f1"],
                  "val_accuracy": row["val_cv_accuracy"], "variant": run_choice["chosen"]})
     return pd.DataFrame(rows)
@@ -171,7 +173,8 @@ def conclusions(scores: pd.DataFrame, reference: list[dict] | None = None) -> li
     run = scores[scores["model"].str.startswith("ensemble chosen on validation")].iloc[0]
     if n == 1:
         gap = paired(scores.assign(model=scores["model"].replace({run["model"]: WITHIN_SEED})), WITHIN_SEED, best)
-        out.append(f"The ensemble chosen on validation, {readable(run['variant'])}, reaches {pct(run['test_accuracy'])}; "
+        out.append(f"The ensemble chosen on validation, {readable(run['variant'])}, "
+                   f"reaches {pct(run['test_accuracy'])}; "
                    f"against the best single model on {on}, {best}: {_gap(gap)}.")
     else:
         wins = scores.loc[scores["model"] == WITHIN_SEED, "variant"].value_counts()
@@ -185,7 +188,8 @@ def conclusions(scores: pd.DataFrame, reference: list[dict] | None = None) -> li
     elif run["seed"] == "all":
         vs = against_one(scores, best, run["test_accuracy"])
         out.append(f"The run's choice on validation is the deep {readable(run['variant'])}, one model over every "
-                   f"seed's members: {pct(run['test_accuracy'])}, {points(vs['gap'])} from the mean of {best} (best single model on "
+                   f"seed's members: {pct(run['test_accuracy'])}, {points(vs['gap'])} from the mean of {best} "
+                   "(best single model on "
                    f"{on}), "
                    f"{_one(vs, 'the seed spread of ' + best)}.")
     else:
@@ -198,7 +202,8 @@ def conclusions(scores: pd.DataFrame, reference: list[dict] | None = None) -> li
         if ours is not None:
             vs = against_one(scores, ours, ref["test_accuracy"])
             out.append(f"{ours}: {mean_sd(scores, ours)} here against {pct(ref['test_accuracy'])} in the seed report "
-                       f"(one published number, {ref['setting']}): {points(-vs['gap'])}, {_one(vs, 'our seed spread')}.")
+                       f"(one published number, {ref['setting']}): {points(-vs['gap'])}, "
+                       f"{_one(vs, 'our seed spread')}.")
     return out
 
 
