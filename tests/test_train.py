@@ -317,3 +317,14 @@ def test_fit_trains_with_layer_lr_decay(keyword_prep, tmp_path):
                                            (2.5 * 3600, "2.5 h")])
 def test_format_duration(seconds, text):
     assert train.format_duration(seconds) == text
+
+
+def test_resume_ignores_where_the_backbone_was_read_from(tmp_path):
+    """A clone in another folder (another venv's site-packages) resumes the same run; another architecture does not."""
+    saved = {"schema": ckpt.SCHEMA, "kind": "bert",
+             "model_config": {"_name_or_path": "/a/.venv/minilm", "hidden_size": 384}}
+    moved = {**saved, "model_config": {"_name_or_path": "/b/.venv/minilm", "hidden_size": 384}}
+    train.check_resumable(saved, moved, tmp_path)
+    other = {**saved, "model_config": {"_name_or_path": "/a/.venv/minilm", "hidden_size": 768}}
+    with pytest.raises(ckpt.CheckpointError, match="model_config.hidden_size: 384 -> 768"):
+        train.check_resumable(saved, other, tmp_path)

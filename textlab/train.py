@@ -160,7 +160,9 @@ def predict_logits(model, loader, accelerator: Accelerator,
 
 
 # Saved with a checkpoint but not part of what it is: progress, and loop settings that change speed, not results.
-RESUME_SKIP = ("step", "loop", "precision") + tuple(f"config.{k}" for k in EXECUTION_ONLY)
+# model_config._name_or_path is where the backbone was read from (a venv's site-packages), not what it is: the run's
+# manifest pins the weights by SHA-256, and a clone elsewhere must resume the same run.
+RESUME_SKIP = ("step", "loop", "precision", "model_config._name_or_path") + tuple(f"config.{k}" for k in EXECUTION_ONLY)
 
 
 def check_resumable(saved: dict, meta: dict, path: Path) -> None:
