@@ -254,11 +254,11 @@ def test_a_choice_made_over_other_seeds_is_refused(tmp_path):
     """Seeds added after notebook 04: the old choice across seeds is not reported, nor served, until 04 runs again."""
     run = tmp_path / "run"
     ckpt.write_json(run / runs.MANIFEST, {"command": "python -m textlab run", "settings": {"seeds": [43, 42, 44]}})
-    assert seeds.run_seeds(run) == [43, 42, 44]  # the manifest's order: 43 is the reference seed
+    assert runs.run_seeds(run) == [43, 42, 44]  # the manifest's order: 43 is the reference seed
     ckpt.write_json(run / "ensemble" / "metrics.json", {"seeds": [43, 42]})
     with pytest.raises(ckpt.CheckpointError, match=r"chosen over seeds \[43, 42\], the run has \[43, 42, 44\]: run "
                                                     r"notebook 04 of this run again"):
         seeds.run_record(run)
     ckpt.write_json(run / runs.MANIFEST, {"command": "python -m textlab run --profile cpu", "settings": {"seed": 42}})
     with pytest.raises(ckpt.CheckpointError, match="made by a textlab without training seeds .* --profile cpu --fresh"):
-        seeds.run_seeds(run)
+        runs.run_seeds(run)

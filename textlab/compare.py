@@ -11,7 +11,7 @@ import pandas as pd
 from .checkpoint import CheckpointError, checkpoint_path, read_json, read_npy, write_text
 from .pipeline import train_first
 from . import seeds
-from .runs import read_manifest
+from .runs import read_manifest, run_seeds
 from .stats import bootstrap_ci, mcnemar, softmax
 
 # The published student report this study starts from (bert-base-uncased on an RTX 3060), as reported there; "ours":
@@ -73,7 +73,7 @@ def comparison_table(run) -> pd.DataFrame:
     run = Path(run)
     scores = seeds.study_scores(run)
     acc, f1 = (seeds.spread(scores, c).set_index("model") for c in ("test_accuracy", "test_macro_f1"))
-    folders = [run / f"seed-{s}" for s in seeds.run_seeds(run)]  # in the manifest's order: the first is the reference
+    folders = [run / f"seed-{s}" for s in run_seeds(run)]  # in the manifest's order: the first is the reference
     first = folders[0]
     members, rows = {}, []
     for kind in seeds.KINDS:
@@ -223,7 +223,7 @@ def test_probabilities(run) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     meta-MLP's own) and of the run's chosen ensemble: the models that bootstrap intervals, McNemar tests,
     confusion matrices and calibration are shown for."""
     run = Path(run)
-    first = run / f"seed-{seeds.run_seeds(run)[0]}"
+    first = run / f"seed-{run_seeds(run)[0]}"
     y = read_npy(first / "bert" / "labels_test.npy")
     probs = {}
     for kind in seeds.KINDS:

@@ -20,7 +20,7 @@ from .data import truncate_ids
 from .ensemble import load_variant
 from .models.tfidf import TfidfSVM
 from .pipeline import load_model, seed_dir, train_first
-from .runs import read_manifest
+from .runs import read_manifest, run_seeds
 from .stats import softmax
 
 MODELS = ("bert", "bilstm", "ensemble")
@@ -202,17 +202,6 @@ def load_predictor(run, model: str = "bert", device: str | None = None, precisio
         raise CheckpointError(f"{folder} holds no trained {model} model ({POINTER} is missing): "
                               f"{train_first(run, model)}")
     return _model_predictor(folder, device, precision)
-
-
-def run_seeds(run: Path) -> list[int]:
-    """The training seeds of a run folder, from its manifest (else from its seed-* folders)."""
-    manifest = read_manifest(run)
-    if manifest is not None and "seeds" not in manifest["settings"]:
-        raise CheckpointError(f"{run} was made by a textlab without training seeds (its manifest has no seeds): make "
-                              f"it again with `{manifest['command']} --fresh`")
-    if manifest is not None:
-        return list(manifest["settings"]["seeds"])
-    return sorted(int(d.name[5:]) for d in Path(run).glob("seed-*") if d.name[5:].isdigit())
 
 
 def _model_predictor(folder: Path, device: str | None, precision: str) -> Predictor:

@@ -23,7 +23,7 @@ from contextlib import contextmanager
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
-from .checkpoint import SCHEMA, check_schema, read_json, write_json
+from .checkpoint import SCHEMA, CheckpointError, check_schema, read_json, write_json
 from .errors import TextlabError
 from .config import EXECUTION_ONLY, PROFILES, PROJECT_ROOT, Profile
 
@@ -246,6 +246,18 @@ def _ways_on(run: Path, manifest: dict) -> str:
 def read_manifest(run: Path) -> dict | None:
     path = Path(run) / MANIFEST
     return read_json(path) if path.exists() else None
+
+
+def run_seeds(run: Path) -> list[int]:
+    """The training seeds of a run folder in its manifest's order (the first is the reference seed); a folder without
+    a manifest (a model copied by hand) has the seeds of its seed-* folders."""
+    manifest = read_manifest(run)
+    if manifest is None:
+        return sorted(int(d.name[5:]) for d in Path(run).glob("seed-*") if d.name[5:].isdigit())
+    if "seeds" not in manifest["settings"]:
+        raise CheckpointError(f"{run} was made by a textlab without training seeds (its manifest has no seeds): make "
+                              f"it again with `{manifest['command']} --fresh`")
+    return list(manifest["settings"]["seeds"])
 
 
 def how_to_make(run: Path, notebook: str) -> str:

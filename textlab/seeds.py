@@ -18,7 +18,7 @@ from scipy.stats import t as student_t
 
 from .checkpoint import CheckpointError, read_json
 from .plots import readable
-from .runs import read_manifest
+from .runs import run_seeds
 
 KINDS = ("bert", "bilstm", "tfidf")
 SEED_EXACT = "ensemble: meta-MLP (seed-exact)"
@@ -68,17 +68,6 @@ def study_scores(run) -> pd.DataFrame:
                  "test_accuracy": row["test_accuracy"], "test_macro_f1": row["test_macro_f1"],
                  "val_accuracy": row["val_cv_accuracy"], "variant": run_choice["chosen"]})
     return pd.DataFrame(rows)
-
-
-def run_seeds(run) -> list[int]:
-    """The training seeds of a run folder, in the order its manifest gives them (the first is the reference seed)."""
-    manifest = read_manifest(run)
-    if manifest is None:
-        raise CheckpointError(f"{run} holds no manifest.json: it is not a run folder made by `python -m textlab run`")
-    if "seeds" not in manifest["settings"]:
-        raise CheckpointError(f"{run} was made by a textlab without training seeds (its manifest has no seeds): make "
-                              f"it again with `{manifest['command']} --fresh`")
-    return list(manifest["settings"]["seeds"])
 
 
 def run_record(run) -> dict:
