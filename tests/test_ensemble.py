@@ -10,7 +10,7 @@ import torch
 from textlab.config import EnsembleConfig
 from textlab.ensemble import MetaMLPEnsemble, ProbAverage, TemperatureAverage, WeightedAverage, fit_temperature
 from textlab.ensemble_choice import choose_ensemble
-from textlab.models.tfidf import TfidfSVM
+from textlab.models.tfidf import UNSEEN_SCORE, TfidfSVM
 from textlab.stats import softmax
 
 K = 20
@@ -139,3 +139,17 @@ def test_meta_mlp_inner_cv_on_every_core_gives_the_bits_of_one_process(data, mon
     assert [getattr(parallel, k) for k in chosen] == [getattr(serial, k) for k in chosen]
     weights = zip(parallel.model.state_dict().values(), serial.model.state_dict().values())
     assert all(torch.equal(a, b) for a, b in weights)
+
+
+def test_tfidf_member_scores_the_whole_label_space(tmp_path):
+    """A label without training documents (own data: one only in test) still has a column, scored far below every
+    learned class, so the member's matrix lines up with BERT's and the BiLSTM's; saved and loaded alike."""
+    texts = ["space shuttle launch orbit", "nasa orbit launch", "season goal playoff", "hockey goal season"] * 3
+    model = TfidfSVM(seed=0).fit(texts, [0, 0, 2, 2] * 3, num_classes=4)  # classes 1 and 3: none in training
+    scores = model.decision_function(["orbit launch", "goal"])
+    assert scores.shape == (2, 4) and scores.argmax(1).tolist() == [0, 2]
+    assert (scores[:, [1, 3]] == UNSEEN_SCORE).all() and (scores[:, [0, 2]] > UNSEEN_SCORE / 2).all()
+    loaded = TfidfSVM.load(model.save(tmp_path / "tfidf"))
+    np.testing.assert_array_equal(loaded.decision_function(["orbit launch", "goal"]), scores)
+    three = TfidfSVM(seed=0).fit(texts, [0, 1, 2, 2] * 3)  # every index up to the largest learned: no filler
+    assert three.decision_function(["goal"]).shape == (1, 3) and (three.decision_function(["goal"]) > -100).all()

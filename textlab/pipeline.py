@@ -356,7 +356,7 @@ def train_tfidf(prep: Prepared, seed: int | None = None) -> dict:
     seed = _check_seed(prep.profile, seed)
     out = seed_dir(prep.run_dir, seed) / "tfidf"
     t0 = time.perf_counter()
-    model = TfidfSVM(seed=seed).fit(prep.raw["train"]["text"], prep.raw["train"]["label"])
+    model = TfidfSVM(seed=seed).fit(prep.raw["train"]["text"], prep.raw["train"]["label"], len(prep.label_names))
     fit_seconds = time.perf_counter() - t0
     model.save(out / "model")
 
