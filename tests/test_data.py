@@ -528,7 +528,8 @@ def test_overlap_and_labels_only_in_test(tmp_path):
     assert f"{path}: 2 of 6 test documents also appear verbatim in train (e.g. lines 21, 22); the test score " \
            "counts them as unseen. Remove them from train or from test." in warned
     assert f"{path}: 1 label(s) occur only in test, never in train (test documents: 'c' (2)); the model never " \
-           "sees them in training and cannot predict them. Add training rows for them, or drop them." in warned
+           "sees them in training and cannot predict them. Add training rows for them, or drop them. They stay in the " \
+           "test set, where every model's answer to them counts as an error, so test scores stay honest." in warned
     assert len(warned) == 3  # and the duplicates "doc 0" / "doc 1"
     assert dsd["train"].features["label"].names == ["a", "b", "c"]  # usable: the data still loads
 
@@ -642,3 +643,30 @@ def test_newsgroup_stripping_is_pinned():
     assert data.strip_newsgroup_quoting(POST) == POST.replace(
         "In article <1@b.edu> joe@c.com (Joe) writes:\n> Is the orbit stable?\n|> yes it is\n", "")
     assert data._strip(POST) == "Joe: it decays in a year.\nSee you.\n"
+
+
+def test_class_list_elides_only_more_than_two_names():
+    from textlab.data import class_list
+
+    assert class_list(["0", "1"]) == "2 classes: 0, 1"
+    assert class_list(list("abcde")) == "5 classes: a, b, c, d, e"
+    assert class_list(list("abcdef")) == "6 classes: a, b, c, ..., f"
+
+
+def test_validation_folds_the_ensemble_cannot_cut_are_refused_with_the_minimum():
+    from textlab.data import DataError, DataWarning, check_validation_folds
+
+    names = ["a", "b", "c"]
+    check_validation_folds(np.repeat([0, 1, 2], 4), names, 3, (42, 43), 0.1, "f.csv")  # 4 each: cuts, no warning
+    with pytest.raises(DataError, match=r"f.csv: the validation split \(9 documents, val_fraction=0.1\) is too small "
+                                        r"for the ensemble choice's 3-fold cross-validation .* its largest class has 3 "
+                                        r"documents, 4 in each class would do\. Any of these helps: give it a larger "
+                                        r"share of train \(--set val_fraction=0.15\); cut fewer folds "
+                                        r"\(--set ensemble.folds=2\); or more rows\."):
+        check_validation_folds(np.repeat([0, 1, 2], 3), names, 3, (42,), 0.1, "f.csv")
+    with pytest.raises(DataError, match=r"\(--set val_fraction=0.15 --set max_eval_samples=0, lifting the cap of 9 "
+                                        r"documents\)"):
+        check_validation_folds(np.repeat([0, 1, 2], 3), names, 3, (42,), 0.1, "f.csv", max_eval_samples=9)
+    with pytest.warns(DataWarning, match=r"1 of 3 classes have fewer validation documents than the ensemble "
+                                         r"choice's 3 folds \('c' \(1\)\)"):
+        check_validation_folds(np.array([0] * 6 + [1] * 6 + [2]), names, 3, (42,), 0.1, "f.csv")

@@ -18,6 +18,7 @@ import zlib
 from collections import Counter
 from pathlib import Path
 
+import datasets
 import numpy as np
 import pandas as pd
 from datasets import ClassLabel, Dataset, DatasetDict, Features, Sequence, Value, load_from_disk
@@ -28,7 +29,8 @@ from sklearn.model_selection import train_test_split
 
 from .checkpoint import sha256_file
 from .config import PROJECT_ROOT, TRUNCATIONS, Profile
-from .errors import TextlabError
+from .errors import TextlabError, TextlabWarning
+from .stats import stratified_folds
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +52,7 @@ class DataError(TextlabError, ValueError):
     """Input data that cannot be used; the message says what is wrong and how to fix it."""
 
 
-class DataWarning(UserWarning):
+class DataWarning(TextlabWarning):
     """Data that can be used but that a user should know about (duplicates, overlap, rare classes, a rebuilt cache)."""
 
 
@@ -412,7 +414,8 @@ def _warn_splits(path: Path, texts: list[str], labels: list[str], train_idx, tes
         warnings.warn(
             f"{path}: {len(only_test)} label(s) occur only in test, never in train (test documents: "
             f"{_counted(only_test, test)}); the model never sees them in training and cannot predict them. Add "
-            "training rows for them, or drop them.", DataWarning, stacklevel=2)
+            "training rows for them, or drop them. They stay in the test set, where every model's answer to them "
+            "counts as an error, so test scores stay honest.", DataWarning, stacklevel=2)
     rare = sorted(name for name, n in train.items() if n < MIN_TRAIN_PER_CLASS)
     if rare:
         warnings.warn(
@@ -441,6 +444,45 @@ def _stratified_split(labels: np.ndarray, fraction: float, seed: int) -> tuple[n
     stratify = labels if counts.min() >= 2 and round(fraction * len(labels)) >= len(counts) else None
     keep, held = train_test_split(idx, test_size=fraction, stratify=stratify, random_state=seed)
     return np.sort(keep), np.sort(held)
+
+
+def _cuts(y: np.ndarray, folds: int, seed: int) -> bool:
+    """Whether the ensemble choice can cross-validate on labels `y`: `folds` stratified folds, and `folds` again
+    inside each fold's training part (the meta-learner's own CV), seeded as ensemble_choice and ensemble cut them."""
+    try:
+        for train_part, _ in stratified_folds(y, folds, seed):
+            stratified_folds(y[train_part], folds, seed)
+    except ValueError:  # "n_splits=F cannot be greater than the number of members in each class"
+        return False
+    return True
+
+
+def check_validation_folds(labels, names: list[str], folds: int, seeds, val_fraction: float, where: str,
+                           max_eval_samples: int = 0) -> None:
+    """Before any training (notebook 01): refuse a validation split the ensemble choice (notebook 04) cannot
+    cross-validate on, naming the minimum and the settings that fix it; warn about classes some folds lack."""
+    y = np.asarray(labels)
+    counts = Counter(names[i] for i in y)
+    if not all(_cuts(y, folds, seed) for seed in seeds):
+        # the fewest documents per class that cut for a balanced split of these classes
+        need = next(c for c in range(folds, 10 * folds) if _cuts(np.repeat(np.arange(len(counts)), c), folds, seeds[0]))
+        largest = max(counts.values())
+        share = min(0.5, -(-val_fraction * need / largest // 0.05) * 0.05)
+        capped = max_eval_samples and len(y) * share / val_fraction > max_eval_samples  # the cap would bite
+        lift = f" --set max_eval_samples=0, lifting the cap of {max_eval_samples} documents" if capped else ""
+        fixes = [f"give it a larger share of train (--set val_fraction={share:.2f}{lift})"]
+        fixes += ["cut fewer folds (--set ensemble.folds=2)"] if folds > 2 else []
+        raise DataError(
+            f"{where}: the validation split ({len(y)} documents, val_fraction={val_fraction}) is too small for the "
+            f"ensemble choice's {folds}-fold cross-validation (and {folds} folds again inside each meta-learner fit): "
+            f"its largest class has {largest} document{'s' * (largest != 1)}, {need} in each class would do. "
+            f"Any of these helps: {'; '.join(fixes)}; or more rows.")
+    few = sorted((n for n in names if counts[n] < folds), key=lambda n: (counts[n], n))
+    if few:
+        warnings.warn(
+            f"{where}: {len(few)} of {len(names)} classes have fewer validation documents than the ensemble choice's "
+            f"{folds} folds ({_counted(few, counts)}): some folds hold none of them, so the choice weighs them "
+            f"less. More rows, or a larger val_fraction, evens this out.", DataWarning, stacklevel=2)
 
 
 def _subset(ds: Dataset, n: int, seed: int) -> Dataset:
@@ -472,8 +514,21 @@ def load_data(source: str | os.PathLike | None = None, *, val_fraction: float = 
 
 
 def load_for_profile(profile: Profile) -> DatasetDict:
-    return load_data(profile.data or None, val_fraction=profile.val_fraction, seed=profile.split_seed,
-                     max_train_samples=profile.max_train_samples, max_eval_samples=profile.max_eval_samples)
+    """The profile's splits; own data is checked against the ensemble's folds here, before any training."""
+    dsd = load_data(profile.data or None, val_fraction=profile.val_fraction, seed=profile.split_seed,
+                    max_train_samples=profile.max_train_samples, max_eval_samples=profile.max_eval_samples)
+    if profile.data:  # 20 Newsgroups' validation split is known to be fine
+        check_validation_folds(dsd["validation"]["label"], dsd["train"].features["label"].names,
+                               profile.ensemble.folds, profile.seeds, profile.val_fraction, profile.data,
+                               profile.max_eval_samples)
+    return dsd
+
+
+def class_list(names: list[str], first: int = 3) -> str:
+    """e.g. "20 classes: alt.atheism, comp.graphics, comp.os.ms-windows.misc, ..., talk.religion.misc"; every name
+    when at most `first` + 2 (an ellipsis never stands for one name)."""
+    shown = list(names) if len(names) <= first + 2 else [*names[:first], "...", names[-1]]
+    return f"{len(names)} {'class' if len(names) == 1 else 'classes'}: {', '.join(map(str, shown))}"
 
 
 def is_empty(text: str) -> bool:
@@ -514,6 +569,8 @@ def _load_cached(target: Path) -> DatasetDict | None:
 def _save_atomic(dsd: DatasetDict, target: Path) -> None:
     # A folder written by datasets, where another process may win the race: not checkpoint's one-file writer.
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    bars = not datasets.are_progress_bars_disabled()
+    datasets.disable_progress_bars()  # a cache written in seconds: no "Saving the dataset" bars in the terminal
     try:
         dsd.save_to_disk(str(tmp))
         os.replace(tmp, target)
@@ -521,6 +578,9 @@ def _save_atomic(dsd: DatasetDict, target: Path) -> None:
         shutil.rmtree(tmp, ignore_errors=True)
         if not target.exists():  # another process may have won the race: fine
             raise
+    finally:
+        if bars:
+            datasets.enable_progress_bars()
 
 
 def truncate_ids(ids: list[int], max_length: int, truncation: str, sep: int) -> list[int]:

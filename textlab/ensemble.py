@@ -14,12 +14,11 @@ import torch.nn.functional as F
 from joblib import Parallel, cpu_count, delayed
 from scipy.optimize import minimize, minimize_scalar
 from scipy.special import log_softmax
-from sklearn.model_selection import StratifiedKFold
 
 from .checkpoint import load_into, read_json, save_weights, write_json
 from .config import EnsembleConfig
 from .models.meta_mlp import MetaMLP
-from .stats import softmax
+from .stats import softmax, stratified_folds
 
 LOG_T_BOUNDS = (np.log(1e-2), np.log(1e2))  # SVM scores need T << 1, over-confident nets T > 1
 
@@ -203,8 +202,7 @@ class MetaMLPEnsemble(Variant):
         x = self._inputs(member_logits)
         self.n_members, self.num_labels = len(member_logits), np.shape(member_logits[0])[1]
         y = torch.as_tensor(check_labels(y, len(x), self.num_labels), dtype=torch.long)
-        kfold = StratifiedKFold(self.cfg.folds, shuffle=True, random_state=self.seed)
-        splits = list(kfold.split(np.zeros(len(y)), y.numpy()))
+        splits = stratified_folds(y.numpy(), self.cfg.folds, self.seed)
         # The inner trainings (weight decays x folds) are independent, seeded and one-threaded: one process per core
         # gives the same bits in about 1 / cores of the time (nearly all of notebook 04's).
         tasks = [(wd, tr, te) for wd in self.cfg.weight_decays for tr, te in splits]

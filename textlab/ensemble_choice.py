@@ -13,20 +13,19 @@ from typing import Callable
 
 import numpy as np
 import pandas as pd
-from sklearn.model_selection import StratifiedKFold
 
 from .config import EnsembleConfig
 from .ensemble import (MetaMLPEnsemble, ProbAverage, TemperatureAverage, Variant, WeightedAverage, check_labels,
                        check_logits)
 from .evaluate import metrics
-from .stats import softmax
+from .stats import softmax, stratified_folds
 
 
 def _oof_proba(make_variant: Callable[[], Variant], member_logits, y, folds: int, seed: int) -> np.ndarray:
     """Out-of-fold probabilities: each validation fold predicted by a variant fit on the other folds."""
     arrays = check_logits(member_logits)
     proba = np.zeros(arrays[0].shape)
-    for tr, te in StratifiedKFold(folds, shuffle=True, random_state=seed).split(arrays[0], y):
+    for tr, te in stratified_folds(y, folds, seed):
         variant = make_variant().fit([z[tr] for z in arrays], y[tr])
         proba[te] = variant.predict_proba([z[te] for z in arrays])
     return proba

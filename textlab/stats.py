@@ -3,14 +3,27 @@ numpy/scipy/scikit-learn only, so the analysis runs without torch."""
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pandas as pd
 from scipy import stats as sps
 from sklearn.metrics import f1_score
+from sklearn.model_selection import StratifiedKFold
 
 METRICS = ("accuracy", "macro_f1")
 EXACT_BELOW = 25  # McNemar: exact binomial test when b + c is below this, else chi-square
 _BOOT_CHUNK = 250  # resamples per vectorised batch: bounds memory at ~chunk * n integers
+
+
+def stratified_folds(y, folds: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(train, held-out) index pairs of StratifiedKFold(folds, shuffle=True, random_state=seed) over labels `y`: every
+    cross-validation of the ensemble choice. Without scikit-learn's warning about classes with fewer members than
+    folds: notebook 01 names those classes once (data.check_validation_folds)."""
+    y = np.asarray(y)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="The least populated class", category=UserWarning)
+        return list(StratifiedKFold(folds, shuffle=True, random_state=seed).split(np.zeros(len(y)), y))
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:
