@@ -209,3 +209,60 @@ def test_timings_of_a_run_with_other_seeds_give_no_estimate(tmp_path):
     log.write_text(json.dumps({"seeds": 1, "seconds": {"01_data": 16.0, "02_bert": 1386.0}}))
     assert runner._last_timings(log, 1) == {"01_data": 16.0, "02_bert": 1386.0}
     assert runner._last_timings(log, 3) == {}  # seeds added since: only the new ones train
+
+
+def test_a_label_only_in_test_and_rare_validation_classes_end_in_a_result(tmp_path, monkeypatch, capsys):
+    """Own data whose `split` column puts one label only in test, and a class with fewer validation documents than
+    the ensemble's folds: 01 warns once for each, by name, as one line; every model scores the whole label space
+    (the TF-IDF member too), so 04 chooses an ensemble and the test set stays whole."""
+    from helpers import keyword_csv
+    from textlab import cli
+    from textlab.checkpoint import read_json
+
+    monkeypatch.setenv("TEXTLAB_RUNS", str(tmp_path / "runs"))
+    monkeypatch.delenv("TEXTLAB_FIGURES", raising=False)
+    rows = pd.read_csv(keyword_csv(tmp_path / "k.csv", n=150))
+    rows["split"] = ["test" if i % 5 == 0 else "train" for i in range(len(rows))]
+    rare = pd.DataFrame({"text": ["a rare topic about tea", "tea leaves and kettles"], "label": "tea",
+                         "split": "train"})
+    unseen = pd.DataFrame({"text": [f"weather report {i} rain" for i in range(4)], "label": "weather", "split": "test"})
+    pd.concat([rows, rare, unseen]).to_csv(tmp_path / "odd.csv", index=False)
+    assert cli.main(["run", "--profile", "smoke", "--data", str(tmp_path / "odd.csv"), "--only", "01", "02", "03",
+                     "04"]) == 0
+    out = "".join(capsys.readouterr())
+    assert "DataWarning: " + str(tmp_path / "odd.csv") + ": 1 label(s) occur only in test" in out
+    assert "_warn_splits(" not in out  # the warning's line, not Python's source line under it
+    assert "2 of 5 classes have fewer validation documents than the ensemble choice's 3 folds ('tea' (0), " \
+           "'weather' (0))" in out
+    run = tmp_path / "runs" / "smoke-odd"
+    assert read_json(run / "manifest.json")["data"]["splits"]["test"] == 34  # 30 + the 4 unseen: all kept
+    for member in ("bert", "bilstm", "tfidf"):
+        assert np.load(run / "seed-42" / member / "logits_test.npy").shape == (34, 5)
+    assert read_json(run / "ensemble" / "metrics.json")["chosen"]
+
+
+def test_a_validation_split_too_small_for_the_folds_is_refused_before_any_notebook(tmp_path, monkeypatch, capsys):
+    from textlab import cli
+
+    monkeypatch.setenv("TEXTLAB_RUNS", str(tmp_path / "runs"))
+    pd.DataFrame({"text": [f"text {c} number {i}" for c in range(40) for i in range(10)],
+                  "label": [f"c{c}" for c in range(40) for i in range(10)]}).to_csv(tmp_path / "many.csv", index=False)
+    assert cli.main(["run", "--profile", "smoke", "--data", str(tmp_path / "many.csv")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {tmp_path / 'many.csv'}: the validation split (32 documents, val_fraction=0.1) is "
+                          "too small for the ensemble choice's 3-fold cross-validation") and err.count("\n") == 1
+    assert "--set val_fraction=" in err and "--set ensemble.folds=2" in err
+    assert [p.name for p in (tmp_path / "runs" / "smoke-many").iterdir()] == [".lock"]  # nothing made but the lock
+
+
+def test_ctrl_c_is_one_line_with_the_command_that_resumes(monkeypatch, capsys):
+    from textlab import cli
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(runner, "run", interrupted)
+    assert cli.main(["run", "--profile", "smoke", "--set", "bert.epochs=2"]) == 130
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("interrupted: finished notebooks and models are kept") and "\n" not in err
+    assert err.endswith("run `python -m textlab run --profile smoke --set bert.epochs=2` again to go on")

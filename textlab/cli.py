@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import sys
 
 from .config import PROFILES
-from .errors import TextlabError
+from .errors import TextlabError, show_warnings_briefly
 
 
 def _run(args) -> int:
@@ -100,8 +101,14 @@ def main(argv: list[str] | None = None) -> int:
     p.set_defaults(func=_predict)
 
     args = parser.parse_args(argv)
+    show_warnings_briefly()
     try:
         return args.func(args)
+    except KeyboardInterrupt:
+        if args.debug:
+            raise
+        print(f"\ninterrupted{_how_to_resume(args, argv)}", file=sys.stderr)
+        return 130  # 128 + SIGINT, as a shell reports a command stopped by Ctrl-C
     # What textlab can name and explain, and invalid settings, arguments or paths; anything else keeps its traceback.
     except (TextlabError, ValueError, FileNotFoundError) as e:
         if args.debug:
@@ -110,6 +117,14 @@ def main(argv: list[str] | None = None) -> int:
 
         print(f"error: {e}", file=sys.stderr)
         return 1 if isinstance(e, NotebookFailed) else 2
+
+
+def _how_to_resume(args, argv: list[str] | None) -> str:
+    if args.command not in ("run", "train"):
+        return ""
+    again = "python -m textlab " + shlex.join(sys.argv[1:] if argv is None else argv)
+    return (": finished notebooks and models are kept, and training resumes from its last checkpoint (at most "
+            f"save_every_minutes of it is lost): run `{again}` again to go on")
 
 
 if __name__ == "__main__":

@@ -4,9 +4,29 @@ exception is a bug somewhere and keeps its traceback."""
 
 from __future__ import annotations
 
+import sys
+import warnings
+
 
 class TextlabError(Exception):
     """Base of textlab's own errors."""
+
+
+class TextlabWarning(UserWarning):
+    """Base of textlab's own warnings: shown as their message (show_warnings_briefly), not with a source line."""
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None, _default=warnings.showwarning):
+    if issubclass(category, TextlabWarning):
+        print(f"{category.__name__}: {message}", file=file or sys.stderr)
+    else:
+        _default(message, category, filename, lineno, file, line)
+
+
+def show_warnings_briefly() -> None:
+    """textlab's warnings as one "DataWarning: message" line, without the file:line and source line Python adds
+    (they point into textlab, not at the user's data); every other warning as Python shows it."""
+    warnings.showwarning = _show_warning
 
 
 def _one_line(shell, etype, value, tb, tb_offset=None) -> list[str]:
@@ -23,3 +43,4 @@ def show_briefly_in_ipython(shell=None) -> None:
     shell = shell or get_ipython()
     if shell is not None:
         shell.set_custom_exc((TextlabError,), _one_line)
+        show_warnings_briefly()

@@ -4,10 +4,14 @@ line per epoch) and the time left. The committed `cpu` run also writes cleaned c
 from __future__ import annotations
 
 import copy
+import logging
 import os
 import re
+import signal
 import sys
+import threading
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 from . import runs
@@ -55,14 +59,49 @@ class _Forward:
         self.out.flush()
 
 
+class _AfterCtrlC(logging.Filter):
+    """Once Ctrl-C has stopped a notebook, what its teardown logs ("Kernel died while waiting for execute reply",
+    asyncio's "Task exception was never retrieved") is noise: the command prints one line (cli.main)."""
+
+    stopped = False
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not self.stopped
+
+
+_AFTER_CTRL_C = _AfterCtrlC()
+
+
+@contextmanager
+def _quiet_after_ctrl_c():
+    """Ctrl-C (SIGINT) still raises KeyboardInterrupt here, and from then on the teardown's log lines are dropped."""
+    if threading.current_thread() is not threading.main_thread():  # signal handlers belong to the main thread
+        yield
+        return
+    for name in ("papermill", "asyncio"):
+        logging.getLogger(name).addFilter(_AFTER_CTRL_C)
+
+    def stop(signum, frame):
+        _AFTER_CTRL_C.stopped = True
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGINT, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 def execute(notebook: Path, target: Path, parameters: dict, *, progress_bar: bool = False) -> None:
     """Execute one notebook with papermill into target, its printed lines forwarded to this process's stdout."""
     import papermill as pm
 
-    # The kernel's own log at ERROR: ipykernel >= 7.3 warns at every start that its local TCP link is unencrypted.
-    pm.execute_notebook(str(notebook), str(target), parameters=parameters, kernel_name="python3",
-                        cwd=str(NOTEBOOK_DIR), progress_bar=progress_bar, log_output=False, stdout_file=_Forward(),
-                        extra_arguments=["--IPKernelApp.log_level=ERROR"])
+    # The kernel's own log at CRITICAL: ipykernel >= 7.3 warns at every start that its local TCP link is unencrypted,
+    # and after Ctrl-C it logs a traceback of sockets closed under it. A failing cell still reaches us as its error.
+    with _quiet_after_ctrl_c():
+        pm.execute_notebook(str(notebook), str(target), parameters=parameters, kernel_name="python3",
+                            cwd=str(NOTEBOOK_DIR), progress_bar=progress_bar, log_output=False,
+                            stdout_file=_Forward(), extra_arguments=["--IPKernelApp.log_level=CRITICAL"])
 
 
 def time_left(stems: list[str], previous: dict[str, float]) -> str:
