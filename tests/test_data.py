@@ -528,8 +528,8 @@ def test_overlap_and_labels_only_in_test(tmp_path):
     assert f"{path}: 2 of 6 test documents also appear verbatim in train (e.g. lines 21, 22); the test score " \
            "counts them as unseen. Remove them from train or from test." in warned
     assert f"{path}: 1 label(s) occur only in test, never in train (test documents: 'c' (2)); the model never " \
-           "sees them in training and cannot predict them. Add training rows for them, or drop them. They stay in the " \
-           "test set, where every model's answer to them counts as an error, so test scores stay honest." in warned
+           "sees them in training and cannot predict them. Add training rows for them, or drop them. They stay in " \
+           "the test set, where every model's answer to them counts as an error, so test scores stay honest." in warned
     assert len(warned) == 3  # and the duplicates "doc 0" / "doc 1"
     assert dsd["train"].features["label"].names == ["a", "b", "c"]  # usable: the data still loads
 

@@ -3,13 +3,17 @@ they show inline in notebooks); save_figure writes them atomically."""
 
 from __future__ import annotations
 
+import functools
+import logging
 import textwrap
+import warnings
 from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import seaborn as sns
+from matplotlib import font_manager
 from matplotlib.colors import Normalize, PowerNorm
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
@@ -19,6 +23,7 @@ from sklearn.metrics import confusion_matrix
 
 from textlab import stats
 from textlab.checkpoint import atomic_write
+from textlab.errors import TextlabWarning
 
 METRIC_COLUMNS = ("model", "accuracy", "accuracy_lo", "accuracy_hi", "macro_f1", "macro_f1_lo", "macro_f1_hi")
 SIGNIFICANCE = 0.05
@@ -29,6 +34,61 @@ _PALETTE = plt.get_cmap("tab10").colors
 READABLE = {"bert": "BERT", "bilstm": "BiLSTM", "tfidf": "TF-IDF + SVM", "prob-average": "probability average",
             "temp-average": "temperature-scaled average", "weighted-average": "weighted average",
             "meta-MLP": "meta-MLP", "seed-exact": "seed-exact"}
+
+
+class PlotWarning(TextlabWarning):
+    """A figure cannot show something as written (label names no installed font draws)."""
+
+
+# Label names in other scripts: matplotlib falls back glyph by glyph along font.family, so each of these that is
+# installed joins DejaVu Sans (matplotlib's own: Latin, Greek, Cyrillic, many symbols and monochrome emoticons).
+# None ships with matplotlib; `apt install fonts-noto-cjk` (or fonts-wqy-zenhei) adds CJK. Without one,
+# drawable_labels() warns and writes the characters no font has as escapes.
+FALLBACK_FONTS = ("Noto Sans CJK JP", "Noto Sans CJK SC", "WenQuanYi Zen Hei", "Droid Sans Fallback", "Noto Sans",
+                  "Noto Sans Symbols2", "Symbola")
+
+
+@functools.cache
+def _fonts() -> tuple[tuple[str, ...], frozenset[int]]:
+    """The font.family figures use (DejaVu Sans, then the installed FALLBACK_FONTS) and the code points they draw."""
+    installed = {f.name: f.fname for f in font_manager.fontManager.ttflist}
+    family = ("DejaVu Sans", *(name for name in FALLBACK_FONTS if name in installed))
+    covered = set()
+    for name in family:
+        path = installed.get(name) or font_manager.findfont(name)
+        covered |= set(font_manager.get_font(path).get_charmap())
+    return family, frozenset(covered)
+
+
+def _not_weight_substitution(record) -> bool:
+    # A CJK font whose only weight is "medium" (WenQuanYi Zen Hei) is used at that weight, as it should be, with one
+    # "findfont: Failed to find font weight normal ..., now using 500" line per figure: not worth a reader's eye.
+    return not str(record.msg).startswith("findfont: Failed to find font weight")
+
+
+def use_fallback_fonts() -> None:
+    """Draw every figure with the installed fallback fonts (called on import)."""
+    plt.rcParams["font.family"] = list(_fonts()[0])
+    logging.getLogger("matplotlib.font_manager").addFilter(_not_weight_substitution)
+
+
+def drawable_labels(names) -> list[str]:
+    """Label names as a figure can draw them: unchanged where the fonts have every character, else with each
+    missing character written as its escape (e.g. \\u4e2d), and one PlotWarning naming those labels."""
+    covered = _fonts()[1]
+    names = [str(n) for n in names]
+    safe = ["".join(c if c.isspace() or ord(c) in covered else c.encode("ascii", "backslashreplace").decode()
+                    for c in n) for n in names]
+    changed = [(n, s) for n, s in zip(names, safe) if n != s]
+    if changed:
+        shown = ", ".join(f"{n!r} as {s!r}" for n, s in changed[:5]) + (", ..." if len(changed) > 5 else "")
+        warnings.warn(f"{len(changed)} label name(s) have characters no installed font draws; the figures write "
+                      f"them as escapes: {shown}. Install a font that has them (e.g. `apt install fonts-noto-cjk`) "
+                      "to see them as written.", PlotWarning, stacklevel=3)
+    return safe
+
+
+use_fallback_fonts()
 
 
 def readable(name: str) -> str:
@@ -65,7 +125,7 @@ def plot_class_distribution(label_names: list[str], split_labels: dict[str, np.n
         if len(c) != k:
             raise ValueError(f"split {split!r} has labels >= {k} (only {k} label names given)")
     fig, ax = plt.subplots(figsize=(8, 0.4 * k + 1.5), layout="tight")
-    pd.DataFrame(counts, index=label_names).plot.barh(ax=ax, width=0.8)
+    pd.DataFrame(counts, index=drawable_labels(label_names)).plot.barh(ax=ax, width=0.8)
     ax.invert_yaxis()  # class 0 on top, as listed
     ax.tick_params(axis="y", labelsize=8)
     ax.set(xlabel="documents", ylabel="class", title="Documents per class and split")
@@ -145,7 +205,7 @@ def plot_confusion_matrix(y_true, y_pred, label_names, title: str = "", ax=None)
     y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
     if y_true.shape != y_pred.shape:
         raise ValueError(f"y_true and y_pred differ in shape: {y_true.shape} vs {y_pred.shape}")
-    k = len(label_names)
+    k, label_names = len(label_names), drawable_labels(label_names)
     cm = confusion_matrix(y_true, y_pred, labels=np.arange(k), normalize="true")
     if ax is None:
         _, ax = plt.subplots(figsize=(0.4 * k + 3.5, 0.4 * k + 2.5), layout="tight")
@@ -176,7 +236,7 @@ def plot_confusion_matrices(preds: dict[str, tuple[np.ndarray, np.ndarray]], lab
     by side; more classes, the 12 most frequent confusions (true → predicted) as grouped bars."""
     if not preds:
         raise ValueError("preds is empty: give at least one model's (y_true, y_pred)")
-    k = len(label_names)
+    k, label_names = len(label_names), drawable_labels(label_names)
     if k <= 10:
         side = 0.4 * k + 3.5
         fig, axes = plt.subplots(1, len(preds), figsize=(side * len(preds), side - 1), squeeze=False, layout="tight")
@@ -199,7 +259,7 @@ def plot_confusion_matrices(preds: dict[str, tuple[np.ndarray, np.ndarray]], lab
 
 def plot_per_class_f1(f1_by_model: dict[str, np.ndarray], label_names) -> Figure:
     """Per-class F1: sorted bars for one model, a models x classes heatmap for several."""
-    k = len(label_names)
+    k, label_names = len(label_names), drawable_labels(label_names)
     scores = {name: np.asarray(v, dtype=float) for name, v in f1_by_model.items()}
     for name, v in scores.items():
         if v.shape != (k,):
