@@ -130,3 +130,14 @@ def test_bad_input_raises_useful_errors():
         stats.expected_calibration_error(np.full((5, 5), 3.0), y)
     with pytest.raises(ValueError, match="differ in length"):
         stats.disagreement_table(y, y, y, y[:2])
+
+
+def test_metrics_leave_out_what_a_split_cannot_have():
+    """A split with one class (own data, a tiny test set) has no one-vs-rest AUC: the key is absent, not a KeyError
+    later, and everything else is scored; with two classes the AUC is there."""
+    from textlab.evaluate import metrics
+
+    logits = np.array([[2.0, 0.0, 0.0], [0.0, 2.0, 0.0]])
+    one = metrics(logits, np.array([0, 0]), ["a", "b", "c"])
+    assert "roc_auc_ovr" not in one and one["accuracy"] == 0.5 and one["per_class"]["support"] == [2, 0, 0]
+    assert metrics(logits, np.array([0, 1]), ["a", "b", "c"])["roc_auc_ovr"] == 1.0
