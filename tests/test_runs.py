@@ -60,9 +60,9 @@ def test_other_settings_are_refused_naming_each_difference(runs_root, tiny_profi
 def test_other_data_is_refused(runs_root, tiny_profile, tiny_prep, tmp_path):
     from helpers import keyword_csv
 
-    csv = keyword_csv(tmp_path / "kw.csv", n=60)
+    csv = keyword_csv(tmp_path / "kw.csv", n=150)
     pipeline.open_run(resolve(tiny_profile, data=str(csv)), name="same")
-    keyword_csv(csv, n=60, seed=1)  # same file name, other contents
+    keyword_csv(csv, n=150, seed=1)  # same file name, other contents
     with pytest.raises(runs.RunError, match=r"data\.fingerprint: [0-9a-f]{64} -> [0-9a-f]{64}"):
         pipeline.open_run(resolve(tiny_profile, data=str(csv)), name="same")
 
@@ -104,7 +104,7 @@ def test_train_cli_never_reports_an_old_model_under_new_settings(trained_run, mo
 def test_hints_name_the_command_of_this_run(runs_root, tiny_profile, tiny_prep, tmp_path):
     from helpers import keyword_csv
 
-    csv = keyword_csv(tmp_path / "kw.csv", n=60)
+    csv = keyword_csv(tmp_path / "kw.csv", n=150)
     prep = pipeline.open_run(resolve("smoke", data=str(csv), overrides="bert.epochs=2"), name="kw")
     assert runs.how_to_make(prep.run, "04_ensemble") == (
         f"python -m textlab run --profile smoke --data {csv} --set bert.epochs=2 --name kw --only 04_ensemble")
@@ -168,6 +168,43 @@ def test_a_running_command_keeps_its_folder_and_its_notebooks_work_under_it(tmp_
     finally:
         os.kill(holder.pid, signal.SIGKILL)
         holder.wait()
+
+
+KERNEL = textwrap.dedent("""
+    import sys, time
+    from textlab import runs
+    with runs.lock(sys.argv[1]):  # what pipeline.open_run does in a JupyterLab kernel
+        runs.keep_open(sys.argv[1])
+    print("open", flush=True)
+    time.sleep(120)
+""")
+
+
+def test_a_folder_open_in_a_notebook_kernel_is_neither_deleted_nor_run_over(tmp_path, tiny_profile, tiny_prep,
+                                                                            monkeypatch):
+    """A kernel in JupyterLab may write to its run between cells, without holding the lock: while it lives, --fresh
+    and `textlab run` elsewhere are refused, naming its pid and command line; another kernel may open it too."""
+    monkeypatch.setenv("TEXTLAB_RUNS", str(tmp_path))
+    run = tmp_path / "smoke"
+    (run / "seed-42" / "bert").mkdir(parents=True)
+    (run / "seed-42" / "bert" / "metrics.json").write_text("{}")
+    kernel = subprocess.Popen([sys.executable, "-c", KERNEL, str(run)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert kernel.stdout.readline().strip() == "open"
+        with pytest.raises(runs.RunError, match=rf"(?s)smoke is open in process {kernel.pid} \(.*-c .*\), a notebook "
+                                                r"kernel that may still write to it: shut that kernel down"):
+            pipeline.open_run(tiny_profile, prep=tiny_prep, fresh=True)
+        assert (run / "seed-42" / "bert" / "metrics.json").exists()  # nothing deleted
+        with pytest.raises(runs.RunError, match=rf"is open in process {kernel.pid} "):
+            with runs.lock(run), runs.alone(run):  # what `textlab run` holds for its whole command
+                pass
+        with runs.lock(run):
+            runs.keep_open(run)  # a second kernel: fine
+    finally:
+        os.kill(kernel.pid, signal.SIGKILL)
+        kernel.wait()
+    pipeline.open_run(tiny_profile, prep=tiny_prep, fresh=True)  # this process's own open folder: its --fresh works
+    assert not (run / "seed-42").exists()
 
 
 def test_an_unwritable_run_folder_says_so(tmp_path, monkeypatch):

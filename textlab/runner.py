@@ -216,7 +216,7 @@ def run(profile: str | None = None, only: list[str] | None = None, *, data: str 
     chosen = select(only)
     # The folder's lock, held from before anything is read or deleted until the last notebook ends: a second
     # process (another run, a --fresh) is refused at once, naming this command; the notebooks' kernels work under it.
-    with runs.lock(runs.runs_root() / runs.run_name(prof, name)):
+    with runs.lock(runs.runs_root() / runs.run_name(prof, name)) as folder, runs.alone(folder):
         run_dir = runs.open_run(prof, load_for_profile(prof), get_backbone(prof.backbone), name, fresh)
         return _execute(chosen, prof, run_dir, items, data)
 

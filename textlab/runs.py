@@ -29,6 +29,7 @@ from .config import EXECUTION_ONLY, PROFILES, PROJECT_ROOT, Profile
 
 MANIFEST = "manifest.json"
 LOCK = ".lock"
+OPEN = ".open"  # held shared by each process that has the run open outside `textlab run` (a JupyterLab kernel)
 # Packages whose version can change a run's numbers (kernels, tokenization, splits, metrics).
 NUMERIC_PACKAGES = ("torch", "transformers", "tokenizers", "accelerate", "datasets", "scikit-learn", "numpy", "scipy")
 # Manifest keys recorded for the reader but not compared: where things are, not what they are.
@@ -208,7 +209,7 @@ def check_manifest(run: Path, manifest: dict) -> None:
     """Refuse a folder made from anything else; write the manifest into a new or empty one."""
     path = run / MANIFEST
     if not path.exists():
-        leftovers = [p.name for p in run.iterdir() if p.name not in (LOCK, "notebooks")] if run.exists() else []
+        leftovers = [p.name for p in run.iterdir() if p.name not in (LOCK, OPEN, "notebooks")] if run.exists() else []
         if leftovers:
             raise RunError(f"{run} holds a run without {MANIFEST} ({', '.join(sorted(leftovers)[:4])}): it was made by "
                            f"an older textlab, or by hand, and cannot be checked against these settings.\n"
@@ -277,10 +278,12 @@ def open_run(profile: Profile, raw, backbone, name: str = "", fresh: bool = Fals
     manifest = make_manifest(profile, name, raw, backbone, fingerprint)
     with lock(run):
         if fresh:
-            for child in run.iterdir():
-                if child.name != LOCK:
-                    shutil.rmtree(child) if child.is_dir() else child.unlink()
+            with alone(run):
+                for child in run.iterdir():
+                    if child.name not in (LOCK, OPEN):
+                        shutil.rmtree(child) if child.is_dir() else child.unlink()
         check_manifest(run, manifest)
+        keep_open(run)
     return run
 
 
@@ -316,6 +319,76 @@ def lock(run: Path):
         _held.discard(run)
         if fd is not None:
             os.close(fd)  # releases the flock
+
+
+_open: dict[Path, int] = {}  # run folders this process keeps open (keep_open): the fd of the shared OPEN lock
+_alone_in: set[Path] = set()  # run folders this process holds alone (alone)
+
+
+def keep_open(run: Path) -> None:
+    """Mark the run folder open by this process until it exits, as a notebook kernel in JupyterLab may write to it
+    between cells: `textlab run` and --fresh elsewhere refuse it meanwhile (alone). Processes started by a
+    `textlab run` need not: their command holds the folder already. Any number of processes may keep it open."""
+    run = Path(run).resolve()
+    if run in _open or run in _alone_in or _holder_is_an_ancestor(run):
+        return
+    fd = os.open(run / OPEN, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise RunError(f"{run} is in use by {', '.join(_openers(run / OPEN)) or 'another process'}: wait until it "
+                       f"finishes, or use another run name (--name NAME)") from None
+    _open[run] = fd
+
+
+def _holder_is_an_ancestor(run: Path) -> bool:
+    pid = re.match(r"process (\d+)", (run / LOCK).read_text(errors="replace") if (run / LOCK).exists() else "")
+    return bool(pid) and int(pid.group(1)) in _ancestors()
+
+
+def _openers(path: Path) -> list[str]:
+    """'process PID (command line)' of every other process with `path` open, read from /proc."""
+    found = []
+    for fd in Path("/proc").glob("[0-9]*/fd/*"):
+        try:
+            if os.readlink(fd) == str(path) and int(fd.parts[2]) != os.getpid():
+                command = Path("/proc", fd.parts[2], "cmdline").read_bytes().split(b"\0")
+                line = " ".join(shlex.join(a.decode() for a in command if a).split())  # one line, even for -c code
+                found.append(f"process {fd.parts[2]} ({line[:120]})")
+        except (OSError, ValueError):
+            continue
+    return sorted(set(found))
+
+
+@contextmanager
+def alone(run: Path):
+    """No other process keeps the run folder open (keep_open) while this block runs; else a RunError naming them."""
+    run = Path(run).resolve()
+    if run in _alone_in:  # re-entrant: `textlab run --fresh` holds it, then opens the folder
+        yield
+        return
+    own = _open.get(run)
+    fd = own if own is not None else os.open(run / OPEN, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # converts this process's own shared lock, if it holds one
+    except BlockingIOError:
+        if own is None:
+            os.close(fd)
+        else:
+            fcntl.flock(fd, fcntl.LOCK_SH)  # a failed conversion may have dropped it (flock(2)): take it back
+        others = ", ".join(_openers(run / OPEN)) or "another process"
+        raise RunError(f"{run} is open in {others}, a notebook kernel that may still write to it: shut that kernel "
+                       f"down (JupyterLab: Kernel > Shut Down Kernel), or use another run name (--name NAME)") from None
+    _alone_in.add(run)
+    try:
+        yield
+    finally:
+        _alone_in.discard(run)
+        if own is None:
+            os.close(fd)
+        else:
+            fcntl.flock(fd, fcntl.LOCK_SH)
 
 
 def _acquire(run: Path) -> int | None:
