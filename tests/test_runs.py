@@ -139,6 +139,15 @@ def test_a_second_process_is_refused_and_a_killed_holder_does_not_block(tmp_path
             assert f"process {os.getpid()}" in (run / runs.LOCK).read_text()
 
 
+def _process_on_a_trained_run(script: str, tmp_path, monkeypatch):
+    """runs/smoke holding a model's metrics, and a process running `script` on it."""
+    monkeypatch.setenv("TEXTLAB_RUNS", str(tmp_path))
+    run = tmp_path / "smoke"
+    (run / "seed-42" / "bert").mkdir(parents=True)
+    (run / "seed-42" / "bert" / "metrics.json").write_text("{}")
+    return run, subprocess.Popen([sys.executable, "-c", script, str(run)], stdout=subprocess.PIPE, text=True)
+
+
 RUNNER = textwrap.dedent("""
     import subprocess, sys, time
     from textlab import runs
@@ -154,11 +163,7 @@ def test_a_running_command_keeps_its_folder_and_its_notebooks_work_under_it(tmp_
                                                                              monkeypatch):
     """`textlab run` holds the lock for the whole command: a process it starts (a notebook's kernel) works under
     it, while another command, even with --fresh, is refused before it reads or deletes anything."""
-    monkeypatch.setenv("TEXTLAB_RUNS", str(tmp_path))
-    run = tmp_path / "smoke"
-    (run / "seed-42" / "bert").mkdir(parents=True)
-    (run / "seed-42" / "bert" / "metrics.json").write_text("{}")
-    holder = subprocess.Popen([sys.executable, "-c", RUNNER, str(run)], stdout=subprocess.PIPE, text=True)
+    run, holder = _process_on_a_trained_run(RUNNER, tmp_path, monkeypatch)
     try:
         assert holder.stdout.readline().strip() == "child in"  # the holder's child took the lock it holds
         for fresh in (True, False):
@@ -184,11 +189,7 @@ def test_a_folder_open_in_a_notebook_kernel_is_neither_deleted_nor_run_over(tmp_
                                                                             monkeypatch):
     """A kernel in JupyterLab may write to its run between cells, without holding the lock: while it lives, --fresh
     and `textlab run` elsewhere are refused, naming its pid and command line; another kernel may open it too."""
-    monkeypatch.setenv("TEXTLAB_RUNS", str(tmp_path))
-    run = tmp_path / "smoke"
-    (run / "seed-42" / "bert").mkdir(parents=True)
-    (run / "seed-42" / "bert" / "metrics.json").write_text("{}")
-    kernel = subprocess.Popen([sys.executable, "-c", KERNEL, str(run)], stdout=subprocess.PIPE, text=True)
+    run, kernel = _process_on_a_trained_run(KERNEL, tmp_path, monkeypatch)
     try:
         assert kernel.stdout.readline().strip() == "open"
         with pytest.raises(runs.RunError, match=rf"(?s)smoke is open in process {kernel.pid} \(.*-c .*\), a notebook "
