@@ -54,3 +54,22 @@ def test_notebook_shows_project_errors_as_their_message(shell, capsys):
     assert isinstance(result.error_in_exec, RuntimeError)
     out = re.sub(r"\x1b\[[0-9;]*m", "", capsys.readouterr().out)  # without the colours
     assert "----> 3 step()" in out and "raise RuntimeError('real bug')" in out  # the frames are shown
+
+
+def test_a_bad_setting_in_a_notebook_parameters_cell_is_one_line(shell, capsys):
+    """papermill -p overrides "bert.nope=1" (or a wrong type) reaches resolve() in the kernel: one line, as at the
+    command line, not a traceback through config.py."""
+    errors.show_briefly_in_ipython(shell)
+    for overrides, message in (("bert.nope=1", "SettingError: unknown setting 'bert.nope'; valid keys here: "),
+                               ("bert.epochs=abc", "SettingError: override bert.epochs='abc' must be of type int")):
+        result = shell.run_cell(f"from textlab.config import resolve\nresolve('smoke', overrides={overrides!r})")
+        assert isinstance(result.error_in_exec, errors.SettingError) and isinstance(result.error_in_exec, ValueError)
+        out = capsys.readouterr().out.strip()
+        assert out.startswith(message) and "\n" not in out
+
+
+def test_several_settings_after_one_set(monkeypatch):
+    seen = {}
+    monkeypatch.setattr("textlab.runner.run", lambda profile, only, **kw: seen.update(kw) or "runs/x")
+    assert cli.main(["run", "--profile", "smoke", "--set", "bert.epochs=2", "bilstm.lr=1e-3", "--set", "seeds=1"]) == 0
+    assert seen["overrides"] == ["bert.epochs=2", "bilstm.lr=1e-3", "seeds=1"]

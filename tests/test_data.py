@@ -670,3 +670,15 @@ def test_validation_folds_the_ensemble_cannot_cut_are_refused_with_the_minimum()
     with pytest.warns(DataWarning, match=r"1 of 3 classes have fewer validation documents than the ensemble "
                                          r"choice's 3 folds \('c' \(1\)\)"):
         check_validation_folds(np.array([0] * 6 + [1] * 6 + [2]), names, 3, (42,), 0.1, "f.csv")
+
+
+@pytest.mark.parametrize("content, message", [
+    ("", "is empty: it needs a header line (text,label) and one row per document"),
+    ("\n\n", "is empty: it needs a header line (text,label) and one row per document"),
+    ("text,label\n", "has columns but no rows: add one row per document (text and label)"),
+    ("text,label\nhello,only\n", "need at least 2 classes, found ['only']")])
+def test_files_without_documents_or_classes_say_so(tmp_path, content, message):
+    path = tmp_path / "mine.csv"
+    path.write_text(content)
+    with pytest.raises(DataError, match=re.escape(f"{path}") + ".*" + re.escape(message)):
+        data.load_data(path)

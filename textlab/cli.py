@@ -58,8 +58,8 @@ def _run_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--profile", choices=list(PROFILES), default=None, help="default: $TEXTLAB_PROFILE or cpu")
     p.add_argument("--data", metavar="FILE", default="",
                    help="your own .csv / .jsonl / .parquet (columns text, label[, split]); default: 20 Newsgroups")
-    p.add_argument("--set", action="append", metavar="KEY=VALUE",
-                   help="override a profile setting, e.g. --set bert.epochs=2 (repeatable)")
+    p.add_argument("--set", action="extend", nargs="+", metavar="KEY=VALUE",
+                   help="override profile settings, e.g. --set bert.epochs=2 bilstm.lr=1e-3 (repeatable)")
     p.add_argument("--name", default="", help="run folder runs/NAME (default: the profile, plus the data file's stem)")
     p.add_argument("--fresh", action="store_true", help="delete what the run folder holds and start it over")
 

@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .errors import SettingError
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 SELECT_METRICS = ("accuracy", "macro_f1")
@@ -23,7 +25,7 @@ def _require(obj, rules: list[tuple[str, bool, str]]) -> None:
     """The first (setting, holds, rule) that does not hold is a ValueError: "lr must be > 0, got -1"."""
     for name, holds, rule in rules:
         if not holds:
-            raise ValueError(f"{name} must be {rule}, got {getattr(obj, name)}")
+            raise SettingError(f"{name} must be {rule}, got {getattr(obj, name)}")
 
 
 @dataclass(frozen=True)
@@ -61,8 +63,8 @@ class TrainConfig:
         for name, choices in (("precision", PRECISIONS), ("log_with", TRACKERS), ("truncation", TRUNCATIONS),
                               ("select_metric", SELECT_METRICS)):
             if getattr(self, name) not in choices:
-                raise ValueError(f"unknown {name} {getattr(self, name)!r}; "
-                                 f"choose one of: {', '.join(c or repr(c) + ' (off)' for c in choices)}")
+                raise SettingError(f"unknown {name} {getattr(self, name)!r}; "
+                                  f"choose one of: {', '.join(c or repr(c) + ' (off)' for c in choices)}")
         counts = ("epochs", "batch_size", "grad_accum", "eval_batch_size")
         _require(self, [(n, getattr(self, n) >= 1, ">= 1") for n in counts] + [
             ("pad_buckets", all(isinstance(b, int) and b >= 1 for b in self.pad_buckets), "positive token lengths"),
@@ -189,7 +191,7 @@ def _coerce(value: Any, default: Any, key: str) -> Any:
     return kind(value) if kind in (int, float, tuple) else value
 
 
-class UnknownSetting(KeyError):
+class UnknownSetting(SettingError, KeyError):
     def __str__(self) -> str:  # KeyError would print the message in quotes
         return str(self.args[0])
 
@@ -222,7 +224,7 @@ def get_profile(name: str | None = None, **overrides: Any) -> Profile:
     get_profile("smoke", bert__epochs=2) or get_profile("smoke", **{"bert.epochs": 2})."""
     name = name or os.environ.get("TEXTLAB_PROFILE") or "cpu"
     if name not in PROFILES:
-        raise ValueError(f"unknown profile {name!r}; choose one of: {', '.join(PROFILES)}")
+        raise SettingError(f"unknown profile {name!r}; choose one of: {', '.join(PROFILES)}")
     return _apply(PROFILES[name], overrides)
 
 
@@ -238,7 +240,7 @@ def parse_overrides(overrides: str | list | tuple | dict | None) -> dict[str, An
     for item in items:
         key, eq, value = str(item).partition("=")
         if not eq or not key.strip():
-            raise ValueError(f"an override is KEY=VALUE (e.g. bert.epochs=2), got {item!r}")
+            raise SettingError(f"an override is KEY=VALUE (e.g. bert.epochs=2), got {item!r}")
         out[key.strip()] = value.strip()
     return out
 
@@ -252,4 +254,4 @@ def resolve(profile: Profile | str | None = None, data: str = "", overrides=None
     try:
         return _apply(profile if isinstance(profile, Profile) else get_profile(profile), items)
     except (UnknownSetting, TypeError) as e:
-        raise ValueError(str(e)) from e
+        raise SettingError(str(e)) from None  # one line in a notebook too (errors.show_briefly_in_ipython)

@@ -195,6 +195,8 @@ def load_user_file(path: str | os.PathLike, test_fraction: float = 0.2, seed: in
     texts = df["text"].fillna("").astype(str).tolist()
     labels = _stripped(path, [_label_text(x) for x in df["label"]], where)
     names = sorted(set(labels))
+    if not labels:
+        raise DataError(f"{path} has columns but no rows: add one row per document (text and label)")
     if len(names) < 2:
         raise DataError(f"{path}: need at least 2 classes, found {names}")
     full = _dataset(texts, labels, [str(i) for i in df.index], names)
@@ -225,6 +227,8 @@ def _read_table(path: Path) -> pd.DataFrame:
         raise
     except pd.errors.ParserError as e:  # .csv
         raise DataError(_csv_error(path, text, e)) from e
+    except pd.errors.EmptyDataError:  # .csv of zero bytes or only blank lines
+        raise DataError(f"{path} is empty: it needs a header line (text,label) and one row per document") from None
     except Exception as e:
         raise DataError(f"{path} could not be read as {suffix}: {type(e).__name__}: {' '.join(str(e).split())}") from e
 

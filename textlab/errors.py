@@ -12,6 +12,10 @@ class TextlabError(Exception):
     """Base of textlab's own errors."""
 
 
+class SettingError(TextlabError, ValueError):
+    """A setting, override or profile name that does not exist or does not hold; the message names it."""
+
+
 class TextlabWarning(UserWarning):
     """Base of textlab's own warnings: shown as their message (show_warnings_briefly), not with a source line."""
 
