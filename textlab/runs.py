@@ -323,6 +323,7 @@ def lock(run: Path):
 
 _open: dict[Path, int] = {}  # run folders this process keeps open (keep_open): the fd of the shared OPEN lock
 _alone_in: set[Path] = set()  # run folders this process holds alone (alone)
+_beneath: set[Path] = set()  # run folders whose lock an ancestor holds (_acquire): its `textlab run` command
 
 
 def keep_open(run: Path) -> None:
@@ -330,7 +331,7 @@ def keep_open(run: Path) -> None:
     between cells: `textlab run` and --fresh elsewhere refuse it meanwhile (alone). Processes started by a
     `textlab run` need not: their command holds the folder already. Any number of processes may keep it open."""
     run = Path(run).resolve()
-    if run in _open or run in _alone_in or _holder_is_an_ancestor(run):
+    if run in _open or run in _alone_in or run in _beneath:
         return
     fd = os.open(run / OPEN, os.O_RDWR | os.O_CREAT, 0o644)
     try:
@@ -340,11 +341,6 @@ def keep_open(run: Path) -> None:
         raise RunError(f"{run} is in use by {', '.join(_openers(run / OPEN)) or 'another process'}: wait until it "
                        f"finishes, or use another run name (--name NAME)") from None
     _open[run] = fd
-
-
-def _holder_is_an_ancestor(run: Path) -> bool:
-    pid = re.match(r"process (\d+)", (run / LOCK).read_text(errors="replace") if (run / LOCK).exists() else "")
-    return bool(pid) and int(pid.group(1)) in _ancestors()
 
 
 def _openers(path: Path) -> list[str]:
@@ -405,6 +401,7 @@ def _acquire(run: Path) -> int | None:
         os.close(fd)
         pid = re.match(r"process (\d+)", holder)
         if pid and int(pid.group(1)) in _ancestors():
+            _beneath.add(run)
             return None  # our own `textlab run` holds it for the whole command: its notebooks work under it
         raise RunError(f"{run} is in use by {holder}: wait until it finishes, or use another run name "
                        f"(--name NAME)") from None
