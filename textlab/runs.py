@@ -359,31 +359,35 @@ def _openers(path: Path) -> list[str]:
 
 @contextmanager
 def alone(run: Path):
-    """No other process keeps the run folder open (keep_open) while this block runs; else a RunError naming them."""
+    """No other process keeps the run folder open (keep_open) while this block runs; else a RunError naming them.
+    Hold lock(run) around it: keep_open is only ever called under that lock."""
     run = Path(run).resolve()
     if run in _alone_in:  # re-entrant: `textlab run --fresh` holds it, then opens the folder
         yield
         return
     own = _open.get(run)
-    fd = own if own is not None else os.open(run / OPEN, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # converts this process's own shared lock, if it holds one
-    except BlockingIOError:
-        if own is None:
-            os.close(fd)
-        else:
-            fcntl.flock(fd, fcntl.LOCK_SH)  # a failed conversion may have dropped it (flock(2)): take it back
-        others = ", ".join(_openers(run / OPEN)) or "another process"
-        raise RunError(f"{run} is open in {others}, a notebook kernel that may still write to it: shut that kernel "
-                       f"down (JupyterLab: Kernel > Shut Down Kernel), or use another run name (--name NAME)") from None
+    # no OPEN file: nobody ever kept the folder open, and under lock() nobody can start to
+    fd = own if own is not None or not (run / OPEN).exists() else os.open(run / OPEN, os.O_RDWR)
+    if fd is not None:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # converts this process's own shared lock, if it holds one
+        except BlockingIOError:
+            if own is None:
+                os.close(fd)
+            else:
+                fcntl.flock(fd, fcntl.LOCK_SH)  # a failed conversion may have dropped it (flock(2)): take it back
+            others = ", ".join(_openers(run / OPEN)) or "another process"
+            raise RunError(f"{run} is open in {others}, a notebook kernel that may still write to it: shut that "
+                           f"kernel down (JupyterLab: Kernel > Shut Down Kernel), or use another run name "
+                           f"(--name NAME)") from None
     _alone_in.add(run)
     try:
         yield
     finally:
         _alone_in.discard(run)
-        if own is None:
+        if fd is not None and own is None:
             os.close(fd)
-        else:
+        elif fd is not None:
             fcntl.flock(fd, fcntl.LOCK_SH)
 
 
