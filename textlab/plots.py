@@ -373,7 +373,7 @@ def plot_seed_scores(scores: pd.DataFrame) -> Figure:
     if (scores["seed"] == "all").any():
         handles.append(Line2D([], [], marker="D", linestyle="", color="black", label="over all seeds (one model)"))
     axes[1].legend(handles=handles, fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1))
-    axes[0].invert_yaxis()
+    axes[0].set_ylim(len(models) - 0.5, -0.8)  # the first model on top, its mean label below the title
     return fig
 
 
