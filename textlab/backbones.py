@@ -11,6 +11,7 @@ embedded package, so nothing is downloaded unless "bert-base-uncased" itself is 
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer, BertConfig, PretrainedConfig
@@ -41,12 +42,23 @@ class Backbone:
             return AutoModelForSequenceClassification.from_config(config)
         # transformers prints a "LOAD REPORT" listing classifier.weight / classifier.bias as newly initialised: that
         # is the point of a new head, and it filled the notebooks' outputs; real load problems still raise.
-        verbosity = hf_logging.get_verbosity()
-        hf_logging.set_verbosity_error()
-        try:
+        with quiet_transformers():
             return AutoModelForSequenceClassification.from_pretrained(self.pretrained, **overrides)
-        finally:
-            hf_logging.set_verbosity(verbosity)
+
+
+@contextmanager
+def quiet_transformers():
+    """transformers without its notices and its progress bars ("Loading weights", "Writing model shards") for one
+    small file; errors still raise."""
+    verbosity, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(verbosity)
+        if bars:
+            hf_logging.enable_progress_bar()
 
 
 def config_dict(config: PretrainedConfig) -> dict:

@@ -211,6 +211,34 @@ def load_training_state(ckpt: Path) -> dict:
         raise CheckpointError(f"{path} could not be loaded safely (truncated or corrupt?): {e}") from e
 
 
+# ---------------------------------------------------------------- exported models (textlab.export)
+
+EXPORT = "textlab_export.json"  # in an exported model's folder: what made it, and the SHA-256 of every file in it
+
+
+def folder_hashes(folder) -> dict[str, str]:
+    """{relative path: full SHA-256} of every file under `folder` (hidden temporary files aside), sorted."""
+    folder = Path(folder)
+    return {f.relative_to(folder).as_posix(): sha256_file(f, 64) for f in sorted(folder.rglob("*"))
+            if f.is_file() and not f.name.startswith(".")}
+
+
+def read_export(folder) -> dict:
+    """The export record of an exported model folder, once every file it lists is checked against its recorded
+    SHA-256: a changed, truncated or missing file is refused by name (nothing is loaded from an altered export)."""
+    folder = Path(folder)
+    info = read_json(folder / EXPORT)
+    check_schema(info, folder / EXPORT, ": export the model again with this textlab")
+    for name, want in info.get("files", {}).items():
+        path = folder / name
+        if not path.is_file():
+            raise CheckpointError(f"{path} is missing: the export {folder} is incomplete; export the model again")
+        if sha256_file(path, 64) != want:
+            raise CheckpointError(f"{path} was changed after export (its SHA-256 differs from the one {EXPORT} "
+                                  f"records): export the model again, or restore the file")
+    return info
+
+
 def check_schema(obj, source, fix: str = "", error: type[Exception] = CheckpointError) -> None:
     """Refuse an artifact of another SCHEMA with `error`, naming `source` and (`fix`) what to do instead."""
     found = obj.get("schema") if isinstance(obj, dict) else None

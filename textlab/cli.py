@@ -1,4 +1,4 @@
-"""python -m textlab {run, train, describe, predict}."""
+"""python -m textlab {run, train, describe, predict, export}."""
 
 from __future__ import annotations
 
@@ -53,6 +53,14 @@ def _predict(args) -> int:
     return predict_main(args)
 
 
+def _export(args) -> int:
+    from .export import export
+
+    out = export(args.run, args.model, args.out, seed=args.seed, force=args.force)
+    print(f"exported the {args.model} model of {args.run} to {out} (model card: {out / 'README.md'})")
+    return 0
+
+
 def _run_arguments(p: argparse.ArgumentParser) -> None:
     """What makes a run: profile, data, overrides; and where it goes."""
     p.add_argument("--profile", choices=list(PROFILES), default=None, help="default: $TEXTLAB_PROFILE or cpu")
@@ -89,7 +97,8 @@ def main(argv: list[str] | None = None) -> int:
 
     p = sub.add_parser("predict", help="classify new text with a trained run")
     p.add_argument("--run", required=True, help="run folder, e.g. runs/cpu")
-    p.add_argument("--model", default="bert", help="bert, bilstm or ensemble (the one the run chose)")
+    p.add_argument("--model", default=None,
+                   help="bert, bilstm or ensemble (the one the run chose); default: bert, or what an export holds")
     p.add_argument("--seed", type=int, default=None,
                    help="bert / bilstm: the model of this training seed (default: the run's first seed)")
     p.add_argument("--file", help="one document per line ('-' = stdin)")
@@ -99,6 +108,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--json", action="store_true", help="JSON lines")
     p.add_argument("texts", nargs="*", help="texts to classify ('-' = stdin)")
     p.set_defaults(func=_predict)
+
+    p = sub.add_parser("export", help="write a trained model to a folder of its own, with a model card "
+                                      "(bert: a standard transformers folder)")
+    p.add_argument("--run", required=True, help="run folder, e.g. runs/cpu")
+    p.add_argument("--model", choices=["bert", "bilstm", "ensemble"], default="bert",
+                   help="ensemble: the one the run chose, with its members")
+    p.add_argument("--seed", type=int, default=None,
+                   help="bert / bilstm: the model of this training seed (default: the run's first)")
+    p.add_argument("--force", action="store_true", help="replace an earlier export in OUT")
+    p.add_argument("out", metavar="OUT", help="the folder to create")
+    p.set_defaults(func=_export)
 
     args = parser.parse_args(argv)
     show_warnings_briefly()

@@ -12,10 +12,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-from .backbones import get_backbone
+from .backbones import get_backbone, quiet_transformers
 from .batching import Collator, LengthGroupedBatchSampler
-from .checkpoint import POINTER, CheckpointError, checkpoint_path, read_json
+from .checkpoint import EXPORT, POINTER, CheckpointError, checkpoint_path, read_export, read_json
 from .data import truncate_ids
 from .ensemble import load_variant
 from .models.tfidf import TfidfSVM
@@ -110,14 +111,16 @@ class EnsemblePredictor:
     """The run's ensemble, chosen in notebook 04 (within a seed, or a deep ensemble over every seed's members): its
     members' predictions combined by the fitted variant."""
 
-    def __init__(self, run, device: str | None = None, precision: str = "fp32"):
+    def __init__(self, run, device: str | None = None, precision: str = "fp32", tokenizer=None):
+        """`run`: a run folder, or an exported ensemble (the same layout); `tokenizer`: None = each member's
+        backbone's."""
         run = Path(run)
         info_path = run / "ensemble" / "ensemble.json"
         info = read_json(info_path)
         self.variant = load_variant(info, run / "ensemble")
         self.members = list(info["members"])
         folders = dict(zip(self.members, info["member_folders"]))  # e.g. "bert@43" -> "seed-43/bert"
-        self.neural = {m: _model_predictor(run / f, device, precision) for m, f in folders.items()
+        self.neural = {m: _model_predictor(run / f, device, precision, tokenizer) for m, f in folders.items()
                        if Path(f).name in ("bert", "bilstm")}
         self.tfidf = {m: TfidfSVM.load(run / f / "model") for m, f in folders.items() if Path(f).name == "tfidf"}
         if not self.neural:
@@ -173,19 +176,19 @@ def _head(text: str, n: int) -> str:
     return text[:cut] if cut > 0 else text
 
 
-def load_predictor(run, model: str = "bert", device: str | None = None, precision: str = "fp32",
+def load_predictor(run, model: str | None = None, device: str | None = None, precision: str = "fp32",
                    seed: int | None = None):
-    """The predictor of `model` ("bert", "bilstm" or "ensemble") trained in run folder `run` (e.g. runs/cpu);
+    """The predictor of `model` ("bert", "bilstm" or "ensemble"; default bert) trained in run folder `run` (e.g.
+    runs/cpu), or of the model exported to folder `run` by `textlab export` (default: the one it holds);
     `precision` (PRECISIONS) of its forward pass. bert / bilstm: the model of training seed `seed` (default: the
     run's first); ensemble: the one the run chose (seed must be None)."""
-    if model not in MODELS:
+    if model is not None and model not in MODELS:
         raise ValueError(f"unknown model {model!r}; choose one of: {', '.join(MODELS)}")
     run = Path(run)
-    if not run.exists():
-        raise CheckpointError(_no_run_folder(run))
-    if not run.is_dir() or not (read_manifest(run) or any(run.glob("seed-*"))):
-        raise CheckpointError(f"{run} is not a run folder (one made by `python -m textlab run`, holding manifest.json "
-                              f"and seed-*/): give --run the folder of a trained run, e.g. runs/cpu")
+    check_run_folder(run)
+    if (run / EXPORT).exists():
+        return _exported(run, model, device, precision, seed)
+    model = model or "bert"
     if model == "ensemble":
         if seed is not None:
             raise ValueError("--seed picks a BERT or BiLSTM of one training seed; the ensemble is the run's choice")
@@ -204,13 +207,43 @@ def load_predictor(run, model: str = "bert", device: str | None = None, precisio
     return _model_predictor(folder, device, precision)
 
 
-def _model_predictor(folder: Path, device: str | None, precision: str) -> Predictor:
+def check_run_folder(run: Path) -> None:
+    """A CheckpointError unless `run` is a run folder or an exported model's folder."""
+    if not run.exists():
+        raise CheckpointError(_no_run_folder(run))
+    if not run.is_dir() or not ((run / EXPORT).exists() or read_manifest(run) or any(run.glob("seed-*"))):
+        raise CheckpointError(f"{run} is not a run folder (one made by `python -m textlab run`, holding manifest.json "
+                              f"and seed-*/) nor an exported model ({EXPORT}): give --run the folder of a trained "
+                              f"run, e.g. runs/cpu")
+
+
+def _model_predictor(folder: Path, device: str | None, precision: str, tokenizer=None) -> Predictor:
     net, meta = load_model(folder)
     missing = [k for k in ("backbone", "label_names", "max_length") if k not in meta]
     if missing:
         raise CheckpointError(f"{checkpoint_path(folder, 'best') / 'meta.json'} lacks {', '.join(missing)}: "
                               "it cannot serve predictions")
-    return Predictor(net, meta, get_backbone(meta["backbone"]).tokenizer(), device, precision)
+    return Predictor(net, meta, tokenizer or get_backbone(meta["backbone"]).tokenizer(), device, precision)
+
+
+def _exported(folder: Path, model: str | None, device: str | None, precision: str, seed: int | None):
+    """The predictor of an exported model (textlab.export), its files checked against the export's hashes first;
+    nothing of the run folder it came from is read."""
+    info = read_export(folder)
+    kind = info["model"]
+    if model not in (None, kind):
+        raise ValueError(f"{folder} holds the exported {kind} model, not {model}: give --model {kind} or leave it out")
+    if seed is not None and seed != info.get("seed"):
+        raise ValueError(f"{folder} holds the {kind} model of training seed {info.get('seed')}; export seed {seed} "
+                         "from its run to predict with it")
+    tokenizer = AutoTokenizer.from_pretrained(folder / info["tokenizer"])
+    if kind == "ensemble":
+        return EnsemblePredictor(folder, device, precision, tokenizer)
+    if kind == "bilstm":
+        return _model_predictor(folder / info["folder"], device, precision, tokenizer)
+    with quiet_transformers():
+        net = AutoModelForSequenceClassification.from_pretrained(folder)  # the transformers folder itself
+    return Predictor(net, info["meta"], tokenizer, device, precision)
 
 
 def _no_run_folder(run: Path) -> str:
