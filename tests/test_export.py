@@ -12,7 +12,7 @@ import pytest
 import yaml
 from transformers import pipeline as hf_pipeline
 
-from textlab import cli
+from textlab import card, cli
 from textlab import pipeline as tp
 from textlab.checkpoint import EXPORT, CheckpointError, read_json
 from textlab.export import export
@@ -60,6 +60,11 @@ def test_bilstm_and_ensemble_exports_predict_without_the_run(kind, trained_run, 
     assert np.array_equal([[t["probability"] for t in r["top_k"]] for r in got],
                           [[t["probability"] for t in r["top_k"]] for r in want])
     assert not any(out.rglob("training_state.pt"))  # weights only: nothing to resume training from
+    if kind == "ensemble":  # the card's numbers are the run's choice's
+        row = read_json(run / "ensemble" / "metrics.json")["row"]
+        meta = yaml.safe_load((out / "README.md").read_text().split("---")[1])
+        metrics = {m["type"]: m["value"] for m in meta["model-index"][0]["results"][0]["metrics"]}
+        assert metrics == {"accuracy": round(row["test_accuracy"], 4), "f1": round(row["test_macro_f1"], 4)}
     assert cli.main(["predict", "--run", str(out), "--json", test_texts[0]]) == 0
 
 
@@ -134,3 +139,12 @@ def test_export_faults_are_one_line_and_leave_nothing(trained_run, tmp_path, cap
     assert cli.main(["export", "--run", str(again), str(tmp_path / "c")]) == 2
     assert "is an exported model, not a run folder" in capsys.readouterr().err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a-file", "again", "out", "unfinished"]  # no temp folder
+
+
+def test_what_a_transformers_folder_cannot_express_is_said():
+    facts = {"truncation": "head_tail", "max_length": 512, "name": "BERT classifier, training seed 43"}
+    notes = card._notes("bert", facts, {"settings": {"seeds": [42, 43, 44]}})
+    assert len(notes) == 2
+    assert "head_tail truncation; transformers' pipeline can only keep the head" in notes[0]
+    assert "the run trained 3 seeds; this folder holds one of them (BERT classifier, training seed 43)" in notes[1]
+    assert card._notes("bert", {**facts, "truncation": "head"}, {"settings": {"seeds": [42]}}) == []
