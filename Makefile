@@ -9,16 +9,24 @@ PROFILE ?= cpu
 TEXTLAB_20NG ?= $(abspath $(firstword $(wildcard ../shared/data/20news-bydate.tar.gz)))
 export TEXTLAB_20NG
 
-.PHONY: run study test lab venv describe bench
+.PHONY: run study test lab venv describe bench lock
 
-$(VENV)/.installed: pyproject.toml
+# constraints.txt: the exact version of every package the committed run was made with (torch aside), so that a fresh
+# clone installs them and its runs' manifests match; `make lock` rewrites it from the environment in $(VENV).
+$(VENV)/.installed: pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	# torch first and pinned: the CPU build on this machine. On a GPU, install your CUDA build of
 	# torch into $(VENV) before `make` and this line keeps it (a satisfied requirement installs nothing).
 	$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install -q torch==2.13.0
-	$(PY) -m pip install -q -e ".[dev]"
+	$(PY) -m pip install -q -c constraints.txt -e ".[dev]"
 	touch $@
+
+LOCK_HEADER := \# The exact versions the committed run was made with: written by make lock, read by make (torch: the Makefile pins it)
+lock: venv
+	{ echo "$(LOCK_HEADER)"; $(PY) -m pip freeze --exclude-editable | grep -v -i -E '^(torch|nvidia-|triton)'; } \
+		> constraints.txt.tmp
+	mv constraints.txt.tmp constraints.txt
 
 venv: $(VENV)/.installed
 

@@ -12,10 +12,11 @@ import pytest
 
 from textlab import cli
 from textlab.checkpoint import CheckpointError
+from textlab.kinds import NEURAL
 from textlab.predict import CHARS_PER_TOKEN, Predictor, load_predictor
 from textlab.stats import softmax
 
-KINDS = ("bert", "bilstm")
+KINDS = NEURAL
 NASTY = {
     "empty": "",
     "whitespace": " \t\n  \r\n ",

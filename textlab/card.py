@@ -11,7 +11,8 @@ from huggingface_hub import EvalResult, ModelCardData
 
 from . import checkpoint as ckpt
 from .evaluate import metrics as score
-from .pipeline import DISPLAY, seed_dir
+from .kinds import NEURAL, display
+from .pipeline import seed_dir
 from .plots import readable
 from .stats import bootstrap_ci, expected_calibration_error, softmax
 
@@ -19,7 +20,6 @@ from .stats import bootstrap_ci, expected_calibration_error, softmax
 BASE_MODELS = {"minilm": ("sentence-transformers/all-MiniLM-L6-v2", "apache-2.0"),
                "bert-base-uncased": ("google-bert/bert-base-uncased", "apache-2.0")}
 NG20_HUB = "SetFit/20_newsgroups"  # the Hub's copy of scikit-learn's bydate split with headers, footers, quotes removed
-DISPLAY_ALL = {**DISPLAY, "ensemble": "ensemble"}
 
 
 def model_card(run: Path, model: str, seed: int | None, manifest: dict) -> tuple[str, list[str]]:
@@ -37,9 +37,9 @@ def _model_facts(run: Path, model: str, seed: int) -> dict:
     rec = ckpt.read_json(folder / "metrics.json")
     y, logits = ckpt.read_npy(folder / "labels_test.npy"), ckpt.read_npy(folder / "logits_test.npy")
     spread = [ckpt.read_json(f)["test"]["accuracy"] for f in sorted(run.glob(f"seed-*/{model}/metrics.json"))]
-    return {"name": f"{DISPLAY[model]}, training seed {seed}", "label_names": rec["label_names"], "y": y,
+    return {"name": f"{display(model)}, training seed {seed}", "label_names": rec["label_names"], "y": y,
             "proba": softmax(logits), "test": rec["test"], "val_accuracy": rec["validation"]["accuracy"],
-            "val_what": "validation accuracy", "spread": spread, "spread_what": f"the {DISPLAY[model]}",
+            "val_what": "validation accuracy", "spread": spread, "spread_what": f"the {display(model)}",
             "backbone": rec["backbone"], "max_length": rec["max_length"], "truncation": rec["truncation"],
             "settings": rec["config"], "trained": [rec]}
 
@@ -50,7 +50,7 @@ def _ensemble_facts(run: Path) -> dict:
     members = [run / f for f in stage["member_folders"]]
     y = ckpt.read_npy(members[0] / "labels_test.npy")
     proba = ckpt.read_npy(run / "ensemble" / "proba_test_chosen.npy")
-    trained = [ckpt.read_json(f / "metrics.json") for f in members if f.name in DISPLAY]
+    trained = [ckpt.read_json(f / "metrics.json") for f in members if f.name in NEURAL]
     spread = [ckpt.read_json(f)["rows"]["chosen"]["test_accuracy"]
               for f in sorted(run.glob("seed-*/ensemble/metrics.json"))]
     return {"name": f"ensemble: {readable(rec['chosen'])}", "label_names": rec["label_names"], "y": y, "proba": proba,

@@ -21,16 +21,12 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from .errors import TextlabError
+from .errors import CheckpointError
 
 POINTER = "checkpoints.json"
 # The layout of every artifact (run manifest, checkpoint meta, metrics, tuning records). An artifact of another
 # schema is refused with a message instead of being read with guessed defaults: bump this when a key is added.
 SCHEMA = 1
-
-
-class CheckpointError(TextlabError, RuntimeError):
-    """A checkpoint or run folder that cannot be used; the message names the file and the problem."""
 
 
 # ---------------------------------------------------------------- atomic files

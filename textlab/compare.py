@@ -9,9 +9,9 @@ import numpy as np
 import pandas as pd
 
 from .checkpoint import CheckpointError, checkpoint_path, read_json, read_npy, write_text
-from .pipeline import train_first
 from . import seeds
-from .runs import read_manifest, run_seeds
+from .kinds import MEMBERS, NEURAL, REGISTRY
+from .runs import read_manifest, run_seeds, train_first
 from .stats import bootstrap_ci, mcnemar, softmax
 
 # The published student report this study starts from (bert-base-uncased on an RTX 3060), as reported there; "ours":
@@ -76,7 +76,7 @@ def comparison_table(run) -> pd.DataFrame:
     folders = [run / f"seed-{s}" for s in run_seeds(run)]  # in the manifest's order: the first is the reference
     first = folders[0]
     members, rows = {}, []
-    for kind in seeds.KINDS:
+    for kind in MEMBERS:
         rec = members[kind] = _load(first, kind)
         architecture = zip(("pretrained_backbone", "sequence_modelling", "pooling"), _architecture(first / kind, rec))
         rows.append({"model": rec["display_name"], **{f"{k}_params": v for k, v in rec["params"].items()},
@@ -226,7 +226,7 @@ def test_probabilities(run) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     first = run / f"seed-{run_seeds(run)[0]}"
     y = read_npy(first / "bert" / "labels_test.npy")
     probs = {}
-    for kind in seeds.KINDS:
+    for kind in MEMBERS:
         rec = _load(first, kind)
         if not np.array_equal(read_npy(first / kind / "labels_test.npy"), y):
             raise CheckpointError(f"{first / kind / 'labels_test.npy'} is not in the order of the BERT test labels")
@@ -256,13 +256,16 @@ def mcnemar_matrix(y, probs: dict[str, np.ndarray]) -> pd.DataFrame:
     return out
 
 
-def disagreement_examples(texts, y, pred_a, pred_b, pred_ens, label_names, k: int = 6, seed: int = 0) -> pd.DataFrame:
-    """A few test documents where the two models disagree: who is right, and what the ensemble says."""
+def disagreement_examples(texts, y, pred_a, pred_b, pred_ens, label_names, k: int = 6, seed: int = 0,
+                          names: tuple[str, str, str] = (*(REGISTRY[m].short for m in NEURAL), "ensemble")
+                          ) -> pd.DataFrame:
+    """A few test documents where models a and b disagree: who is right, and what the ensemble says (columns:
+    `names`)."""
     y, pred_a, pred_b, pred_ens = map(np.asarray, (y, pred_a, pred_b, pred_ens))
     idx = np.flatnonzero(pred_a != pred_b)
     idx = np.random.default_rng(seed).choice(idx, size=min(k, len(idx)), replace=False)
     def name(i):
         return label_names[int(i)]
 
-    return pd.DataFrame([{"text": " ".join(str(texts[i]).split())[:160], "true": name(y[i]), "BERT": name(pred_a[i]),
-                          "BiLSTM": name(pred_b[i]), "ensemble": name(pred_ens[i])} for i in sorted(idx)])
+    return pd.DataFrame([{"text": " ".join(str(texts[i]).split())[:160], "true": name(y[i]),
+                          **dict(zip(names, (name(p[i]) for p in (pred_a, pred_b, pred_ens))))} for i in sorted(idx)])

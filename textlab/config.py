@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import SettingError
+from .errors import SettingError, UnknownSetting
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
@@ -189,11 +189,6 @@ def _coerce(value: Any, default: Any, key: str) -> Any:
     if not isinstance(value, accepted) or (isinstance(value, bool) and kind is not bool):
         raise TypeError(f"override {key}={value!r} must be of type {kind.__name__} like its default {default!r}")
     return kind(value) if kind in (int, float, tuple) else value
-
-
-class UnknownSetting(SettingError, KeyError):
-    def __str__(self) -> str:  # KeyError would print the message in quotes
-        return str(self.args[0])
 
 
 def _override(obj, key: str, value: Any, prefix: str = ""):

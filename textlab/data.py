@@ -29,7 +29,8 @@ from sklearn.model_selection import train_test_split
 
 from .checkpoint import sha256_file
 from .config import PROJECT_ROOT, TRUNCATIONS, Profile
-from .errors import TextlabError, TextlabWarning
+from .errors import DataError, DataWarning
+from .runs import dataset_fingerprint
 from .stats import stratified_folds
 
 log = logging.getLogger(__name__)
@@ -46,14 +47,6 @@ LONE_SURROGATE = re.compile(r"\\u[dD][89abAB][0-9a-fA-F]{2}(?!\\u[dD][c-fC-F])|(
                             r"\\u[dD][c-fC-F][0-9a-fA-F]{2}")
 MIN_TRAIN_PER_CLASS = 5  # fewer training documents than this: a class the model can hardly learn
 TOKENIZATION_VERSION = 2  # bump when tokenize() or its cache key changes
-
-
-class DataError(TextlabError, ValueError):
-    """Input data that cannot be used; the message says what is wrong and how to fix it."""
-
-
-class DataWarning(TextlabWarning):
-    """Data that can be used but that a user should know about (duplicates, overlap, rare classes, a rebuilt cache)."""
 
 
 def cache_dir() -> Path:
@@ -544,8 +537,6 @@ def is_empty(text: str) -> bool:
 
 def _content_key(dsd: DatasetDict, tokenizer, max_length: int, truncation: str, fingerprint: str = "") -> str:
     # Our own key, not datasets' fingerprint: hashing a tokenizer object is not stable across processes.
-    from .runs import dataset_fingerprint
-
     vocab = hashlib.sha256(json.dumps(tokenizer.get_vocab(), sort_keys=True).encode()).hexdigest()
     special = [tokenizer.cls_token_id, tokenizer.sep_token_id, tokenizer.pad_token_id]
     lower = getattr(tokenizer, "do_lower_case", None)

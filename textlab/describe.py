@@ -7,6 +7,7 @@ from transformers import AutoModelForSequenceClassification, BertConfig
 
 from .backbones import BACKBONES, HUB_BERT, config_dict, get_backbone
 from .config import BiLSTMConfig
+from .kinds import NEURAL
 from .models import BiLSTMClassifier, MetaMLP
 
 
@@ -17,7 +18,6 @@ def count_params(model: torch.nn.Module) -> dict:
 
 
 CLASSIFIER_DROPOUT = 0.3  # the seed's
-KINDS = ("bert", "bilstm")
 
 
 def from_config(kind: str, config: dict, num_labels: int, bilstm: dict) -> torch.nn.Module:
@@ -27,7 +27,7 @@ def from_config(kind: str, config: dict, num_labels: int, bilstm: dict) -> torch
         return AutoModelForSequenceClassification.from_config(config)
     if kind == "bilstm":
         return BiLSTMClassifier.from_config(config, num_labels, **bilstm)
-    raise ValueError(f"unknown model kind {kind!r}; choose one of: {', '.join(KINDS)}")
+    raise ValueError(f"unknown model kind {kind!r}; choose one of: {', '.join(NEURAL)}")
 
 
 def build_all(arch: str = "bert-base-uncased", num_labels: int = 20) -> dict[str, torch.nn.Module]:
@@ -36,7 +36,7 @@ def build_all(arch: str = "bert-base-uncased", num_labels: int = 20) -> dict[str
         raise ValueError(f"unknown arch {arch!r}; choose one of: {', '.join(BACKBONES)}")
     config = config_dict(BertConfig() if arch == HUB_BERT else get_backbone(arch).config)  # its exact shape, offline
     with torch.device("meta"):
-        models = {kind: from_config(kind, config, num_labels, vars(BiLSTMConfig())) for kind in KINDS}
+        models = {kind: from_config(kind, config, num_labels, vars(BiLSTMConfig())) for kind in NEURAL}
         models["meta_mlp"] = MetaMLP(2 * num_labels, num_labels)  # the seed's: over BERT and the BiLSTM
     return models
 

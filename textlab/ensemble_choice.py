@@ -18,6 +18,7 @@ from .config import EnsembleConfig
 from .ensemble import (MetaMLPEnsemble, ProbAverage, TemperatureAverage, Variant, WeightedAverage, check_labels,
                        check_logits)
 from .evaluate import metrics
+from .kinds import NEURAL
 from .stats import softmax, stratified_folds
 
 
@@ -78,7 +79,7 @@ def _row(name: str, members, kind: str, oof, y_val, test, y_test, n_fitted: int)
 
 
 def choose_ensemble(members: dict[str, dict[str, np.ndarray]], y_val, y_test, cfg: EnsembleConfig, seed: int = 0,
-                    seed_members=("bert", "bilstm")) -> EnsembleReport:
+                    seed_members=NEURAL) -> EnsembleReport:
     """Singles and every variant over the seed's members and over all members; choose by validation CV only."""
     _validate(members, y_val, y_test)
     absent = [m for m in seed_members if m not in members]
@@ -151,7 +152,7 @@ def choose_across_seeds(reports: dict[int, EnsembleReport], members: dict[int, d
     _validate(deep, y_val, y_test)
     tag = f"deep, {len(members)} seeds"
     rows = []
-    for group_kinds in dict.fromkeys((("bert", "bilstm"), tuple(kinds))):
+    for group_kinds in dict.fromkeys((NEURAL, tuple(kinds))):
         group = tuple(f"{k}@{s}" for k in group_kinds for s in members)
         makers = [partial(ProbAverage, group, tag), partial(TemperatureAverage, group, tag),
                   partial(WeightedAverage, group, tag)]

@@ -1,6 +1,6 @@
-"""Errors textlab raises for a problem it can name (bad settings, data, checkpoints, a failed notebook): the message
-says what is wrong and what to do, so the command line and notebooks show that one line, not a traceback. Any other
-exception is a bug somewhere and keeps its traceback."""
+"""The catalogue of errors and warnings textlab raises for a problem it can name (bad settings, data,
+checkpoints, a failed notebook): the message says what is wrong and what to do, so the command line and notebooks
+show that one line, not a traceback. Any other exception is a bug somewhere and keeps its traceback."""
 
 from __future__ import annotations
 
@@ -18,6 +18,64 @@ class SettingError(TextlabError, ValueError):
 
 class TextlabWarning(UserWarning):
     """Base of textlab's own warnings: shown as their message (show_warnings_briefly), not with a source line."""
+
+
+# raised in checkpoint.py
+class CheckpointError(TextlabError, RuntimeError):
+    """A checkpoint or run folder that cannot be used; the message names the file and the problem."""
+
+
+# raised in config.py
+class UnknownSetting(SettingError, KeyError):
+    """A setting name that no profile has; a KeyError too, for code that looks settings up."""
+
+    def __str__(self) -> str:  # KeyError would print the message in quotes
+        return str(self.args[0])
+
+
+# raised in data.py
+class DataError(TextlabError, ValueError):
+    """Input data that cannot be used; the message says what is wrong and how to fix it."""
+
+
+# raised in data.py
+class DataWarning(TextlabWarning):
+    """Data that can be used but that a user should know about (duplicates, overlap, rare classes, a rebuilt cache)."""
+
+
+# raised in export.py
+class ExportError(TextlabError, RuntimeError):
+    """An export that cannot be made (unfinished model, occupied or unwritable folder); the message says why."""
+
+
+# raised in export.py
+class ExportWarning(TextlabWarning):
+    """Something the exported folder cannot express exactly; the model card says it too."""
+
+
+# raised in plots.py
+class PlotWarning(TextlabWarning):
+    """A figure cannot show something as written (label names no installed font draws)."""
+
+
+# raised in runner.py
+class NotebookFailed(TextlabError, RuntimeError):
+    """A notebook's cell raised: the message names notebook, cell, error and the partial copy."""
+
+
+# raised in runs.py
+class RunError(TextlabError, RuntimeError):
+    """A run folder that cannot be used as asked; the message names the folder, the problem and the ways on."""
+
+
+# raised in train.py
+class NonFiniteLossError(TextlabError, FloatingPointError):
+    """The training loss became NaN or infinite; the message names the step and what to lower."""
+
+
+# raised in train.py
+class OutOfMemoryAdvice(TextlabError, RuntimeError):
+    """Out of memory in a training step; the message suggests a smaller micro-batch, same effective batch."""
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None, _default=warnings.showwarning):

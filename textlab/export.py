@@ -23,28 +23,21 @@ from pathlib import Path
 from . import checkpoint as ckpt
 from .backbones import get_backbone, quiet_transformers
 from .card import model_card
-from .errors import TextlabError, TextlabWarning
-from .pipeline import DISPLAY, load_model, seed_dir, train_first
-from .predict import MODELS, check_run_folder
-from .runs import read_manifest, run_seeds
+from .errors import ExportError, ExportWarning
+from .kinds import NEURAL, SERVED
+from .pipeline import load_model, seed_dir
+from .predict import check_run_folder
+from .runs import read_manifest, run_seeds, train_first
 
 TOKENIZER = "tokenizer"  # the tokenizer's folder in a bilstm / ensemble export (a bert export has it at the top)
-
-
-class ExportError(TextlabError, RuntimeError):
-    """An export that cannot be made (unfinished model, occupied or unwritable folder); the message says why."""
-
-
-class ExportWarning(TextlabWarning):
-    """Something the exported folder cannot express exactly; the model card says it too."""
 
 
 def export(run, model: str, out, seed: int | None = None, force: bool = False) -> Path:
     """Export `model` of run folder `run` (of training seed `seed`, default the run's first; the ensemble: the one
     the run chose) into the new folder `out`; `force`: replace what `out` holds. Returns `out`."""
     run, out = Path(run), Path(out)
-    if model not in MODELS:
-        raise ValueError(f"unknown model {model!r}; choose one of: {', '.join(MODELS)}")
+    if model not in SERVED:
+        raise ValueError(f"unknown model {model!r}; choose one of: {', '.join(SERVED)}")
     check_run_folder(run)
     if (run / ckpt.EXPORT).exists():
         raise ExportError(f"{run} is an exported model, not a run folder: export from the run it came from")
@@ -131,7 +124,7 @@ def _publish(tmp: Path, out: Path) -> None:
 
 def _tokenizer(folders: list[Path], model: str):
     """The tokenizer every neural member was trained with, its model_max_length the length the model reads."""
-    metas = [ckpt.read_json(ckpt.checkpoint_path(f, "best") / "meta.json") for f in folders if f.name in DISPLAY]
+    metas = [ckpt.read_json(ckpt.checkpoint_path(f, "best") / "meta.json") for f in folders if f.name in NEURAL]
     tokenizer = get_backbone(metas[0]["backbone"]).tokenizer()
     tokenizer.model_max_length = max(int(m["max_length"]) for m in metas)
     return tokenizer

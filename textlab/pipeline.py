@@ -11,28 +11,26 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import torch
 
 from . import checkpoint as ckpt
-from . import runs
+from . import plots, runs
 from .backbones import Backbone, config_dict, get_backbone
 from .batching import make_loader
+from .compare import backbone_name, display_record
 from .config import Profile, resolve
 from .data import load_for_profile, tokenize
-from .describe import CLASSIFIER_DROPOUT, KINDS, architecture_stages, count_params, from_config
+from .describe import CLASSIFIER_DROPOUT, architecture_stages, count_params, from_config
 from .errors import show_briefly_in_ipython
+from .ensemble import MetaMLPEnsemble
+from .ensemble_choice import choose_across_seeds, choose_ensemble, wins
 from .evaluate import metrics
+from .kinds import NEURAL, display
 from .models import BiLSTMClassifier
+from .models.tfidf import TfidfSVM
 from .train import fit, make_accelerator, pad_buckets, predict_logits
 
-DISPLAY = {"bert": "BERT classifier", "bilstm": "BiLSTM (frozen BERT embeddings)"}
-# The notebook of the series that makes each model of a run (error messages say which to run).
-TRAINED_BY = {"bert": "02_bert", "bilstm": "03_bilstm", "tfidf": "04_ensemble", "ensemble": "04_ensemble"}
-
-
-def train_first(run: Path, kind: str) -> str:
-    """The advice of every "not trained yet" error: the notebook that makes `kind`, with this run's own command."""
-    return f"run notebook {TRAINED_BY[kind]} of this run first: {runs.how_to_make(run, TRAINED_BY[kind])}"
 
 
 SPLITS = ("validation", "test")  # scored, and their logits kept for the ensemble
@@ -139,7 +137,7 @@ def build_model(kind: str, backbone: Backbone, num_labels: int, profile: Profile
     if kind == "bilstm":
         embeddings = backbone.classifier(num_labels).bert.embeddings
         return BiLSTMClassifier(embeddings, num_labels, **asdict(profile.bilstm_model))
-    raise ValueError(f"unknown model kind {kind!r}; choose one of: {', '.join(KINDS)}")
+    raise ValueError(f"unknown model kind {kind!r}; choose one of: {', '.join(NEURAL)}")
 
 
 def build_from_meta(meta: dict) -> torch.nn.Module:
@@ -192,7 +190,7 @@ def train_and_evaluate(kind: str, prep: Prepared, seed: int | None = None, **fit
                        f"{kind} {split}", buckets)
 
     record = _test_and_record(
-        prep, out, predict, model=kind, seed=seed, display_name=DISPLAY[kind], backbone=profile.backbone, params=params,
+        prep, out, predict, model=kind, seed=seed, display_name=display(kind), backbone=profile.backbone, params=params,
         precision=result.precision, device=result.device, s_per_epoch=result.s_per_epoch,
         best_epoch=result.best_epoch, epochs_run=len(result.history), stopped_early=result.stopped_early,
         select_metric=cfg.select_metric,
@@ -241,11 +239,6 @@ def model_report(kind: str, prep: Prepared, records: dict[int, dict]):
     """What notebooks 02 and 03 show of a model trained by train_seeds: the learning curves of every seed on one
     figure, and the first seed's test confusion matrix, per-class test F1 and architecture (drawn from the trained
     model object), each saved to the run's figures as <kind>_*.png; returns the per-epoch history of every seed."""
-    import pandas as pd
-
-    from . import plots
-    from .compare import backbone_name
-
     seeds, name = list(records), records[next(iter(records))]["display_name"]
     first = seed_dir(prep.run_dir, seeds[0]) / kind
     histories = {s: ckpt.read_json(seed_dir(prep.run_dir, s) / kind / "history.json") for s in seeds}
@@ -271,8 +264,6 @@ def architecture(model_dir) -> list[tuple[str, str]]:
 
 def model_summary(records: dict[int, dict]):
     """The numbers a model's notebook ends with: test and validation scores (mean over seeds), epochs, speed, size."""
-    from .compare import display_record
-
     recs = list(records.values())
     mean = lambda f: float(np.mean([f(r) for r in recs]))  # noqa: E731
     first = recs[0]
@@ -351,8 +342,6 @@ def member_logits(model_dir, prep: Prepared) -> dict[str, tuple[np.ndarray, np.n
 def train_tfidf(prep: Prepared, seed: int | None = None) -> dict:
     """TF-IDF + linear SVM on the training split (seconds on a CPU), for training seed `seed` (default: the first):
     the lexical member and baseline."""
-    from .models.tfidf import TfidfSVM
-
     seed = _check_seed(prep.profile, seed)
     out = seed_dir(prep.run_dir, seed) / "tfidf"
     t0 = time.perf_counter()
@@ -364,7 +353,7 @@ def train_tfidf(prep: Prepared, seed: int | None = None) -> dict:
         return model.decision_function(prep.raw[split]["text"]), np.asarray(prep.raw[split]["label"])
 
     return _test_and_record(
-        prep, out, predict, model="tfidf", seed=seed, display_name="TF-IDF + linear SVM",
+        prep, out, predict, model="tfidf", seed=seed, display_name=display("tfidf"),
         backbone="none (1-2 gram TF-IDF)", params={"total": model.n_params, "trainable": model.n_params, "frozen": 0},
         vocabulary=len(model.vectorizer.vocabulary_), precision="fp32", device="CPU (scikit-learn)",
         s_per_epoch=fit_seconds, checkpoint_bytes=sum(f.stat().st_size for f in (out / "model").iterdir()))
@@ -376,8 +365,6 @@ def build_ensemble(prep: Prepared) -> tuple[dict, object, dict]:
     against every seed's variants, chosen on validation CV alone (ensemble_choice.choose_across_seeds). Writes
     ensemble/{table.csv, ensemble.json, proba_test_chosen.npy, metrics.json}; returns ({seed: (report, record)},
     the run's report, the run's record)."""
-    from .ensemble_choice import choose_across_seeds, wins
-
     run, seeds = prep.run_dir, prep.profile.seeds
     per_seed, members = {}, {}
     for seed in seeds:
@@ -414,16 +401,14 @@ def _seed_ensemble(prep: Prepared, seed: int):
     """One seed's members' cached logits -> every ensemble variant, compared on validation by cross-validation;
     writes seed-<seed>/ensemble/: the table, the chosen and the seed-exact ensembles, and their test probabilities.
     Returns (report, record, {member: {split: logits}}, (validation labels, test labels))."""
-    from .ensemble_choice import choose_ensemble
-
     profile, root = prep.profile, seed_dir(prep.run_dir, seed)
-    for kind in KINDS:  # finished and evaluated, not only checkpointed (a training cut short has a checkpoint)
+    for kind in NEURAL:  # finished and evaluated, not only checkpointed (a training cut short has a checkpoint)
         if not (root / kind / "metrics.json").exists():
             raise ckpt.CheckpointError(f"{root / kind} holds no finished {kind} training: "
-                                       f"{train_first(prep.run_dir, kind)}")
+                                       f"{runs.train_first(prep.run_dir, kind)}")
     if not (root / "tfidf" / "metrics.json").exists():
         train_tfidf(prep, seed)
-    cached = {kind: member_logits(root / kind, prep) for kind in KINDS}  # {kind: {split: (logits, labels)}}
+    cached = {kind: member_logits(root / kind, prep) for kind in NEURAL}  # {kind: {split: (logits, labels)}}
     logits = {kind: {s: pair[0] for s, pair in splits.items()} for kind, splits in cached.items()}
     logits["tfidf"] = {s: ckpt.read_npy(root / "tfidf" / f"logits_{s}.npy") for s in SPLITS}
     y_val, y_test = cached["bert"]["validation"][1], cached["bert"]["test"][1]
@@ -452,8 +437,6 @@ def _seed_ensemble(prep: Prepared, seed: int):
 def _ensemble_stage(variant, name: str, out: Path, folder: str) -> dict:
     """The ensemble's own stage: its describe() with fitted parameters and checkpoint size (a meta-MLP is saved to
     out/folder)."""
-    from .ensemble import MetaMLPEnsemble
-
     info = {"variant": name, "class": type(variant).__name__, "own_params": int(variant.n_fitted),
             "seconds_per_epoch": None, "checkpoint_bytes": 0, **variant.describe()}
     if isinstance(variant, MetaMLPEnsemble):

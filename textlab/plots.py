@@ -23,7 +23,8 @@ from sklearn.metrics import confusion_matrix
 
 from textlab import stats
 from textlab.checkpoint import atomic_write
-from textlab.errors import TextlabWarning
+from textlab.errors import PlotWarning
+from textlab.kinds import REGISTRY
 
 METRIC_COLUMNS = ("model", "accuracy", "accuracy_lo", "accuracy_hi", "macro_f1", "macro_f1_lo", "macro_f1_hi")
 SIGNIFICANCE = 0.05
@@ -31,13 +32,9 @@ _PALETTE = plt.get_cmap("tab10").colors
 
 
 # Raw keys of models and ensemble variants (textlab.ensemble) as a reader names them.
-READABLE = {"bert": "BERT", "bilstm": "BiLSTM", "tfidf": "TF-IDF + SVM", "prob-average": "probability average",
-            "temp-average": "temperature-scaled average", "weighted-average": "weighted average",
-            "meta-MLP": "meta-MLP", "seed-exact": "seed-exact"}
-
-
-class PlotWarning(TextlabWarning):
-    """A figure cannot show something as written (label names no installed font draws)."""
+READABLE = {**{k: kind.short for k, kind in REGISTRY.items() if kind.member},
+            "prob-average": "probability average", "temp-average": "temperature-scaled average",
+            "weighted-average": "weighted average", "meta-MLP": "meta-MLP", "seed-exact": "seed-exact"}
 
 
 # Label names in other scripts: matplotlib falls back glyph by glyph along font.family, so each of these that is

@@ -19,12 +19,12 @@ from .batching import Collator, LengthGroupedBatchSampler
 from .checkpoint import EXPORT, POINTER, CheckpointError, checkpoint_path, read_export, read_json
 from .data import truncate_ids
 from .ensemble import load_variant
+from .kinds import NEURAL, SERVED
 from .models.tfidf import TfidfSVM
-from .pipeline import load_model, seed_dir, train_first
-from .runs import read_manifest, run_seeds
+from .pipeline import load_model, seed_dir
+from .runs import read_manifest, run_seeds, train_first
 from .stats import softmax
 
-MODELS = ("bert", "bilstm", "ensemble")
 # Arithmetic of the forward pass: fp32 (as evaluated in training's reports); bf16 autocast (AMX / AVX512-BF16 CPUs,
 # recent GPUs); int8: dynamic quantization of every nn.Linear (CPU). Speed and accuracy of each:
 # benchmarks/bench_predict.py, docs/speed.md.
@@ -121,7 +121,7 @@ class EnsemblePredictor:
         self.members = list(info["members"])
         folders = dict(zip(self.members, info["member_folders"]))  # e.g. "bert@43" -> "seed-43/bert"
         self.neural = {m: _model_predictor(run / f, device, precision, tokenizer) for m, f in folders.items()
-                       if Path(f).name in ("bert", "bilstm")}
+                       if Path(f).name in NEURAL}
         self.tfidf = {m: TfidfSVM.load(run / f / "model") for m, f in folders.items() if Path(f).name == "tfidf"}
         if not self.neural:
             raise CheckpointError(f"{info_path} names no neural member ({self.members})")
@@ -178,12 +178,12 @@ def _head(text: str, n: int) -> str:
 
 def load_predictor(run, model: str | None = None, device: str | None = None, precision: str = "fp32",
                    seed: int | None = None):
-    """The predictor of `model` ("bert", "bilstm" or "ensemble"; default bert) trained in run folder `run` (e.g.
+    """The predictor of `model` (one of kinds.SERVED; default bert) trained in run folder `run` (e.g.
     runs/cpu), or of the model exported to folder `run` by `textlab export` (default: the one it holds);
     `precision` (PRECISIONS) of its forward pass. bert / bilstm: the model of training seed `seed` (default: the
     run's first); ensemble: the one the run chose (seed must be None)."""
-    if model is not None and model not in MODELS:
-        raise ValueError(f"unknown model {model!r}; choose one of: {', '.join(MODELS)}")
+    if model is not None and model not in SERVED:
+        raise ValueError(f"unknown model {model!r}; choose one of: {', '.join(SERVED)}")
     run = Path(run)
     check_run_folder(run)
     if (run / EXPORT).exists():

@@ -14,17 +14,18 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
+import nbformat
+import papermill as pm
+
 from . import runs
+from .backbones import get_backbone
 from .checkpoint import read_json, write_json, write_text
 from .config import PROJECT_ROOT, parse_overrides, resolve
-from .errors import TextlabError
+from .data import load_for_profile
+from .errors import NotebookFailed
 from .train import format_duration
 
 NOTEBOOK_DIR = PROJECT_ROOT / "notebooks"
-
-
-class NotebookFailed(TextlabError, RuntimeError):
-    """A notebook's cell raised: the message names notebook, cell, error and the partial copy."""
 
 
 def notebooks() -> list[Path]:
@@ -94,8 +95,6 @@ def _quiet_after_ctrl_c():
 
 def execute(notebook: Path, target: Path, parameters: dict, *, progress_bar: bool = False) -> None:
     """Execute one notebook with papermill into target, its printed lines forwarded to this process's stdout."""
-    import papermill as pm
-
     # The kernel's own log at CRITICAL: ipykernel >= 7.3 warns at every start that its local TCP link is unencrypted,
     # and after Ctrl-C it logs a traceback of sockets closed under it. A failing cell still reaches us as its error.
     with _quiet_after_ctrl_c():
@@ -187,8 +186,6 @@ def refresh_blocks(figures: Path = PROJECT_ROOT / "figures", root: Path = PROJEC
 
 def publish(executed: Path, dest: Path) -> Path:
     """Write the cleaned copy of an executed notebook to dest (notebooks/<name>.ipynb), atomically."""
-    import nbformat
-
     nb = nbformat.reads(executed.read_text(), as_version=4)
     return write_text(dest, nbformat.writes(nbformat.from_dict(clean_notebook(nb))) + "\n")
 
@@ -206,9 +203,6 @@ def run(profile: str | None = None, only: list[str] | None = None, *, data: str 
     """Execute notebooks with papermill on one run (profile, your data file, overrides, run name); on failure raise
     NotebookFailed naming notebook, cell and partial copy. The run folder is checked against its manifest (or
     emptied, fresh=True) before any notebook starts, so a refusal comes at once, not after an hour."""
-    from .backbones import get_backbone
-    from .data import load_for_profile
-
     _absolute_paths_in_env()
     data = os.path.abspath(data) if data else ""  # notebooks run in notebooks/
     items = parse_overrides(overrides)

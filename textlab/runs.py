@@ -24,7 +24,8 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 from .checkpoint import SCHEMA, CheckpointError, check_schema, read_json, write_json
-from .errors import TextlabError
+from .errors import RunError
+from .kinds import NEURAL, notebook
 from .config import EXECUTION_ONLY, PROFILES, PROJECT_ROOT, Profile
 
 MANIFEST = "manifest.json"
@@ -34,10 +35,6 @@ OPEN = ".open"  # held shared by each process that has the run open outside `tex
 NUMERIC_PACKAGES = ("torch", "transformers", "tokenizers", "accelerate", "datasets", "scikit-learn", "numpy", "scipy")
 # Manifest keys recorded for the reader but not compared: where things are, not what they are.
 NOT_COMPARED = ("run", "command", "profile", "data.source", "settings.name", "settings.data")
-
-
-class RunError(TextlabError, RuntimeError):
-    """A run folder that cannot be used as asked; the message names the folder, the problem and the ways on."""
 
 
 def run_name(profile: Profile, name: str = "") -> str:
@@ -126,7 +123,7 @@ def versions() -> dict[str, str]:
 def settings(profile: Profile) -> dict:
     """Every setting of the profile (JSON types), without the execution-only loop settings (speed, not results)."""
     out = json.loads(json.dumps(dataclasses.asdict(profile)))
-    for kind in ("bert", "bilstm"):
+    for kind in NEURAL:
         for key in EXECUTION_ONLY:
             out[kind].pop(key)
     return out
@@ -268,6 +265,11 @@ def how_to_make(run: Path, notebook: str) -> str:
         profile = f" --profile {Path(run).name}" if Path(run).name in PROFILES else ""
         return f"python -m textlab run{profile} --only {notebook}"
     return f"{manifest['command']} --only {notebook}"
+
+
+def train_first(run: Path, kind: str) -> str:
+    """The advice of every "not trained yet" error: the notebook that makes `kind`, with this run's own command."""
+    return f"run notebook {notebook(kind)} of this run first: {how_to_make(run, notebook(kind))}"
 
 
 def open_run(profile: Profile, raw, backbone, name: str = "", fresh: bool = False, fingerprint: str = "") -> Path:

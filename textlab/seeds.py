@@ -17,10 +17,10 @@ import pandas as pd
 from scipy.stats import t as student_t
 
 from .checkpoint import CheckpointError, read_json
+from .kinds import MEMBERS
 from .plots import readable
 from .runs import run_seeds
 
-KINDS = ("bert", "bilstm", "tfidf")
 SEED_EXACT = "ensemble: meta-MLP (seed-exact)"
 WITHIN_SEED = "ensemble chosen within each seed"
 SCORES = ("test_accuracy", "test_macro_f1", "val_accuracy")
@@ -50,7 +50,7 @@ def study_scores(run) -> pd.DataFrame:
     rows = []
     for s in run_seeds(run):
         folder, seed = run / f"seed-{s}", str(s)
-        for kind in KINDS:
+        for kind in MEMBERS:
             rec = _read(folder / kind / "metrics.json")
             rows.append({"model": rec["display_name"], "seed": seed, "test_accuracy": rec["test"]["accuracy"],
                          "test_macro_f1": rec["test"]["macro_f1"], "val_accuracy": rec["validation"]["accuracy"],
@@ -147,7 +147,7 @@ def conclusions(scores: pd.DataFrame, reference: list[dict] | None = None) -> li
     larger than the seed spread."""
     seeds = sorted(set(scores["seed"]) - {"all"}, key=int)
     n = len(seeds)
-    singles = scores[scores["variant"].isin(KINDS)]
+    singles = scores[scores["variant"].isin(MEMBERS)]
     ranked = spread(singles).sort_values("test_accuracy_mean", ascending=False)["model"].tolist()
     # the ensembles' comparator: the single model best on validation, as notebook 04 picks it (on test only where
     # the scores carry no validation accuracy)

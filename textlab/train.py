@@ -25,13 +25,9 @@ from transformers import get_linear_schedule_with_warmup
 from . import checkpoint as ckpt
 from .batching import default_buckets, make_loader
 from .config import EXECUTION_ONLY, TrainConfig
-from .errors import TextlabError
+from .errors import NonFiniteLossError, OutOfMemoryAdvice
 from .evaluate import metrics
 from .runs import describe_differences, differences
-
-
-class NonFiniteLossError(TextlabError, FloatingPointError):
-    pass
 
 
 def resolve_precision(precision: str, device: str) -> str:
@@ -104,10 +100,6 @@ def param_groups(model: torch.nn.Module, weight_decay: float, lr: float | None =
         group = {"params": params, "weight_decay": weight_decay if decays else 0.0}
         out.append({**group, "lr": lr * factor} if per_layer else group)
     return out
-
-
-class OutOfMemoryAdvice(TextlabError, RuntimeError):
-    """Out of memory in a training step; the message suggests a smaller micro-batch, same effective batch."""
 
 
 @contextmanager
