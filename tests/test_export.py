@@ -85,6 +85,7 @@ def test_card_numbers_are_the_runs(bert_export, trained_run):
     assert (f"- Splits: train {splits['train']}, validation {splits['validation']}, test {splits['test']} "
             "documents") in card
     assert "bydate test split was posted after the training split" in card
+    assert ("- The run evaluated in" in card) == (records["bert"]["precision"] != "fp32")
 
 
 def test_an_export_changed_afterwards_is_refused_by_name(bert_export, tmp_path):

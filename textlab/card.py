@@ -169,6 +169,10 @@ def _limits(facts: dict, data: dict, notes: list[str]) -> list[str]:
         f"`{names[c]}` {test['per_class']['f1'][c]:.3f}" for c in worst) + ".")
     lines.append("- Most frequent confusions (true → predicted, test documents): " + ", ".join(
         f"`{names[a]}` → `{names[b]}` {int(confusion[a, b])}" for a, b in pairs if confusion[a, b]) + ".")
+    evaluated = {rec["precision"] for rec in facts["trained"]} - {"fp32"}
+    if evaluated:  # the test figures above came from that arithmetic; this folder's weights are fp32
+        lines.append(f"- The run evaluated in {', '.join(sorted(evaluated))}; this folder's weights run in fp32 unless "
+                     "you ask for less, so a few predictions near a tie can differ from the run's.")
     lines += [f"- {note[0].upper()}{note[1:]}." for note in notes]
     return lines
 
