@@ -104,3 +104,16 @@ def test_constraints_pin_every_dependency_and_what_a_manifest_records():
     recorded = {k: v for k, v in versions().items() if k not in ("python", "torch")}
     assert recorded == {k: pins[_name(k)] for k in recorded}, "this environment is not the pinned one: run make"
     assert "pip install -q -c constraints.txt" in (ROOT / "Makefile").read_text()
+
+
+def test_private_apis_textlab_relies_on_still_exist():
+    """Each private API textlab keeps, with its reason beside the call: a library upgrade that drops one fails here,
+    by name, instead of silently changing what a run does."""
+    import torch
+    from accelerate.state import AcceleratorState
+    from IPython.core.interactiveshell import InteractiveShell
+
+    assert callable(getattr(torch.cpu, "_is_avx512_bf16_supported", None))  # train.resolve_precision: bf16 or fp32
+    assert callable(getattr(torch.cpu, "_is_amx_tile_supported", None))  # the same
+    assert callable(getattr(AcceleratorState, "_reset_state", None))  # train.make_accelerator: precision per model
+    assert callable(getattr(InteractiveShell, "_showtraceback", None))  # errors._one_line: one-line errors in Jupyter

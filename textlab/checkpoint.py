@@ -50,7 +50,7 @@ def atomic_write(path: Path, write) -> Path:
 
 
 def write_json(path, obj: Any) -> Path:
-    return write_text(path, json.dumps(obj, indent=2, default=_jsonable) + "\n")
+    return write_text(path, json.dumps(obj, indent=2, default=jsonable) + "\n")
 
 
 def read_json(path) -> Any:
@@ -96,7 +96,7 @@ def write_text(path, text: str) -> Path:
     return atomic_write(path, lambda tmp: Path(tmp).write_text(text))
 
 
-def _jsonable(x):
+def jsonable(x):
     if isinstance(x, (np.integer, np.floating, np.ndarray)):
         return x.tolist()
     if isinstance(x, Path):

@@ -161,7 +161,7 @@ def check_resumable(saved: dict, meta: dict, path: Path) -> None:
     """Refuse to resume (or re-use) a checkpoint made from anything other than `meta` (kind, backbone, data
     fingerprint, seed, model and loop settings), naming each difference; and one of another artifact schema."""
     ckpt.check_schema(saved, path, ": train into a fresh folder")
-    diff = differences(saved, json.loads(json.dumps(meta, default=ckpt._jsonable)), RESUME_SKIP)
+    diff = differences(saved, json.loads(json.dumps(meta, default=ckpt.jsonable)), RESUME_SKIP)
     if diff:
         raise ckpt.CheckpointError(
             f"{path} was made from other data or settings; it is never resumed or re-used under these "
