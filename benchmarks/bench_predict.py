@@ -20,7 +20,7 @@ import torch
 
 from textlab.config import get_profile
 from textlab.data import load_for_profile
-from textlab.predict import PRECISIONS, load_predictor
+from textlab.predict import INFERENCE_PRECISIONS, load_predictor
 
 
 def docs_per_s(predictor, texts: list[str]) -> float:
@@ -47,18 +47,18 @@ def main(argv=None) -> None:
     sample = [texts[i] for i in speed_idx]
     rows = {}
     for model in ("bert", "bilstm", "ensemble"):
-        for precision in PRECISIONS if model == "bert" else ("fp32",):
+        for precision in INFERENCE_PRECISIONS if model == "bert" else ("fp32",):
             predictor = load_predictor(args.run, model, device="cpu", precision=precision)
             rows[f"{model} {precision}"] = {"docs_per_s": docs_per_s(predictor, sample)}
             print(f"{model:<9} {precision:<5} {rows[f'{model} {precision}']['docs_per_s']:8.1f} docs/s", flush=True)
     base = rows["bert fp32"]["docs_per_s"]
-    for precision in PRECISIONS:
+    for precision in INFERENCE_PRECISIONS:
         rows[f"bert {precision}"]["speedup_vs_fp32"] = rows[f"bert {precision}"]["docs_per_s"] / base
     docs = [texts[i] for i in acc_idx]
     preds = {p: np.array([r["label_id"]
                           for r in load_predictor(args.run, "bert", device="cpu", precision=p).predict(docs)])
-             for p in PRECISIONS}
-    for p in PRECISIONS:
+             for p in INFERENCE_PRECISIONS}
+    for p in INFERENCE_PRECISIONS:
         row = rows[f"bert {p}"]
         row.update(accuracy=float((preds[p] == labels[acc_idx]).mean()),
                    changed_predictions=int((preds[p] != preds["fp32"]).sum()), accuracy_docs=len(acc_idx))

@@ -16,7 +16,7 @@ from pathlib import Path
 from textlab.checkpoint import read_json, write_text
 from textlab.config import PROFILES
 from textlab.runs import PUBLISHED, figures_dir, runs_root
-from textlab.tuning import save_record, to_markdown, tuning_table
+from textlab.tuning import save_record, tuning_markdown, tuning_table
 
 RECORDS = Path(__file__).resolve().parent / "results" / "tuning"
 
@@ -37,7 +37,7 @@ def main() -> None:
     for kind in sorted({r["kind"] for r in records}):
         table = tuning_table([r for r in records if r["kind"] == kind], args.baseline)
         path = out / f"tuning_{kind}.md"
-        write_text(path, to_markdown(table))
+        write_text(path, tuning_markdown(table))
         print(path)
 
 

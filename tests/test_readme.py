@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from textlab import compare
-from textlab.tuning import to_markdown, tuning_table
+from textlab.tuning import tuning_markdown, tuning_table
 
 ROOT = Path(__file__).resolve().parent.parent
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
@@ -58,7 +58,7 @@ def test_tuning_tables_regenerate_from_the_committed_records(kind):
     records = [json.loads(p.read_text()) for p in sorted(RECORDS.glob(f"{kind}-*.json"))]
     if not records:
         pytest.skip(f"no tuning records for {kind}")
-    table = to_markdown(tuning_table(records, "baseline"))
+    table = tuning_markdown(tuning_table(records, "baseline"))
     assert table == (ROOT / "figures" / f"tuning_{kind}.md").read_text(), "run benchmarks/tuning_table.py"
 
 

@@ -120,10 +120,11 @@ def test_forward_keeps_the_last_state_of_a_rewritten_line():
 
 def test_time_left_from_the_last_run():
     previous = {"01_data": 30, "02_bert": 2200, "03_bilstm": 1850}
-    assert runner.time_left(["02_bert", "03_bilstm"], previous) == "about 68 min left (timings of the last run)"
-    assert runner.time_left(["03_bilstm", "04_ensemble"], previous).startswith("at least 31 min")
-    assert runner.time_left(["01_data"], previous) == "about 30 s left (timings of the last run)"
-    assert runner.time_left(["05_compare"], previous) == ""
+    left = runner.notebooks_time_left
+    assert left(["02_bert", "03_bilstm"], previous) == "about 68 min left (timings of the last run)"
+    assert runner.notebooks_time_left(["03_bilstm", "04_ensemble"], previous).startswith("at least 31 min")
+    assert runner.notebooks_time_left(["01_data"], previous) == "about 30 s left (timings of the last run)"
+    assert runner.notebooks_time_left(["05_compare"], previous) == ""
 
 
 def test_clean_notebook_keeps_outputs_but_not_the_machine(tmp_path):

@@ -6,7 +6,7 @@ import pytest
 
 from textlab import checkpoint as ckpt
 from textlab.config import TrainConfig
-from textlab.tuning import TUNED_KEYS, record, save_record, to_markdown, tuning_table
+from textlab.tuning import TUNED_KEYS, record, save_record, tuning_markdown, tuning_table
 
 
 def test_record_reads_a_trained_folder(trained_run, tmp_path):
@@ -44,7 +44,7 @@ def test_table_names_what_changed_and_ranks_by_validation():
                          "baseline")
     assert list(table["run"]) == ["drop", "baseline", "lr"]
     assert list(table["changed"]) == ["model.input_dropout=0.3", "(baseline)", "lr=0.002"]
-    md = to_markdown(table)
+    md = tuning_markdown(table)
     assert "| drop | model.input_dropout=0.3 | 8 (8) | 74.00 % |" in md and md.count("\n") == 5
 
 

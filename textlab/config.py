@@ -13,7 +13,7 @@ from typing import Any
 from .errors import SettingError, UnknownSetting
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+TRAINING_PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 SELECT_METRICS = ("accuracy", "macro_f1")
 TRACKERS = ("", "tensorboard", "wandb")  # Accelerate trackers for TrainConfig.log_with ("": off)
 TRUNCATIONS = ("head", "head_tail")  # what a document longer than max_length keeps (see textlab.data.truncate_ids)
@@ -60,7 +60,7 @@ class TrainConfig:
     layer_lr_decay: float = 1.0
 
     def __post_init__(self):
-        for name, choices in (("precision", PRECISIONS), ("log_with", TRACKERS), ("truncation", TRUNCATIONS),
+        for name, choices in (("precision", TRAINING_PRECISIONS), ("log_with", TRACKERS), ("truncation", TRUNCATIONS),
                               ("select_metric", SELECT_METRICS)):
             if getattr(self, name) not in choices:
                 raise SettingError(f"unknown {name} {getattr(self, name)!r}; "

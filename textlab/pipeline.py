@@ -29,7 +29,7 @@ from .evaluate import metrics
 from .kinds import NEURAL, display
 from .models import BiLSTMClassifier
 from .models.tfidf import TfidfSVM
-from .train import fit, make_accelerator, pad_buckets, predict_logits
+from .train import fit, make_accelerator, pad_buckets, loader_logits
 
 
 
@@ -84,7 +84,7 @@ def open_run(profile: Profile | str | None = None, *, data: str = "", overrides=
         prep = prepare(profile)
     elif any(getattr(prep.profile, f) != getattr(profile, f) for f in DATA_FIELDS):
         raise ValueError(f"prep was made for other data settings than this profile's ({', '.join(DATA_FIELDS)})")
-    run = runs.open_run(profile, prep.raw, prep.backbone, name, fresh, fingerprint=prep.fingerprint)
+    run = runs.open_folder(profile, prep.raw, prep.backbone, name, fresh, fingerprint=prep.fingerprint)
     figures = runs.figures_dir(profile, run)
     figures.mkdir(parents=True, exist_ok=True)
     return dataclasses.replace(prep, profile=profile, run=run, figures=figures)
@@ -286,7 +286,7 @@ def _logits_key(model_dir: Path) -> dict:
 def _logits(model, accelerator, dataset, tokenizer, batch_size: int, desc: str, buckets: tuple):
     """Logits and labels of a dataset, in its order."""
     loader = accelerator.prepare(make_loader(dataset, tokenizer, batch_size, shuffle=False, buckets=buckets))
-    return predict_logits(model, loader, accelerator, desc=desc)[:2]
+    return loader_logits(model, loader, accelerator, desc=desc)[:2]
 
 
 def write_logits(out: Path, split: str, logits: np.ndarray, labels: np.ndarray) -> None:

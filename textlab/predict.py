@@ -28,7 +28,7 @@ from .stats import softmax
 # Arithmetic of the forward pass: fp32 (as evaluated in training's reports); bf16 autocast (AMX / AVX512-BF16 CPUs,
 # recent GPUs); int8: dynamic quantization of every nn.Linear (CPU). Speed and accuracy of each:
 # benchmarks/bench_predict.py, docs/speed.md.
-PRECISIONS = ("fp32", "bf16", "int8")
+INFERENCE_PRECISIONS = ("fp32", "bf16", "int8")
 CHARS_PER_TOKEN = 16  # a WordPiece token spans >= 1 character: a head of 16 x max_length characters is ample
 
 
@@ -37,8 +37,8 @@ class Predictor:
 
     def __init__(self, model: torch.nn.Module, meta: dict, tokenizer, device: str | None = None,
                  precision: str = "fp32"):
-        if precision not in PRECISIONS:
-            raise ValueError(f"unknown precision {precision!r}; choose one of: {', '.join(PRECISIONS)}")
+        if precision not in INFERENCE_PRECISIONS:
+            raise ValueError(f"unknown precision {precision!r}; choose one of: {', '.join(INFERENCE_PRECISIONS)}")
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         if precision == "int8":
             if self.device != "cpu":
@@ -180,8 +180,8 @@ def load_predictor(run, model: str | None = None, device: str | None = None, pre
                    seed: int | None = None):
     """The predictor of `model` (one of kinds.SERVED; default bert) trained in run folder `run` (e.g.
     runs/cpu), or of the model exported to folder `run` by `textlab export` (default: the one it holds);
-    `precision` (PRECISIONS) of its forward pass. bert / bilstm: the model of training seed `seed` (default: the
-    run's first); ensemble: the one the run chose (seed must be None)."""
+    `precision` (INFERENCE_PRECISIONS) of its forward pass. bert / bilstm: the model of training seed `seed`
+    (default: the run's first); ensemble: the one the run chose (seed must be None)."""
     if model is not None and model not in SERVED:
         raise ValueError(f"unknown model {model!r}; choose one of: {', '.join(SERVED)}")
     run = Path(run)

@@ -103,7 +103,7 @@ def execute(notebook: Path, target: Path, parameters: dict, *, progress_bar: boo
                             stdout_file=_Forward(), extra_arguments=["--IPKernelApp.log_level=CRITICAL"])
 
 
-def time_left(stems: list[str], previous: dict[str, float]) -> str:
+def notebooks_time_left(stems: list[str], previous: dict[str, float]) -> str:
     """"about 38 min left" from the seconds each notebook took in this run's last execution ("" if unknown)."""
     known = [previous[s] for s in stems if s in previous]
     if not known:
@@ -211,7 +211,7 @@ def run(profile: str | None = None, only: list[str] | None = None, *, data: str 
     # The folder's lock, held from before anything is read or deleted until the last notebook ends: a second
     # process (another run, a --fresh) is refused at once, naming this command; the notebooks' kernels work under it.
     with runs.lock(runs.runs_root() / runs.run_name(prof, name)) as folder, runs.alone(folder):
-        run_dir = runs.open_run(prof, load_for_profile(prof), get_backbone(prof.backbone), name, fresh)
+        run_dir = runs.open_folder(prof, load_for_profile(prof), get_backbone(prof.backbone), name, fresh)
         return _execute(chosen, prof, run_dir, items, data)
 
 
@@ -227,7 +227,7 @@ def _execute(chosen: list[Path], prof, run_dir: Path, items: dict, data: str) ->
     seconds = _last_timings(log, len(prof.seeds))  # of the last run, updated as we go
     for i, nb in enumerate(chosen, 1):
         target = out_dir / nb.name
-        left = time_left([c.stem for c in chosen[i - 1:]], seconds)
+        left = notebooks_time_left([c.stem for c in chosen[i - 1:]], seconds)
         print(f"[{i}/{len(chosen)}] {nb.stem} (run {run_dir.name}) -> {target}" + (f"; {left}" if left else ""),
               flush=True)
         t0 = time.perf_counter()

@@ -272,7 +272,7 @@ def train_first(run: Path, kind: str) -> str:
     return f"run notebook {notebook(kind)} of this run first: {how_to_make(run, notebook(kind))}"
 
 
-def open_run(profile: Profile, raw, backbone, name: str = "", fresh: bool = False, fingerprint: str = "") -> Path:
+def open_folder(profile: Profile, raw, backbone, name: str = "", fresh: bool = False, fingerprint: str = "") -> Path:
     """The run folder for these settings, created if new: checked against (or given) its manifest, under the lock.
     fresh=True deletes what the folder held first."""
     name = run_name(profile, name)

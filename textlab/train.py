@@ -136,7 +136,7 @@ def _model_inputs(batch: dict) -> dict:
 
 
 @torch.no_grad()
-def predict_logits(model, loader, accelerator: Accelerator,
+def loader_logits(model, loader, accelerator: Accelerator,
                    desc: str = "predict") -> tuple[np.ndarray, np.ndarray, float]:
     """Logits and labels in dataset order (any sampler, any number of processes) and the mean loss."""
     model.eval()
@@ -348,7 +348,7 @@ def _micro_step(t: _Training, state: LoopState, batch: dict) -> torch.Tensor:
 
 def _evaluate_and_select(t: _Training, state: LoopState) -> None:
     """Validate the epoch just trained, record it, keep it as `best` if it improved, checkpoint."""
-    val_logits, val_labels, val_loss = predict_logits(t.model, t.val_loader, t.accelerator, desc="validate")
+    val_logits, val_labels, val_loss = loader_logits(t.model, t.val_loader, t.accelerator, desc="validate")
     m = metrics(val_logits, val_labels, full=False)
     seconds = state.epoch_seconds
     row = {"epoch": state.epoch + 1, "step": state.global_step,
@@ -368,7 +368,7 @@ def _evaluate_and_select(t: _Training, state: LoopState) -> None:
     state.train_loss_sum = state.epoch_seconds = 0.0
     t.accelerator.print(f"{t.desc} epoch {state.epoch}: train loss {row['train_loss']:.4f}, val loss {val_loss:.4f}, "
                         f"val acc {m['accuracy']:.4f}, val macro-F1 {m['macro_f1']:.4f}, {seconds:.0f} s, "
-                        f"~{format_duration(time_left(t, state))} left"
+                        f"~{format_duration(training_time_left(t, state))} left"
                         + (f" with the {t.trainings_after} seed{'s' * (t.trainings_after > 1)} to come"
                            if t.trainings_after else ""))
     _save(t, state, ("last", "best") if improved else ("last",))
@@ -376,7 +376,7 @@ def _evaluate_and_select(t: _Training, state: LoopState) -> None:
         t.accelerator.print(f"{t.desc}: early stop, no val {t.cfg.select_metric} gain for {t.cfg.patience} epochs")
 
 
-def time_left(t: _Training, state: LoopState) -> float:
+def training_time_left(t: _Training, state: LoopState) -> float:
     """Seconds of training left, this one's and the `trainings_after` like it to come, if every epoch takes as long as
     the median epoch so far (early stopping can only make it shorter)."""
     if not state.history:

@@ -74,7 +74,7 @@ def tuning_table(records: list[dict], baseline: str) -> pd.DataFrame:
     return pd.DataFrame(rows).sort_values("val_accuracy", ascending=False, kind="stable").reset_index(drop=True)
 
 
-def to_markdown(table: pd.DataFrame) -> str:
+def tuning_markdown(table: pd.DataFrame) -> str:
     """figures/tuning_*.md, as committed and pasted into the docs: compare's markdown, seconds per epoch whole and
     without thousands separators."""
     return compare.to_markdown(table.assign(s_per_epoch=table["s_per_epoch"].map("{:.0f}".format)))
