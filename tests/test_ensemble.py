@@ -45,12 +45,6 @@ def _accuracy(proba, y) -> float:
     return float((np.asarray(proba).argmax(1) == y).mean())
 
 
-def test_meta_mlp_has_the_seed_parameter_count(data):
-    y_val, val, *_ = data
-    meta = MetaMLPEnsemble(EnsembleConfig(max_epochs=2, folds=2, weight_decays=(0.0,))).fit(val[:2], y_val)
-    assert meta.n_params == 7_340
-
-
 def test_fit_temperature_recovers_a_known_temperature():
     rng = np.random.default_rng(0)
     z = rng.normal(0, 2, (4000, K))

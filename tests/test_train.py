@@ -207,7 +207,7 @@ def test_two_cpu_processes_end_with_identical_weights(keyword_prep, tmp_path):
     path = os.pathsep.join([str(Path(__file__).parent), str(Path(textlab.__file__).parent.parent)])
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": path}
     proc = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29517",
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",  # a free port
          str(script), profile.data, str(tmp_path)], env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     ranks = [(tmp_path / f"rank{r}.txt").read_text().split() for r in (0, 1)]
