@@ -204,12 +204,22 @@ def test_run_holds_its_folder_for_the_whole_command(tmp_path, monkeypatch):
     assert seen == [(True, ["01_data"])] and not runs._held  # held throughout, released at the end
 
 
-def test_timings_of_a_run_with_other_seeds_give_no_estimate(tmp_path):
+def test_timings_of_a_run_from_another_state_give_no_estimate(tmp_path):
     log = tmp_path / "run.json"
-    assert runner._last_timings(log, 1) == {}  # never ran
-    log.write_text(json.dumps({"seeds": 1, "seconds": {"01_data": 16.0, "02_bert": 1386.0}}))
-    assert runner._last_timings(log, 1) == {"01_data": 16.0, "02_bert": 1386.0}
-    assert runner._last_timings(log, 3) == {}  # seeds added since: only the new ones train
+    assert runner._last_timings(log, 1, []) == {}  # never ran
+    log.write_text(json.dumps({"seeds": 1, "finished": [], "seconds": {"01_data": 16.0, "02_bert": 1386.0}}))
+    assert runner._last_timings(log, 1, []) == {"01_data": 16.0, "02_bert": 1386.0}
+    assert runner._last_timings(log, 3, []) == {}  # seeds added since: only the new ones train
+    assert runner._last_timings(log, 1, ["seed-42/bert"]) == {}  # BERT is trained now: 02 only re-evaluates it
+
+
+def test_finished_models_are_the_evaluated_ones(tmp_path):
+    for folder in ("seed-42/bert", "seed-42/bilstm", "seed-43/bert", "ensemble"):
+        (tmp_path / folder).mkdir(parents=True)
+    for done in ("seed-42/bert", "seed-43/bert", "ensemble"):
+        (tmp_path / done / "metrics.json").write_text("{}")
+    (tmp_path / "seed-42" / "bilstm" / "checkpoints.json").write_text("{}")  # checkpointed, not finished
+    assert runner._finished(tmp_path) == ["seed-42/bert", "seed-43/bert", "ensemble"]
 
 
 def test_a_label_only_in_test_and_rare_validation_classes_end_in_a_result(tmp_path, monkeypatch, capsys):

@@ -112,11 +112,21 @@ def notebooks_time_left(stems: list[str], previous: dict[str, float]) -> str:
     return f"{'at least ' if len(known) < len(stems) else 'about '}{amount} left (timings of the last run)"
 
 
-def _last_timings(log: Path, seeds: int) -> dict[str, float]:
-    """Seconds per notebook of the run's last execution, when it had this number of training seeds. After seeds were
-    added, its times say nothing of this one (only the new seeds train, the ensemble spans them all): no estimate."""
+def _last_timings(log: Path, seeds: int, finished: list[str]) -> dict[str, float]:
+    """Seconds per notebook of the run's last execution, when it started from the same state: the same number of
+    training seeds and the same models already finished (`finished`). Otherwise its times say nothing of this one (a
+    run that trained everything took 1.7 h where re-running it on the trained models took 6 min, on a 2-core AMD
+    EPYC; after seeds were added only the new ones train): no estimate."""
     last = read_json(log) if log.exists() else {}
-    return dict(last.get("seconds", {})) if last.get("seeds") == seeds else {}
+    same = last.get("seeds") == seeds and last.get("finished") == finished
+    return dict(last.get("seconds", {})) if same else {}
+
+
+def _finished(run_dir: Path) -> list[str]:
+    """The models of the run that are finished (evaluated: their metrics.json), as paths in the run folder."""
+    return sorted(f.parent.relative_to(run_dir).as_posix() for f in run_dir.glob("*/*/metrics.json")
+                  if f.parent.parent.name.startswith("seed-")) + (["ensemble"] if (run_dir / "ensemble" /
+                                                                                   "metrics.json").exists() else [])
 
 
 def publishes(profile, run_dir: Path) -> bool:
@@ -224,7 +234,8 @@ def _execute(chosen: list[Path], prof, run_dir: Path, items: dict, data: str) ->
     overrides = " ".join(f"{k}={runs.format_value(v)}" for k, v in items.items())
     parameters = {"profile": prof.name, "data": data, "overrides": overrides, "name": run_dir.name}
     log = run_dir / "run.json"
-    seconds = _last_timings(log, len(prof.seeds))  # of the last run, updated as we go
+    finished = _finished(run_dir)
+    seconds = _last_timings(log, len(prof.seeds), finished)  # of the last run, updated as we go
     for i, nb in enumerate(chosen, 1):
         target = out_dir / nb.name
         left = notebooks_time_left([c.stem for c in chosen[i - 1:]], seconds)
@@ -240,7 +251,8 @@ def _execute(chosen: list[Path], prof, run_dir: Path, items: dict, data: str) ->
         print(f"      done in {seconds[nb.stem]:.0f} s", flush=True)
         if publishes(prof, run_dir):
             print(f"      outputs -> {publish(target, nb).relative_to(PROJECT_ROOT)} (the committed run)", flush=True)
-    write_json(log, {"run": run_dir.name, "profile": prof.name, "seeds": len(prof.seeds), "seconds": seconds})
+    write_json(log, {"run": run_dir.name, "profile": prof.name, "seeds": len(prof.seeds), "finished": finished,
+                     "seconds": seconds})
     if publishes(prof, run_dir):
         for page in refresh_blocks():
             print(f"      tables and sentences -> {page.relative_to(PROJECT_ROOT)} (the committed run)", flush=True)
