@@ -26,7 +26,7 @@ def model_card(run: Path, model: str, seed: int | None, manifest: dict) -> tuple
     """(README.md text, notes): the notes say what the exported folder cannot express exactly (also in the card)."""
     facts = _ensemble_facts(run) if model == "ensemble" else _model_facts(run, model, seed)
     notes = _notes(model, facts, manifest)
-    return _yaml(model, facts, manifest) + _body(model, seed, facts, manifest, notes), notes
+    return _yaml(model, facts, manifest) + _body(model, facts, manifest, notes), notes
 
 
 # ---------------------------------------------------------------- facts, from the run's artifacts
@@ -107,7 +107,7 @@ def _pct(x: float) -> str:
     return f"{100 * x:.2f} %"
 
 
-def _body(model: str, seed: int | None, facts: dict, manifest: dict, notes: list[str]) -> str:
+def _body(model: str, facts: dict, manifest: dict, notes: list[str]) -> str:
     data, names, test = manifest["data"], facts["label_names"], facts["test"]
     y, pred = facts["y"], facts["proba"].argmax(1)
     lines = [f"# textlab {facts['name']}", "",
@@ -120,7 +120,7 @@ def _body(model: str, seed: int | None, facts: dict, manifest: dict, notes: list
              f"- Classes ({len(names)}): " + ", ".join(f"`{n}`" for n in names) + ".", "", "## Results (test split)",
              ""]
     for metric, label in (("accuracy", "Accuracy"), ("macro_f1", "Macro-F1")):
-        point, low, high = bootstrap_ci(y, pred, metric, n_boot=1000, seed=0)
+        _, low, high = bootstrap_ci(y, pred, metric, n_boot=1000, seed=0)
         lines.append(f"- {label}: {_pct(test[metric])} (95 % bootstrap interval {_pct(low)} – {_pct(high)}, "
                      f"{len(y):,} documents).")
     spread = facts["spread"]
@@ -135,7 +135,7 @@ def _body(model: str, seed: int | None, facts: dict, manifest: dict, notes: list
     per = test["per_class"]
     lines += [f"| {n} | {p:.3f} | {r:.3f} | {f:.3f} | {s} |"
               for n, p, r, f, s in zip(names, per["precision"], per["recall"], per["f1"], per["support"])]
-    lines += ["", *_limits(facts, data, notes), "", *_training(model, seed, facts, manifest), ""]
+    lines += ["", *_limits(facts, data, notes), "", *_training(model, facts, manifest), ""]
     return "\n".join(lines)
 
 
@@ -177,7 +177,7 @@ def _limits(facts: dict, data: dict, notes: list[str]) -> list[str]:
     return lines
 
 
-def _training(model: str, seed: int | None, facts: dict, manifest: dict) -> list[str]:
+def _training(model: str, facts: dict, manifest: dict) -> list[str]:
     lines = ["## Training", ""]
     if model == "ensemble":
         lines.append("Members: " + ", ".join(f"`{m}`" for m in facts["members"]) + "; the combination was chosen "

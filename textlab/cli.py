@@ -77,7 +77,8 @@ def _run_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--fresh", action="store_true", help="delete what the run folder holds and start it over")
 
 
-def main(argv: list[str] | None = None) -> int:
+def _parser() -> argparse.ArgumentParser:
+    """Every command, its arguments and the function that carries it out (args.func)."""
     parser = argparse.ArgumentParser(prog="textlab", description=__doc__)
     parser.add_argument("--debug", action="store_true", help="show the traceback of textlab's own errors too")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -124,8 +125,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--force", action="store_true", help="replace an earlier export in OUT")
     p.add_argument("out", metavar="OUT", help="the folder to create")
     p.set_defaults(func=_export)
+    return parser
 
-    args = parser.parse_args(argv)
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
     show_warnings_briefly()
     try:
         return args.func(args)

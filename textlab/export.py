@@ -26,7 +26,7 @@ from .card import model_card
 from .errors import ExportError, ExportWarning
 from .kinds import NEURAL, SERVED
 from .pipeline import load_model, seed_dir
-from .predict import check_run_folder
+from .predict import check_run_folder, choose_seed
 from .runs import read_manifest, run_seeds, train_first
 
 TOKENIZER = "tokenizer"  # the tokenizer's folder in a bilstm / ensemble export (a bert export has it at the top)
@@ -44,19 +44,14 @@ def export(run, model: str, out, seed: int | None = None, force: bool = False) -
     manifest = read_manifest(run)
     if manifest is None:
         raise ExportError(f"{run} has no manifest.json: only a run made by `python -m textlab run` can be exported")
-    seeds = run_seeds(run)
-    if model == "ensemble" and seed is not None:
-        raise ValueError("--seed picks a BERT or BiLSTM of one training seed; the ensemble is the run's choice")
-    if seed is not None and seed not in seeds:
-        raise ValueError(f"run {run} has no training seed {seed}; its seeds: {', '.join(map(str, seeds))}")
-    seed = seed if seed is not None or model == "ensemble" else seeds[0]
+    seed, seeds = choose_seed(run, model, seed), run_seeds(run)
     folders = _model_folders(run, model, seed)
     _check_target(out, force)
     tmp = _temporary_folder(out)
     try:
         info = {"schema": ckpt.SCHEMA, "model": model, "seed": seed, "seeds": seeds, "run": str(run.resolve()),
                 "run_manifest": manifest, "tokenizer": "." if model == "bert" else TOKENIZER}
-        tokenizer = _tokenizer(folders, model)
+        tokenizer = _tokenizer(folders)
         if model == "bert":
             info.update(_write_transformers_folder(folders[0], tmp, tokenizer))
         else:
@@ -122,7 +117,7 @@ def _publish(tmp: Path, out: Path) -> None:
         shutil.rmtree(old, ignore_errors=True)
 
 
-def _tokenizer(folders: list[Path], model: str):
+def _tokenizer(folders: list[Path]):
     """The tokenizer every neural member was trained with, its model_max_length the length the model reads."""
     metas = [ckpt.read_json(ckpt.checkpoint_path(f, "best") / "meta.json") for f in folders if f.name in NEURAL]
     tokenizer = get_backbone(metas[0]["backbone"]).tokenizer()
@@ -154,8 +149,8 @@ def _copy_run_files(run: Path, folders: list[Path], model: str, out: Path) -> No
             shutil.copytree(folder / "model", target / "model")
             continue
         best = ckpt.checkpoint_path(folder, "best")
+        (target / best.name).mkdir(parents=True)
         for name in ("model.safetensors", "meta.json"):
-            (target / best.name).mkdir(parents=True, exist_ok=True)
             shutil.copy2(best / name, target / best.name / name)
         ckpt.write_json(target / ckpt.POINTER, {"last": best.name, "best": best.name})
     if model == "ensemble":

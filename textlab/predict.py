@@ -189,22 +189,30 @@ def load_predictor(run, model: str | None = None, device: str | None = None, pre
     if (run / EXPORT).exists():
         return _exported(run, model, device, precision, seed)
     model = model or "bert"
+    seed = choose_seed(run, model, seed)
     if model == "ensemble":
-        if seed is not None:
-            raise ValueError("--seed picks a BERT or BiLSTM of one training seed; the ensemble is the run's choice")
         if not (run / model / "ensemble.json").exists():
             raise CheckpointError(f"{run / model} holds no trained ensemble (ensemble.json is missing): "
                                   f"{train_first(run, model)}")
         return EnsemblePredictor(run, device, precision)
-    seeds = run_seeds(run)
-    if seed is not None and seeds and seed not in seeds:
-        raise ValueError(f"run {run} has no training seed {seed}; its seeds: {', '.join(map(str, seeds))}")
-    seed = seed if seed is not None else (seeds[0] if seeds else None)
     folder = seed_dir(run, seed) / model if seed is not None else run / model
     if not (folder / POINTER).exists():
         raise CheckpointError(f"{folder} holds no trained {model} model ({POINTER} is missing): "
                               f"{train_first(run, model)}")
     return _model_predictor(folder, device, precision)
+
+
+def choose_seed(run: Path, model: str, seed: int | None) -> int | None:
+    """The training seed whose `model` is meant: `seed`, if the run has it, else the run's first; None for the
+    ensemble, which is the run's choice (a ValueError if a seed is given for it)."""
+    if model == "ensemble":
+        if seed is not None:
+            raise ValueError("--seed picks a BERT or BiLSTM of one training seed; the ensemble is the run's choice")
+        return None
+    seeds = run_seeds(run)
+    if seed is not None and seeds and seed not in seeds:
+        raise ValueError(f"run {run} has no training seed {seed}; its seeds: {', '.join(map(str, seeds))}")
+    return seed if seed is not None else (seeds[0] if seeds else None)
 
 
 def check_run_folder(run: Path) -> None:

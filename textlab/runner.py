@@ -124,9 +124,8 @@ def _last_timings(log: Path, seeds: int, finished: list[str]) -> dict[str, float
 
 def _finished(run_dir: Path) -> list[str]:
     """The models of the run that are finished (evaluated: their metrics.json), as paths in the run folder."""
-    return sorted(f.parent.relative_to(run_dir).as_posix() for f in run_dir.glob("*/*/metrics.json")
-                  if f.parent.parent.name.startswith("seed-")) + (["ensemble"] if (run_dir / "ensemble" /
-                                                                                   "metrics.json").exists() else [])
+    seeds = sorted(f.parent.relative_to(run_dir).as_posix() for f in run_dir.glob("seed-*/*/metrics.json"))
+    return seeds + (["ensemble"] if (run_dir / "ensemble" / "metrics.json").exists() else [])
 
 
 def publishes(profile, run_dir: Path) -> bool:
