@@ -115,8 +115,8 @@ def notebooks_time_left(stems: list[str], previous: dict[str, float]) -> str:
 def _last_timings(log: Path, seeds: int, finished: list[str]) -> dict[str, float]:
     """Seconds per notebook of the run's last execution, when it started from the same state: the same number of
     training seeds and the same models already finished (`finished`). Otherwise its times say nothing of this one (a
-    run that trained everything took 1.7 h where re-running it on the trained models took 6 min, on a 2-core AMD
-    EPYC; after seeds were added only the new ones train): no estimate."""
+    run that trained everything took 1 h 42 min, with other work beside it, where re-running it on the trained models
+    took 6 min, both on a 2-core AMD EPYC; after seeds were added only the new ones train): no estimate."""
     last = read_json(log) if log.exists() else {}
     same = last.get("seeds") == seeds and last.get("finished") == finished
     return dict(last.get("seconds", {})) if same else {}
