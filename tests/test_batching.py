@@ -69,7 +69,7 @@ def test_collator_pads_only_to_batch_maximum():
 
 
 def test_loader_of_a_dataset_without_a_length_column():
-    """Tokenized some other way than data.tokenize: the lengths come from input_ids."""
+    """Tokenized some other way than tokenization.tokenize: the lengths come from input_ids."""
     ds = Dataset.from_dict({"input_ids": [[101, 7, 102], [101, 7, 7, 7, 102]], "labels": [0, 1], "idx": [0, 1]})
     batches = list(make_loader(ds, get_backbone("tiny").tokenizer(), 2, shuffle=False))
     assert batches[0]["input_ids"].shape == (2, 8) and batches[0]["idx"].tolist() == [1, 0]  # longest first

@@ -1,4 +1,5 @@
 import codecs
+import csv
 import io
 import json
 import re
@@ -8,12 +9,13 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pytest
 from datasets import DatasetDict
 
-from textlab import data
+from textlab import data, dataset, owndata, tokenization
 from textlab.backbones import get_backbone
-from textlab.data import DataError
+from textlab.errors import DataError, DataWarning
 
 
 @pytest.fixture(scope="module")
@@ -36,8 +38,8 @@ def test_archive_has_exact_bydate_sizes_and_20_classes(nga):
 
 def test_headers_footers_quotes_are_stripped(nga):
     # Counts measured independently with scikit-learn's fetch_20newsgroups(remove=(...)) on this data.
-    assert sum(data.is_empty(t) for t in nga["train"]["text"]) == 300
-    assert sum(data.is_empty(t) for t in nga["test"]["text"]) == 215
+    assert sum(dataset.is_empty(t) for t in nga["train"]["text"]) == 300
+    assert sum(dataset.is_empty(t) for t in nga["test"]["text"]) == 215
     texts = nga["train"]["text"][:500]
     assert not any(t.startswith("From:") for t in texts)  # headers gone
     assert not any(line.startswith(">") for t in texts for line in t.splitlines())  # quoted lines gone
@@ -175,8 +177,8 @@ def test_number_like_labels_stay_as_written(tmp_path, suffix, names):
     labels = names * 6
     df = pd.DataFrame({"text": [f"doc {i}" for i in range(len(labels))], "label": labels})
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore", data.DataWarning)
-        dsd = data.load_user_file(_write(df, tmp_path / f"mine{suffix}"))
+        warnings.simplefilter("ignore", DataWarning)
+        dsd = owndata.load_user_file(_write(df, tmp_path / f"mine{suffix}"))
     assert dsd["train"].features["label"].names == sorted(names)  # e.g. "007", "7", "7.0": three classes
     assert _labels_by_row(dsd) == dict(enumerate(labels))
 
@@ -186,8 +188,8 @@ def test_json_numbers_are_labelled_by_their_text(tmp_path):
     path = tmp_path / "mine.jsonl"
     path.write_text("".join(f'{{"text": "doc {i}", "label": {v}}}\n' for i, v in enumerate(values * 3)))
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore", data.DataWarning)
-        dsd = data.load_user_file(path)
+        warnings.simplefilter("ignore", DataWarning)
+        dsd = owndata.load_user_file(path)
     want = ["1", "2", "1.5", "1.0", "1e3", "-0", "True", "False", "12345678901234567890", "1"]  # booleans as Python's
     assert _labels_by_row(dsd) == dict(enumerate(want * 3))
 
@@ -200,8 +202,8 @@ def test_parquet_numbers_are_labelled_without_a_stray_decimal(tmp_path):
         path = tmp_path / f"{column}.parquet"
         df[["text", column]].rename(columns={column: "label"}).to_parquet(path)
         with warnings.catch_warnings():
-            warnings.simplefilter("ignore", data.DataWarning)
-            dsd = data.load_user_file(path)
+            warnings.simplefilter("ignore", DataWarning)
+            dsd = owndata.load_user_file(path)
         assert _labels_by_row(dsd) == dict(enumerate(want * 8)), column
 
 
@@ -228,11 +230,11 @@ def test_malformed_jsonl_line_is_named_by_its_line(tmp_path):
     lines[6] = lines[6].replace('","label"', '" "label"')  # line 7: a comma missing
     path.write_text("\n".join(lines[:2] + [""] + lines[2:]))  # a blank line before: skipped, but counted
     with pytest.raises(DataError) as e:
-        data.load_user_file(path)
+        owndata.load_user_file(path)
     assert str(e.value).startswith(f"{path}: line 8 could not be read as JSON: Expecting ',' delimiter (column ")
     path.write_text('{"text": "a", "label": "x"}\n["b", "y"]\n')
     with pytest.raises(DataError, match=f"^{path}: line 2 is not a JSON object; each line of a .jsonl file"):
-        data.load_user_file(path)
+        owndata.load_user_file(path)
 
 
 def test_malformed_csv_row_is_named_by_its_file_line(tmp_path):
@@ -240,14 +242,14 @@ def test_malformed_csv_row_is_named_by_its_file_line(tmp_path):
     rows = ["text,label", '"spans\nthree\nlines",a', "", "fine,b", "one, too many,a", "fine again,b"]
     path.write_text("\n".join(rows) + "\n")  # the bad row is on line 7 (pandas: "line 5")
     with pytest.raises(DataError) as e:
-        data.load_user_file(path)
+        owndata.load_user_file(path)
     assert str(e.value) == (
         f"{path}: line 7 has 3 fields, the header 2. A value holding a comma must be in double quotes "
         '("one, two"), a double quote inside one written twice ("say ""hi"""); correct that line.')
     rows[4:6] = ['"one, two",a', '"never closed,b']  # pandas: "EOF inside string starting at row 5"
     path.write_text("\r\n".join(rows) + "\r\n")
     with pytest.raises(DataError) as e:
-        data.load_user_file(path)
+        owndata.load_user_file(path)
     assert str(e.value) == (
         f"{path}: line 8 opens a double-quoted value that is never closed, so the rest of the file became part of "
         'it. Close it, or write a double quote inside a value twice ("say ""hi""").')
@@ -257,7 +259,7 @@ def test_malformed_json_is_named_by_its_line(tmp_path):
     path = tmp_path / "mine.json"
     path.write_text('[\n  {"text": "a", "label": "x"},\n  {"text": "b", "label": "y"}\n  {"text": "c"}\n]\n')
     with pytest.raises(DataError, match=f"^{path}: line 4 could not be read as JSON: Expecting ',' delimiter"):
-        data.load_user_file(path)
+        owndata.load_user_file(path)
 
 
 @pytest.mark.parametrize("suffix", [".jsonl", ".json"])
@@ -269,7 +271,7 @@ def test_half_an_emoji_escape_is_named_by_its_line(tmp_path, suffix):
     lines[2] = lines[2].replace("\\ude80", "")
     path.write_text("\n".join(lines) + "\n" if suffix == ".jsonl" else "[\n" + ",\n".join(lines) + "\n]\n")
     with pytest.raises(DataError, match=re.escape(f"{path}: line {3 + (suffix == '.json')} holds \\ud83d, half of")):
-        data.load_user_file(path)
+        owndata.load_user_file(path)
 
 
 def test_jsonl_blank_lines_do_not_shift_the_lines_warnings_name(tmp_path):
@@ -285,7 +287,7 @@ def test_unsupported_own_file(tmp_path):
     path = tmp_path / "x.json"
     path.write_text("{not json")
     with pytest.raises(DataError, match="could not be read"):
-        data.load_user_file(path)
+        owndata.load_user_file(path)
 
 
 def test_tokenize_truncates_like_the_tokenizer_and_is_cached(tmp_path, monkeypatch, tokenizer):
@@ -296,33 +298,46 @@ def test_tokenize_truncates_like_the_tokenizer_and_is_cached(tmp_path, monkeypat
     path = tmp_path / "t.csv"
     df.to_csv(path, index=False)
     dsd = data.load_data(path, seed=0)
-    tok = data.tokenize(dsd, tokenizer, max_length=16)
+    tok = tokenization.tokenize(dsd, tokenizer, max_length=16)
     for split in tok:
         for ids, text, n, full in zip(tok[split]["input_ids"], tok[split]["text"], tok[split]["length"],
                                       tok[split]["full_length"]):
             assert ids == tokenizer(text, truncation=True, max_length=16)["input_ids"]
             assert n == len(ids) <= 16 and full >= n
-    assert len(list(tmp_path.glob("tok-*"))) == 1
+    assert len(list(tmp_path.glob("tok-*"))) == 2  # the texts tokenized whole, and their cut to 16
 
     def boom(*a, **k):
         raise AssertionError("tokenizer called: cache not used")
 
     monkeypatch.setattr(type(tokenizer), "__call__", boom)
-    again = data.tokenize(dsd, tokenizer, max_length=16)  # must come from the cache
+    again = tokenization.tokenize(dsd, tokenizer, max_length=16)  # must come from the cache
     assert list(again["train"]["input_ids"]) == list(tok["train"]["input_ids"])
-    with pytest.raises(AssertionError, match="cache not used"):
-        data.tokenize(dsd, tokenizer, max_length=20)  # another max_length is another cache entry
+    longer = tokenization.tokenize(dsd, tokenizer, max_length=20)  # another cut of the whole: no tokenizer call
+    assert len(list(tmp_path.glob("tok-*"))) == 3 and not list(tmp_path.glob(".cut-*"))
+    for a, b, n in zip(longer["train"]["input_ids"], tok["train"]["input_ids"], longer["train"]["full_length"]):
+        assert len(a) == min(n, 20) and (a == b if n <= 16 else a[:15] == b[:15])
+
+
+def test_cut_lists_is_truncate_ids_on_every_row():
+    rng = np.random.default_rng(0)
+    rows = pa.array([rng.integers(1000, 2000, size=k).tolist() for k in rng.integers(0, 60, size=300)],
+                    pa.list_(pa.int32()))
+    for ids in (rows, rows.slice(37, 200)):  # a slice's offsets point into the whole child array
+        for max_length in (1, 2, 4, 5, 16, 17, 59, 64):
+            for truncation in ("head", "head_tail"):
+                want = [tokenization.truncate_ids(r, max_length, truncation, 102) for r in ids.to_pylist()]
+                assert tokenization.cut_lists(ids, max_length, truncation, 102).to_pylist() == want
 
 
 def test_truncate_ids_head_and_head_tail():
     ids = [101] + list(range(1000, 1030)) + [102]  # [CLS] 30 tokens [SEP]
-    assert data.truncate_ids(ids, 64, "head_tail", 102) == ids  # short sequences are never cut
-    head = data.truncate_ids(ids, 16, "head", 102)
+    assert tokenization.truncate_ids(ids, 64, "head_tail", 102) == ids  # short sequences are never cut
+    head = tokenization.truncate_ids(ids, 16, "head", 102)
     assert head == [101] + list(range(1000, 1014)) + [102]
-    both = data.truncate_ids(ids, 16, "head_tail", 102)  # 16 // 4 = 4 from the head, 12 from the tail
+    both = tokenization.truncate_ids(ids, 16, "head_tail", 102)  # 16 // 4 = 4 from the head, 12 from the tail
     assert both == [101, 1000, 1001, 1002] + list(range(1019, 1030)) + [102]
     with pytest.raises(ValueError, match="unknown truncation 'middle'; choose one of: head, head_tail"):
-        data.truncate_ids(ids, 16, "middle", 102)
+        tokenization.truncate_ids(ids, 16, "middle", 102)
 
 
 def test_tokenize_head_tail_is_its_own_cache_entry(tmp_path, monkeypatch, tokenizer):
@@ -332,21 +347,21 @@ def test_tokenize_head_tail_is_its_own_cache_entry(tmp_path, monkeypatch, tokeni
     path = tmp_path / "t.csv"
     df.to_csv(path, index=False)
     dsd = data.load_data(path, seed=0)
-    head = data.tokenize(dsd, tokenizer, max_length=16)
-    both = data.tokenize(dsd, tokenizer, max_length=16, truncation="head_tail")
-    assert len(list(tmp_path.glob("tok-*"))) == 2
+    head = tokenization.tokenize(dsd, tokenizer, max_length=16)
+    both = tokenization.tokenize(dsd, tokenizer, max_length=16, truncation="head_tail")
+    assert len(list(tmp_path.glob("tok-*"))) == 3  # whole, head, head_tail
     cut = 0
     for split in both:
         for text, h, b in zip(both[split]["text"], head[split]["input_ids"], both[split]["input_ids"]):
             full = tokenizer(text, truncation=False, verbose=False)["input_ids"]
-            assert b == data.truncate_ids(full, 16, "head_tail", tokenizer.sep_token_id) and len(b) <= 16
+            assert b == tokenization.truncate_ids(full, 16, "head_tail", tokenizer.sep_token_id) and len(b) <= 16
             assert h[:4] == b[:4]
             if len(full) > 16:
                 assert b[-12:] == full[-12:] and h != b
                 cut += 1
     assert cut >= 1
     with pytest.raises(ValueError, match="unknown truncation"):
-        data.tokenize(dsd, tokenizer, max_length=16, truncation="tail")
+        tokenization.tokenize(dsd, tokenizer, max_length=16, truncation="tail")
 
 
 def test_no_path_and_no_download_says_both_ways(tmp_path, monkeypatch):
@@ -437,7 +452,7 @@ def test_utf8_with_bom_is_read(tmp_path, suffix):
     path.write_bytes(codecs.BOM_UTF8 + text.encode("utf-8"))
     with warnings.catch_warnings(record=True) as record:
         warnings.simplefilter("always")
-        dsd = data.load_user_file(path)
+        dsd = owndata.load_user_file(path)
     assert _data_warnings(record) == []
     assert "café naïve 🚀" in list(dsd["train"]["text"]) + list(dsd["test"]["text"])
     assert len(dsd["train"]) + len(dsd["test"]) == 90 and "text" in dsd["train"].column_names
@@ -465,7 +480,7 @@ def test_split_column_with_one_side_only(tmp_path, monkeypatch, only, lacking):
 
 
 def _data_warnings(record) -> list[str]:
-    return [str(w.message) for w in record if issubclass(w.category, data.DataWarning)]
+    return [str(w.message) for w in record if issubclass(w.category, DataWarning)]
 
 
 def _load(path, **kw) -> tuple[DatasetDict, list[str]]:
@@ -478,7 +493,7 @@ def _load(path, **kw) -> tuple[DatasetDict, list[str]]:
 def test_20_newsgroups_gives_no_data_warning(archive):
     dsd, warned = _load(archive)
     assert warned == []
-    assert sum(data.is_empty(t) for t in dsd["train"]["text"]) > 200  # identical empty documents: no "duplicates"
+    assert sum(dataset.is_empty(t) for t in dsd["train"]["text"]) > 200  # identical empty documents: no "duplicates"
 
 
 @pytest.mark.parametrize("split", [False, True])
@@ -535,7 +550,7 @@ def test_overlap_and_labels_only_in_test(tmp_path):
 
 
 def test_classes_with_few_training_documents(tmp_path):
-    assert data.MIN_TRAIN_PER_CLASS == 5
+    assert owndata.MIN_TRAIN_PER_CLASS == 5
     labels = ["big"] * 30 + ["four"] * 4 + ["five"] * 5 + ["one"]
     df = pd.DataFrame({"text": [f"doc {i}" for i in range(len(labels))], "label": labels, "split": "train"})
     df = pd.concat([df, pd.DataFrame({"text": ["t1", "t2", "t3"], "label": ["big", "four", "one"], "split": "test"})])
@@ -596,7 +611,7 @@ def test_unreadable_20ng_cache_entry_is_rebuilt(tmp_path, monkeypatch):
     first = data.load_20newsgroups(archive)
     (entry,) = (tmp_path / "cache").glob("20ng-*")
     _truncate_arrow(entry)
-    with pytest.warns(data.DataWarning, match=f"cache entry {entry} is unreadable, rebuilt") as record:
+    with pytest.warns(DataWarning, match=f"cache entry {entry} is unreadable, rebuilt") as record:
         again = data.load_20newsgroups(archive)
     assert len(_data_warnings(record)) == 1
     assert list(again["train"]["text"]) == list(first["train"]["text"]) and len(again["test"]) == 20
@@ -611,14 +626,15 @@ def test_unreadable_tokenization_cache_entry_is_rebuilt(tmp_path, monkeypatch, t
     path = tmp_path / "t.csv"
     _frame(30).to_csv(path, index=False)
     dsd = data.load_data(path, seed=0)
-    tok = data.tokenize(dsd, tokenizer, max_length=16)
+    tok = tokenization.tokenize(dsd, tokenizer, max_length=16)
     want = {split: list(tok[split]["input_ids"]) for split in tok}  # read now: tok is memory-mapped from the entry
-    (entry,) = (tmp_path / "cache").glob("tok-*")
-    _truncate_arrow(entry)
-    with pytest.warns(data.DataWarning, match=f"cache entry {entry} is unreadable, rebuilt"):
-        again = data.tokenize(dsd, tokenizer, max_length=16)
+    entries = sorted(p.name for p in (tmp_path / "cache").iterdir())
+    for entry in (tmp_path / "cache").glob("tok-*"):  # the whole and the cut
+        _truncate_arrow(entry)
+    with pytest.warns(DataWarning, match="cache entry .*tok-.* is unreadable, rebuilt"):
+        again = tokenization.tokenize(dsd, tokenizer, max_length=16)
     assert {split: list(again[split]["input_ids"]) for split in again} == want
-    assert [p.name for p in (tmp_path / "cache").iterdir()] == [entry.name]
+    assert sorted(p.name for p in (tmp_path / "cache").iterdir()) == entries
 
 
 def test_textlab_20ng_naming_your_own_file_says_where_it_goes(tmp_path, monkeypatch):
@@ -654,7 +670,7 @@ def test_class_list_elides_only_more_than_two_names():
 
 
 def test_validation_folds_the_ensemble_cannot_cut_are_refused_with_the_minimum():
-    from textlab.data import DataError, DataWarning, check_validation_folds
+    from textlab.owndata import check_validation_folds
 
     names = ["a", "b", "c"]
     check_validation_folds(np.repeat([0, 1, 2], 4), names, 3, (42, 43), 0.1, "f.csv")  # 4 each: cuts, no warning
@@ -682,3 +698,67 @@ def test_files_without_documents_or_classes_say_so(tmp_path, content, message):
     path.write_text(content)
     with pytest.raises(DataError, match=re.escape(f"{path}") + ".*" + re.escape(message)):
         data.load_data(path)
+
+
+def test_utf8_is_checked_in_pieces_that_may_split_a_character(tmp_path, monkeypatch):
+    monkeypatch.setattr(owndata, "UTF8_PIECE", 5)  # every piece boundary, somewhere inside a multi-byte character
+    df = _frame(30)
+    df.loc[3, "text"] = "café naïve 🚀 ünïcödé"
+    path = tmp_path / "mine.csv"
+    df.to_csv(path, index=False)
+    dsd = owndata.load_user_file(path)
+    assert "café naïve 🚀 ünïcödé" in list(dsd["train"]["text"]) + list(dsd["test"]["text"])
+    lines = path.read_bytes().splitlines(keepends=True)
+    lines[20] = lines[20].replace(b"doc", b"d\xe9c", 1)  # line 21, far past the first piece
+    path.write_bytes(b"".join(lines))
+    with pytest.raises(DataError, match=rf"^{re.escape(str(path))}: line 21 is not UTF-8 \(byte 0xe9 at byte 2 "):
+        owndata.load_user_file(path)
+
+
+def test_column_reads_a_selected_dataset_in_its_order(tmp_path):
+    path = tmp_path / "mine.csv"
+    _frame(40).to_csv(path, index=False)
+    train = data.load_data(path, seed=0)["train"]  # a selection (indices mapping) of the file's rows
+    assert dataset.column(train, "text") == list(train["text"])
+    labels = dataset.column(train, "label")
+    assert isinstance(labels, np.ndarray) and labels.tolist() == list(train["label"])
+
+
+def test_overview_counts_what_notebook_01_shows(tmp_path, monkeypatch, tokenizer):
+    from textlab.overview import overview
+
+    monkeypatch.setenv("TEXTLAB_CACHE", str(tmp_path / "cache"))
+    df = _frame(60)
+    df.loc[0, "text"], df.loc[1, "text"] = "   ", "\n"  # two empty documents
+    long = " ".join(f"w{i}" for i in range(30))  # more than 20 words: an example
+    df.loc[7, "text"], df.loc[10, "text"] = long, long + " again"  # rows 7 and 10: classes neu and neg
+    path = tmp_path / "mine.csv"
+    df.to_csv(path, index=False)
+    raw = data.load_data(path, seed=0)
+    tok = tokenization.tokenize(raw, tokenizer, max_length=8)
+    view = overview(raw, tok, {"bert": 8, "bilstm": 4})
+    assert view.sizes.loc["train", "documents"] == len(raw["train"]) and set(view.sizes["classes"]) <= {1, 2, 3}
+    for s in raw:
+        full = np.array([len(tokenizer(t)["input_ids"]) for t in raw[s]["text"]])
+        assert view.full_lengths[s].tolist() == full.tolist()
+        assert view.lengths.loc[s, "truncated at 4"] == pytest.approx((full > 4).mean())
+        assert view.lengths.loc[s, "truncated at 8"] == pytest.approx((full > 8).mean())
+        assert view.empty.loc[s, "empty"] == sum(not t.strip() for t in raw[s]["text"])
+    assert view.empty["empty"].sum() == 2 and view.empty["documents"].sum() == 60
+    train = list(zip(raw["train"]["text"], raw["train"]["label"]))
+    names = raw["train"].features["label"].names
+    want = [{"class": n, "text": next(t for t, y in train if y == c and len(t.split()) > 20)}
+            for c, n in enumerate(names) if any(y == c and len(t.split()) > 20 for t, y in train)]
+    assert view.examples.to_dict("records") == want and len(want) >= 1
+
+
+def test_a_row_split_by_an_unquoted_carriage_return_says_so(tmp_path):
+    df = _frame(30)
+    df.loc[4, "text"] = "a signature line\r"  # pandas' to_csv leaves it unquoted: every reader ends the row there
+    path = tmp_path / "mine.csv"
+    df.to_csv(path, index=False)
+    with pytest.raises(DataError, match=r"1 rows have an empty label .*carriage return \(\\r\) without a line feed"):
+        owndata.load_user_file(path)
+    df.to_csv(path, index=False, quoting=csv.QUOTE_NONNUMERIC)  # the fix the message gives
+    dsd = owndata.load_user_file(path)
+    assert len(dsd["train"]) + len(dsd["test"]) == 30

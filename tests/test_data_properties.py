@@ -1,4 +1,4 @@
-"""Property-based tests of the own-data reader (data.load_user_file): whatever labels and texts a user writes with
+"""Property-based tests of the own-data reader (owndata.load_user_file): whatever labels and texts a user writes with
 pandas as .csv, .jsonl or .parquet come back as written, and any file, however damaged, either loads or stops with
 a one-line DataError, never another exception."""
 
@@ -11,8 +11,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from textlab import data
-from textlab.data import DataError
+from textlab import owndata
+from textlab.errors import DataError, DataWarning
 
 SUFFIXES = [".csv", ".jsonl", ".parquet"]
 # Labels pandas' type guessing would turn into numbers, booleans or missing values; all are labels as written.
@@ -55,11 +55,11 @@ def load(path: Path):
     with warnings.catch_warnings(record=True) as record:
         warnings.simplefilter("always")
         try:
-            out = data.load_user_file(path)
+            out = owndata.load_user_file(path)
         except DataError as e:
             assert "\n" not in str(e), f"a DataError must be one line: {e}"
             out = e
-    return out, [str(w.message) for w in record if issubclass(w.category, data.DataWarning)]
+    return out, [str(w.message) for w in record if issubclass(w.category, DataWarning)]
 
 
 @pytest.mark.parametrize("suffix", SUFFIXES)

@@ -8,6 +8,8 @@ import torch
 from torch.utils.data import DataLoader, Sampler
 from transformers import DataCollatorWithPadding
 
+from .dataset import column
+
 MODEL_COLUMNS = ("input_ids", "labels", "idx")
 
 
@@ -77,7 +79,7 @@ def make_loader(ds, tokenizer, batch_size: int, *, shuffle: bool, seed: int = 0,
     # after a resume (the resumed run creates its iterators at other points of the RNG stream).
     g = torch.Generator().manual_seed(seed)
     if length_grouped:
-        lengths = ds["length"] if "length" in ds.column_names else [len(x) for x in ds["input_ids"]]
+        lengths = column(ds, "length") if "length" in ds.column_names else [len(x) for x in ds["input_ids"]]
         sampler = LengthGroupedBatchSampler(lengths, batch_size, shuffle=shuffle, seed=seed)
         return DataLoader(columns, batch_sampler=sampler, collate_fn=Collator(tokenizer, buckets=buckets), generator=g)
     return DataLoader(columns, batch_size=batch_size, shuffle=shuffle, generator=g,

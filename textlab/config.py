@@ -16,7 +16,7 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 TRAINING_PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 SELECT_METRICS = ("accuracy", "macro_f1")
 TRACKERS = ("", "tensorboard", "wandb")  # Accelerate trackers for TrainConfig.log_with ("": off)
-TRUNCATIONS = ("head", "head_tail")  # what a document longer than max_length keeps (see textlab.data.truncate_ids)
+TRUNCATIONS = ("head", "head_tail")  # what a longer document keeps (tokenization.truncate_ids)
 # Loop settings that change speed or bookkeeping, not results: a run may resume, and is the same run, with other values.
 EXECUTION_ONLY = ("compile", "pad_buckets", "save_every_steps", "save_every_minutes", "log_with")
 

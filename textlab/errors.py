@@ -33,12 +33,12 @@ class UnknownSetting(SettingError, KeyError):
         return str(self.args[0])
 
 
-# raised in data.py
+# raised in data.py and owndata.py
 class DataError(TextlabError, ValueError):
     """Input data that cannot be used; the message says what is wrong and how to fix it."""
 
 
-# raised in data.py
+# raised in owndata.py and cache.py
 class DataWarning(TextlabWarning):
     """Data that can be used but that a user should know about (duplicates, overlap, rare classes, a rebuilt cache)."""
 

@@ -17,7 +17,7 @@ from transformers import AutoModelForSequenceClassification, AutoTokenizer
 from .backbones import get_backbone, quiet_transformers
 from .batching import Collator, LengthGroupedBatchSampler
 from .checkpoint import EXPORT, POINTER, CheckpointError, checkpoint_path, read_export, read_json
-from .data import truncate_ids
+from .tokenization import truncate_ids
 from .ensemble import load_variant
 from .kinds import NEURAL, SERVED
 from .models.tfidf import TfidfSVM
@@ -74,7 +74,7 @@ class Predictor:
                 [len(x) > self.max_length for x in ids])
 
     def _tokenize(self, texts: list[str]) -> list[list[int]]:
-        # Not truncated by the tokenizer, so the whole length is known (as in data.tokenize).
+        # Not truncated by the tokenizer, so the whole length is known (as in tokenization.tokenize).
         return self.tokenizer(texts, truncation=False, verbose=False)["input_ids"] if texts else []
 
     def predict_logits(self, texts: list[str], batch_size: int = 32) -> np.ndarray:

@@ -7,6 +7,7 @@ import warnings
 
 import numpy as np
 import pandas as pd
+import scipy.special
 from scipy import stats as sps
 from sklearn.metrics import f1_score
 from sklearn.model_selection import StratifiedKFold
@@ -19,7 +20,7 @@ _BOOT_CHUNK = 250  # resamples per vectorised batch: bounds memory at ~chunk * n
 def stratified_folds(y, folds: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
     """(train, held-out) index pairs of StratifiedKFold(folds, shuffle=True, random_state=seed) over labels `y`: every
     cross-validation of the ensemble choice. Without scikit-learn's warning about classes with fewer members than
-    folds: notebook 01 names those classes once (data.check_validation_folds)."""
+    folds: notebook 01 names those classes once (owndata.check_validation_folds)."""
     y = np.asarray(y)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="The least populated class", category=UserWarning)
@@ -27,12 +28,11 @@ def stratified_folds(y, folds: int, seed: int) -> list[tuple[np.ndarray, np.ndar
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:
-    """Row-wise softmax; subtracting the row maximum keeps exp() from overflowing."""
+    """Row-wise softmax in float64 (scipy's, which subtracts the row maximum), with a clear error for a bad shape."""
     z = np.asarray(logits, dtype=float)
     if z.ndim not in (1, 2) or z.shape[-1] == 0:
         raise ValueError(f"logits must be a 1-D or 2-D array with at least one class, got shape {z.shape}")
-    e = np.exp(z - z.max(axis=-1, keepdims=True))
-    return e / e.sum(axis=-1, keepdims=True)
+    return scipy.special.softmax(z, axis=-1)
 
 
 def _labels(**arrays) -> list[np.ndarray]:
