@@ -1,5 +1,6 @@
 import json
 import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -70,7 +71,9 @@ def test_whole_series_on_your_own_data(tmp_path, monkeypatch, capsys):
                       for r in ensemble.predict(test["text"], top_k=3)])
     np.testing.assert_allclose(proba, np.load(run / "ensemble" / "proba_test_chosen.npy"), atol=1e-4)
 
-    capsys.readouterr()
+    first = capsys.readouterr().out.split("\n[2/5]")[0]  # a first run: the estimate measured here, at notebook 01
+    assert re.search(r"\[1/5\] 01_data .*; about .+ of training expected on this machine, .*one training step here: "
+                     r"bert [\d.]+ / [\d.]+ / [\d.]+ s at 8 / 32 / 64 tokens", first), first
     before = {p: p.stat().st_mtime_ns for p in (run / "notebooks").iterdir()}
     assert all(nb.stat().st_mtime_ns == mtime for nb, mtime in committed.items())  # not the committed run
     assert cli.main(["run", "--profile", "smoke", "--data", str(csv), "--set", "bert.epochs=3",

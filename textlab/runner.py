@@ -17,12 +17,14 @@ from pathlib import Path
 import nbformat
 import papermill as pm
 
-from . import runs
+from . import pipeline, runs
 from .backbones import get_backbone
 from .checkpoint import read_json, write_json, write_text
 from .config import PROJECT_ROOT, parse_overrides, resolve
 from .data import load_for_profile
 from .errors import NotebookFailed
+from .estimate import estimate, estimate_line
+from .kinds import NEURAL, notebook
 from .train import format_duration
 
 NOTEBOOK_DIR = PROJECT_ROOT / "notebooks"
@@ -120,6 +122,26 @@ def _last_timings(log: Path, seeds: int, finished: list[str]) -> dict[str, float
     last = read_json(log) if log.exists() else {}
     same = last.get("seeds") == seeds and last.get("finished") == finished
     return dict(last.get("seconds", {})) if same else {}
+
+
+def first_estimate(prof, raw, chosen: list[Path], finished: list[str], timed: dict[str, float]) -> str:
+    """When the last execution timed none of the notebooks that will train here (`timed`): an estimate of the
+    training still to do, from one training step of each model measured on this machine (textlab.estimate;
+    seconds on a CPU); "" when nothing trains. `raw`: the run's data, loaded already. An estimate is a courtesy:
+    if measuring fails, the run goes on without one."""
+    stems = {c.stem for c in chosen}
+    to_train = {k: sum(f"seed-{s}/{k}" not in finished for s in prof.seeds) for k in NEURAL
+                if notebook(k) in stems and notebook(k) not in timed}
+    to_train = {k: n for k, n in to_train.items() if n}
+    if not to_train:
+        return ""
+    print("      no earlier run from this state to time from: measuring one training step of each model here ...",
+          flush=True)
+    try:
+        return estimate_line(*estimate(pipeline.prepare(prof, raw), to_train))
+    except Exception as e:  # noqa: BLE001  (anything: the run matters, its estimate does not)
+        print(f"      no time estimate: measuring failed ({type(e).__name__}: {e})", flush=True)
+        return ""
 
 
 def _finished(run_dir: Path) -> list[str]:
@@ -220,11 +242,12 @@ def run(profile: str | None = None, only: list[str] | None = None, *, data: str 
     # The folder's lock, held from before anything is read or deleted until the last notebook ends: a second
     # process (another run, a --fresh) is refused at once, naming this command; the notebooks' kernels work under it.
     with runs.lock(runs.runs_root() / runs.run_name(prof, name)) as folder, runs.alone(folder):
-        run_dir = runs.open_folder(prof, load_for_profile(prof), get_backbone(prof.backbone), name, fresh)
-        return _execute(chosen, prof, run_dir, items, data)
+        raw = load_for_profile(prof)
+        run_dir = runs.open_folder(prof, raw, get_backbone(prof.backbone), name, fresh)
+        return _execute(chosen, prof, run_dir, items, data, raw)
 
 
-def _execute(chosen: list[Path], prof, run_dir: Path, items: dict, data: str) -> Path:
+def _execute(chosen: list[Path], prof, run_dir: Path, items: dict, data: str, raw) -> Path:
     """The notebooks, in order, on an opened run folder; timings to run.json; the committed run publishes."""
     from papermill.exceptions import PapermillExecutionError
 
@@ -235,9 +258,10 @@ def _execute(chosen: list[Path], prof, run_dir: Path, items: dict, data: str) ->
     log = run_dir / "run.json"
     finished = _finished(run_dir)
     seconds = _last_timings(log, len(prof.seeds), finished)  # of the last run, updated as we go
+    first = first_estimate(prof, raw, chosen, finished, seconds)
     for i, nb in enumerate(chosen, 1):
         target = out_dir / nb.name
-        left = notebooks_time_left([c.stem for c in chosen[i - 1:]], seconds)
+        left = (first if i == 1 and first else "") or notebooks_time_left([c.stem for c in chosen[i - 1:]], seconds)
         print(f"[{i}/{len(chosen)}] {nb.stem} (run {run_dir.name}) -> {target}" + (f"; {left}" if left else ""),
               flush=True)
         t0 = time.perf_counter()

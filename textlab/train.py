@@ -38,10 +38,18 @@ def resolve_precision(precision: str, device: str) -> str:
         return precision
     if device == "cuda":
         return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
-    # bf16 autocast pays on CPUs with native bf16 dot products (AVX512-BF16 or AMX). Not get_cpu_capability(): it
-    # says "AVX512" on such a CPU too. The probes are private torch: where a version lacks them, fp32.
-    probes = (getattr(torch.cpu, f, lambda: False) for f in ("_is_avx512_bf16_supported", "_is_amx_tile_supported"))
-    return "bf16" if any(probe() for probe in probes) else "fp32"
+    # bf16 autocast pays on CPUs with native bf16 dot products (AVX512-BF16 or AMX).
+    return "bf16" if cpu_bf16_path() else "fp32"
+
+
+def cpu_bf16_path() -> str | None:
+    """This CPU's native bf16 path: "AMX" (Intel Xeon 4th gen. on), "AVX512-BF16" (e.g. AMD EPYC Zen 4), or None.
+    Not get_cpu_capability(): it says "AVX512" on both. The probes are private torch: where a version lacks them,
+    None (fp32)."""
+    for name, probe in (("AMX", "_is_amx_tile_supported"), ("AVX512-BF16", "_is_avx512_bf16_supported")):
+        if getattr(torch.cpu, probe, lambda: False)():
+            return name
+    return None
 
 
 def _installed(package: str) -> bool:
