@@ -39,8 +39,9 @@ from transformers.utils import logging as hf_logging
 
 import bench_matmul
 from textlab import pipeline
+from textlab.batching import LengthGroupedBatchSampler, make_loader
 from textlab.config import get_profile
-from textlab.train import fit, resolve_precision
+from textlab.train import cpu_bf16_path, device_name, fit, resolve_precision
 
 SEED_BATCH, BEST_BATCH = (16, 2), (32, 1)  # (micro-batch, accumulation): both 32 documents per optimizer step
 
@@ -96,6 +97,66 @@ def bench_trainer(prep, profile, steps: int, precision: str, out: Path, best: bo
     return {"seconds": seconds, "docs": docs, "tokens": sum(lengths[:docs])}
 
 
+class _OurBatchesTrainer(Trainer):
+    """The Trainer fed a given DataLoader: our sampler's batches, padded by our collator."""
+
+    def __init__(self, *args, loader, **kw):
+        super().__init__(*args, **kw)
+        self.loader = loader
+
+    def get_train_dataloader(self):
+        return self.accelerator.prepare(self.loader)
+
+
+def bench_trainer_our_batches(prep, profile, steps: int, precision: str, out: Path) -> dict:
+    """The Trainer's loop on exactly the batches `ours` trains on: our length-grouped sampler and collator with fit's
+    seed (42) and epoch (0), micro-batch 32 x 1, so the documents, their order and their padding are the same and
+    what differs is the loop alone. Returns the real tokens it met too, to check against ours."""
+    torch.manual_seed(0)
+    model = pipeline.build_model("bert", prep.backbone, len(prep.label_names), profile)
+    cfg, seen = profile.bert, []
+    loader = make_loader(prep.data["train"], prep.tokenizer, 32, shuffle=True, seed=42)
+    collate = loader.collate_fn
+
+    def without_idx(features):
+        batch = collate(features)
+        seen.append(int(batch["attention_mask"].sum()))
+        return {k: v for k, v in batch.items() if k != "idx"}
+
+    loader.collate_fn = without_idx
+    args = TrainingArguments(
+        output_dir=str(out), per_device_train_batch_size=32, gradient_accumulation_steps=1, max_steps=steps,
+        learning_rate=cfg.lr, weight_decay=cfg.weight_decay, warmup_steps=cfg.warmup_ratio, lr_scheduler_type="linear",
+        max_grad_norm=cfg.max_grad_norm, bf16=precision == "bf16", use_cpu=not torch.cuda.is_available(),
+        save_strategy="no", report_to=[], logging_strategy="no", dataloader_num_workers=0, disable_tqdm=True, seed=0)
+    trainer = _OurBatchesTrainer(model=model, args=args, loader=loader)
+    t0 = time.perf_counter()
+    trainer.train()
+    seconds = time.perf_counter() - t0
+    return {"seconds": seconds, "docs": steps * 32, "tokens": sum(seen[:steps])}
+
+
+def epoch_padding(lengths: np.ndarray, batch: int = 32) -> dict:
+    """Padding over one whole training epoch of each sampler (pad tokens / real tokens), padded as each row pads:
+    ours (LengthGroupedBatchSampler, mega-batches of 50 x batch, padded to a multiple of 8), the Trainer's
+    LengthGroupedSampler (transformers' mega-batches) with DataCollatorWithPadding(pad_to_multiple_of=8), and random
+    batches padded to a multiple of 8 and to max_length."""
+    from transformers.trainer_pt_utils import LengthGroupedSampler
+
+    def waste(batches, pad_to=None):
+        padded = sum(len(b) * (pad_to or -(-int(lengths[b].max()) // 8) * 8) for b in batches)
+        return padded / lengths.sum() - 1
+
+    torch.manual_seed(42)
+    ours = list(LengthGroupedBatchSampler(lengths, batch, shuffle=True, seed=42))
+    order = list(LengthGroupedSampler(batch, lengths=lengths.tolist()))
+    theirs = [order[i:i + batch] for i in range(0, len(order), batch)]
+    shuffled = np.random.default_rng(42).permutation(len(lengths))
+    random_batches = [shuffled[i:i + batch] for i in range(0, len(shuffled), batch)]
+    return {"ours": waste(ours), "trainer_length_grouped": waste(theirs), "random": waste(random_batches),
+            "random_to_max_length": waste(random_batches, int(lengths.max()))}
+
+
 def packed_bilstm(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
     """BiLSTMClassifier.bilstm as it was: nn.LSTM over packed sequences (the reference the dense path must beat)."""
     from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
@@ -114,7 +175,7 @@ def bench_ours(prep, profile, steps: int, precision: str, length_grouped: bool, 
     cfg = dataclasses.replace(getattr(profile, kind), batch_size=batch[0], grad_accum=batch[1], max_steps=steps,
                               epochs=1, precision=precision, length_grouped=length_grouped, compile=compile)
     data = {"train": prep.data["train"], "validation": prep.data["validation"].select(range(8))}
-    result = fit(model, data, prep.tokenizer, cfg, out, meta=pipeline.model_meta(kind, prep), resume=False)
+    result = fit(model, data, prep.tokenizer, cfg, out, meta=pipeline.model_meta(kind, prep, 42), seed=42, resume=False)
     h = result.history[0]
     docs = steps * 32
     return {"seconds": h["seconds"], "docs": docs, "tokens": h["tokens_per_s"] * h["seconds"]}
@@ -129,6 +190,7 @@ def main(argv=None) -> None:
     parser.add_argument("--warmup-steps", type=int, default=2, help="untimed run first (kernel selection, JIT)")
     parser.add_argument("--max-length", type=int, default=512, help="tokens per document (the cpu profile's BERT: 512)")
     parser.add_argument("--only", nargs="+", default=None, help="subset of configurations")
+    parser.add_argument("--repeats", type=int, default=1, help="timed runs of each row, alternated; the median is kept")
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args(argv)
     hf_logging.set_verbosity_error()
@@ -143,6 +205,7 @@ def main(argv=None) -> None:
     configs = {
         "trainer-seed": lambda out, steps: bench_trainer(prep, profile, steps, seed_precision, out, best=False),
         "trainer-best": lambda out, steps: bench_trainer(prep, profile, steps, best_precision, out, best=True),
+        "trainer-our-batches": lambda out, steps: bench_trainer_our_batches(prep, profile, steps, best_precision, out),
         "ours-seed": lambda out, steps: bench_ours(prep, profile, steps, seed_precision, False, out, args.model,
                                                    batch=SEED_BATCH),
         "ours": lambda out, steps: bench_ours(prep, profile, steps, best_precision, True, out, args.model),
@@ -165,15 +228,20 @@ def main(argv=None) -> None:
     flops = train_flops_per_token(pipeline.build_model(args.model, prep.backbone, 20, profile), args.model, lengths)
     print(f"training FLOPs per real token: {flops / 1e6:.1f} M; matmul peak bf16 {peak['bf16']:.0f}, "
           f"fp32 {peak['fp32']:.0f} GFLOP/s", flush=True)
-    rows = {}
-    for name, run in configs.items():
-        if args.only and name not in args.only:
-            continue
+    rows, chosen = {}, {k: v for k, v in configs.items() if not args.only or k in args.only}
+    for name, run in chosen.items():
         if args.warmup_steps:
             with tempfile.TemporaryDirectory() as tmp:
                 run(Path(tmp), args.warmup_steps)
-        with tempfile.TemporaryDirectory() as tmp:
-            r = run(Path(tmp), args.steps)
+    timed = {name: [] for name in chosen}
+    for _ in range(args.repeats):  # rows alternated, so a drift in the machine's speed reaches every row alike
+        for name, run in chosen.items():
+            with tempfile.TemporaryDirectory() as tmp:
+                timed[name].append(run(Path(tmp), args.steps))
+            print(f"{name:<20} {timed[name][-1]['seconds']:7.1f} s", flush=True)
+    for name, runs in timed.items():
+        r = dict(sorted(runs, key=lambda x: x["seconds"])[len(runs) // 2])  # the median repeat
+        r["seconds_each"] = [x["seconds"] for x in runs]
         precision = seed_precision if name.endswith("-seed") else best_precision
         r.update(docs_per_s=r["docs"] / r["seconds"], tokens_per_s=r["tokens"] / r["seconds"], precision=precision)
         r["s_per_epoch"] = n_train / r["docs_per_s"]
@@ -183,13 +251,21 @@ def main(argv=None) -> None:
         print(f"{name:<14} {r['docs_per_s']:7.2f} docs/s {r['tokens_per_s']:8.0f} tokens/s {r['s_per_epoch']:8.1f} "
               f"s/epoch  {r['gflops']:6.1f} GFLOP/s = {100 * r['flop_utilisation']:.0f} % of the {precision} peak",
               flush=True)
-    for base in ("trainer-best", "trainer-seed", "ours-seed"):
+    for base in ("trainer-best", "trainer-our-batches", "trainer-seed", "ours-seed"):
         if base in rows:
             for name, r in rows.items():
                 r[f"speedup_vs_{base}"] = rows[base]["s_per_epoch"] / r["s_per_epoch"]
                 print(f"{name:<14} x{r[f'speedup_vs_{base}']:.2f} vs {base}")
-    name = torch.cuda.get_device_name() if device == "cuda" else f"CPU, {torch.get_num_threads()} threads"
-    result = {"device": name, "model": args.model, "backbone": args.backbone, "max_length": args.max_length,
+    if "ours" in rows and "trainer-our-batches" in rows:  # the same batches: the same real tokens
+        same = round(rows["ours"]["tokens"]) == round(rows["trainer-our-batches"]["tokens"])
+        print(f"identical batches: {same} ({rows['ours']['tokens']:.0f} and {rows['trainer-our-batches']['tokens']:.0f}"
+              " real tokens)", flush=True)
+    padding = epoch_padding(lengths) if args.model == "bert" else None
+    if padding:
+        print("padding over a whole epoch: " + ", ".join(f"{k} {100 * v:.1f} %" for k, v in padding.items()))
+    name = device_name(torch.device(device))
+    result = {"device": name, "bf16_path": cpu_bf16_path() if device == "cpu" else None, "epoch_padding": padding,
+              "repeats": args.repeats, "model": args.model, "backbone": args.backbone, "max_length": args.max_length,
               "steps": args.steps, "train_docs": n_train, "train_flops_per_token": flops, "matmul_peak_gflops": peak,
               "results": rows}
     if args.json:

@@ -81,3 +81,15 @@ def test_make_lab_uses_the_environment_of_make_run():
     lab = re.search(r"^lab:.*\n((?:\t.*\n)+)", makefile, re.M).group(1)
     assert "jupyter lab --notebook-dir=notebooks" in lab and "TEXTLAB_PROFILE=$(PROFILE)" in lab
     assert "export TEXTLAB_20NG" in makefile  # the data is found the same way for every target
+
+
+def test_speed_tables_regenerate_from_the_committed_benchmark_results():
+    import sys
+
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import speed_tables
+
+    made = speed_tables.tables()
+    assert "data_scale.md" in made  # the own-data benchmark's result is committed
+    for name, text in made.items():
+        assert text == (ROOT / "figures" / name).read_text(), "run benchmarks/speed_tables.py"
