@@ -39,7 +39,7 @@ from transformers.utils import logging as hf_logging
 
 import bench_matmul
 from textlab import pipeline
-from textlab.batching import LengthGroupedBatchSampler, make_loader
+from textlab.batching import LengthGroupedBatchSampler, make_loader, padded_length
 from textlab.config import get_profile
 from textlab.train import cpu_bf16_path, device_name, fit, resolve_precision
 
@@ -144,7 +144,7 @@ def epoch_padding(lengths: np.ndarray, batch: int = 32) -> dict:
     from transformers.trainer_pt_utils import LengthGroupedSampler
 
     def waste(batches, pad_to=None):
-        padded = sum(len(b) * (pad_to or -(-int(lengths[b].max()) // 8) * 8) for b in batches)
+        padded = sum(len(b) * (pad_to or padded_length(int(lengths[b].max()))) for b in batches)
         return padded / lengths.sum() - 1
 
     torch.manual_seed(42)

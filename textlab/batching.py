@@ -11,6 +11,12 @@ from transformers import DataCollatorWithPadding
 from .dataset import column
 
 MODEL_COLUMNS = ("input_ids", "labels", "idx")
+PAD_MULTIPLE = 8  # dynamic padding rounds a batch's longest document up to a multiple of this
+
+
+def padded_length(longest: int) -> int:
+    """The length a dynamically padded batch has, its longest document being `longest` tokens."""
+    return -(-longest // PAD_MULTIPLE) * PAD_MULTIPLE
 
 
 class LengthGroupedBatchSampler(Sampler[list[int]]):
@@ -61,7 +67,7 @@ class Collator:
         longest = max(len(f["input_ids"]) for f in features)
         length = self.max_length or next((b for b in self.buckets if b >= longest), None)
         pad = DataCollatorWithPadding(self.tokenizer, padding="max_length" if length else True, max_length=length,
-                                      pad_to_multiple_of=None if length else 8)
+                                      pad_to_multiple_of=None if length else PAD_MULTIPLE)
         return pad(features)
 
 

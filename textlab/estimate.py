@@ -13,7 +13,7 @@ import time
 import numpy as np
 import torch
 
-from .batching import LengthGroupedBatchSampler
+from .batching import LengthGroupedBatchSampler, padded_length
 from .config import Profile
 from .dataset import column
 from .pipeline import build_model, model_data, model_max_length
@@ -43,7 +43,8 @@ def step_seconds(kind: str, backbone, num_labels: int, profile: Profile, lengths
         out = model(input_ids=ids, attention_mask=torch.ones_like(ids), labels=labels)
         loss = train_loss(out, labels, cfg.label_smoothing)
         accelerator.backward(loss)
-        accelerator.clip_grad_norm_(model.parameters(), cfg.max_grad_norm or float("inf"))
+        if cfg.max_grad_norm:  # as train._micro_step
+            accelerator.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
         optimizer.step()
         optimizer.zero_grad()
         sync()
@@ -76,7 +77,7 @@ def padded_lengths(lengths, batch_size: int, shuffle: bool, pad_to: int = 0) -> 
     if pad_to:
         return np.full(-(-len(lengths) // batch_size), pad_to)
     batches = LengthGroupedBatchSampler(lengths, batch_size, shuffle=shuffle, seed=0)
-    return np.array([-(-int(lengths[b].max()) // 8) * 8 for b in batches])
+    return np.array([padded_length(int(lengths[b].max())) for b in batches])
 
 
 def training_seconds(kind: str, profile: Profile, data, probe: dict, seeds: int) -> float:

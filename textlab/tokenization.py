@@ -27,15 +27,19 @@ ADDED = {"input_ids": Sequence(Value("int32")), "length": Value("int32"), "full_
 CUT_BATCH = 10_000  # documents per vectorized cut
 
 
-def _content_key(tokenizer, max_length: int, truncation: str, fingerprint: str) -> str:
+def _tokenizer_id(tokenizer) -> str:
     # Our own key, not datasets' fingerprint: hashing a tokenizer object is not stable across processes.
     vocab = hashlib.sha256(json.dumps(tokenizer.get_vocab(), sort_keys=True).encode()).hexdigest()
     special = [tokenizer.cls_token_id, tokenizer.sep_token_id, tokenizer.pad_token_id]
     lower = getattr(tokenizer, "do_lower_case", None)
-    tok = json.dumps({"class": type(tokenizer).__name__, "vocab": vocab, "lower": lower, "special": special},
-                     sort_keys=True)
-    ident = f"v{TOKENIZATION_VERSION}|{max_length}|{truncation}|{tok}|{fingerprint}"
-    return hashlib.sha256(ident.encode()).hexdigest()[:20]
+    return json.dumps({"class": type(tokenizer).__name__, "vocab": vocab, "lower": lower, "special": special},
+                      sort_keys=True)
+
+
+def _entry(tokenizer_id: str, max_length: int, truncation: str, fingerprint: str) -> Path:
+    """The cache folder of these texts (`fingerprint`) cut so by this tokenizer; max_length 0: tokenized whole."""
+    ident = f"v{TOKENIZATION_VERSION}|{max_length}|{truncation}|{tokenizer_id}|{fingerprint}"
+    return cache_dir() / f"tok-{hashlib.sha256(ident.encode()).hexdigest()[:20]}"
 
 
 def truncate_ids(ids: list[int], max_length: int, truncation: str, sep: int) -> list[int]:
@@ -69,9 +73,8 @@ def cut_lists(ids: pa.ListArray, max_length: int, truncation: str, sep: int) -> 
     return pa.ListArray.from_arrays(pa.array(new, pa.int32()), pa.array(out, pa.int32()))
 
 
-def _whole(dsd: DatasetDict, tokenizer, fingerprint: str, num_proc: int | None) -> DatasetDict:
-    """Every split tokenized whole (length = full_length), cached as tok-<key> with max_length 0."""
-    target = cache_dir() / f"tok-{_content_key(tokenizer, 0, 'whole', fingerprint)}"
+def _whole(dsd: DatasetDict, tokenizer, target: Path, num_proc: int | None) -> DatasetDict:
+    """Every split tokenized whole (length = full_length), cached at `target`."""
     cached = load_cached(target)
     if cached is not None:
         return cached
@@ -98,12 +101,13 @@ def tokenize(dsd: DatasetDict, tokenizer, max_length: int = 256, num_proc: int |
     if truncation not in TRUNCATIONS:
         raise ValueError(f"unknown truncation {truncation!r}; choose one of: {', '.join(TRUNCATIONS)}")
     fingerprint = fingerprint or dataset_fingerprint(dsd)
-    target = cache_dir() / f"tok-{_content_key(tokenizer, max_length, truncation, fingerprint)}"
+    tokenizer_id = _tokenizer_id(tokenizer)
+    target = _entry(tokenizer_id, max_length, truncation, fingerprint)
     cached = load_cached(target)
     if cached is not None:
         log.info("tokenization cache hit: %s", target)
         return cached
-    whole = _whole(dsd, tokenizer, fingerprint, num_proc)
+    whole = _whole(dsd, tokenizer, _entry(tokenizer_id, 0, "whole", fingerprint), num_proc)
     sep = tokenizer.sep_token_id
 
     def cut(batch: pa.Table) -> pa.Table:
