@@ -20,8 +20,9 @@ import torch
 from textlab.backbones import get_backbone
 from textlab.batching import default_buckets
 from textlab.config import get_profile
-from textlab.pipeline import build_model
-from textlab.train import cpu_bf16_path, device_name, param_groups, resolve_precision
+from textlab.factory import build_model
+from textlab.hardware import cpu_bf16_path, device_name, resolve_precision
+from textlab.train import param_groups
 
 
 def main(argv=None) -> None:
@@ -35,7 +36,7 @@ def main(argv=None) -> None:
     lengths = args.lengths or list(default_buckets(cfg.max_length))
     backbone = get_backbone(profile.backbone)
     torch.manual_seed(0)
-    eager = build_model("bert", backbone, 20, profile).train()
+    eager = build_model("bert", backbone, 20, profile.bert_model).train()
     compiled_model = copy.deepcopy(eager).train()
     compiled = torch.compile(compiled_model, backend="inductor", dynamic=False)
     bf16 = resolve_precision("auto", "cpu") == "bf16"

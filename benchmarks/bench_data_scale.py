@@ -166,7 +166,7 @@ def trained_tokens_per_s(run: Path) -> dict:
 def machine() -> dict:
     import torch
 
-    from textlab.train import cpu_bf16_path, device_name
+    from textlab.hardware import cpu_bf16_path, device_name
 
     return {"cpu": device_name(torch.device("cpu")), "bf16_path": cpu_bf16_path(), "cores": os.cpu_count(),
             "memory_gib": psutil.virtual_memory().total / 2**30,

@@ -17,7 +17,7 @@ from unittest import mock
 import numpy as np
 
 from textlab import ensemble
-from textlab.checkpoint import read_npy
+from textlab.artifacts import read_npy
 from textlab.config import get_profile
 from textlab.ensemble_choice import _oof_proba, choose_ensemble
 

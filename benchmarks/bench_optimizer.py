@@ -20,8 +20,9 @@ import torch
 from textlab.backbones import get_backbone
 from textlab.config import get_profile
 from textlab.estimate import step_seconds
-from textlab.pipeline import build_model
-from textlab.train import cpu_bf16_path, device_name, param_groups
+from textlab.factory import build_model
+from textlab.hardware import cpu_bf16_path, device_name
+from textlab.train import param_groups
 
 
 def optimizer_seconds(model, cfg, fused: bool, repeats: int) -> list[float]:
@@ -47,7 +48,7 @@ def main(argv=None) -> None:
     args = parser.parse_args(argv)
     profile = get_profile("cpu")
     backbone = get_backbone(profile.backbone)
-    model = build_model("bert", backbone, 20, profile)
+    model = build_model("bert", backbone, 20, profile.bert_model)
     times = {"foreach (default)": [], "fused": []}
     for _ in range(3):  # alternated
         for name in times:

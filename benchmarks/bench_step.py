@@ -18,10 +18,10 @@ from pathlib import Path
 import torch
 from transformers.utils import logging as hf_logging
 
-from textlab import pipeline
+from textlab import factory
 from textlab.backbones import get_backbone
 from textlab.config import get_profile
-from textlab.train import resolve_precision
+from textlab.hardware import resolve_precision
 
 DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -59,7 +59,7 @@ def main(argv=None) -> None:
     for attention_dropout in (0.1, 0.0):
         profile = get_profile("cpu", backbone=args.backbone, bert_model__attention_dropout=attention_dropout)
         torch.manual_seed(0)
-        model = pipeline.build_model("bert", get_backbone(args.backbone), 20, profile).to(device).train()
+        model = factory.build_model("bert", get_backbone(args.backbone), 20, profile.bert_model).to(device).train()
         for length in args.lengths:
             s = step_seconds(model, length, args.batch, precision, device, args.repeats)
             rows.setdefault(str(length), {})[f"attention_dropout={attention_dropout}"] = s

@@ -38,10 +38,11 @@ from transformers import DataCollatorWithPadding, Trainer, TrainingArguments
 from transformers.utils import logging as hf_logging
 
 import bench_matmul
-from textlab import pipeline
+from textlab import factory, pipeline
 from textlab.batching import LengthGroupedBatchSampler, make_loader, padded_length
 from textlab.config import get_profile
-from textlab.train import cpu_bf16_path, device_name, fit, resolve_precision
+from textlab.hardware import cpu_bf16_path, device_name, resolve_precision
+from textlab.train import fit
 
 SEED_BATCH, BEST_BATCH = (16, 2), (32, 1)  # (micro-batch, accumulation): both 32 documents per optimizer step
 
@@ -72,7 +73,7 @@ def train_flops_per_token(model, kind: str, lengths: np.ndarray) -> float:
 
 def bench_trainer(prep, profile, steps: int, precision: str, out: Path, best: bool) -> dict:
     torch.manual_seed(0)
-    model = pipeline.build_model("bert", prep.backbone, len(prep.label_names), profile)
+    model = factory.build_model("bert", prep.backbone, len(prep.label_names), profile.bert_model)
     cfg = profile.bert
     ds = prep.data["train"].shuffle(seed=0)
     ds = ds.select(range(min(len(ds), steps * 32)))
@@ -113,7 +114,7 @@ def bench_trainer_our_batches(prep, profile, steps: int, precision: str, out: Pa
     seed (42) and epoch (0), micro-batch 32 x 1, so the documents, their order and their padding are the same and
     what differs is the loop alone. Returns the real tokens it met too, to check against ours."""
     torch.manual_seed(0)
-    model = pipeline.build_model("bert", prep.backbone, len(prep.label_names), profile)
+    model = factory.build_model("bert", prep.backbone, len(prep.label_names), profile.bert_model)
     cfg, seen = profile.bert, []
     loader = make_loader(prep.data["train"], prep.tokenizer, 32, shuffle=True, seed=42)
     collate = loader.collate_fn
@@ -169,7 +170,7 @@ def packed_bilstm(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
 def bench_ours(prep, profile, steps: int, precision: str, length_grouped: bool, out: Path, kind: str = "bert",
                compile: str = "", batch: tuple = BEST_BATCH, packed: bool = False) -> dict:
     torch.manual_seed(0)
-    model = pipeline.build_model(kind, prep.backbone, len(prep.label_names), profile)
+    model = factory.build_model(kind, prep.backbone, len(prep.label_names), profile.bert_model, profile.bilstm_model)
     if packed:
         model.bilstm = packed_bilstm.__get__(model)
     cfg = dataclasses.replace(getattr(profile, kind), batch_size=batch[0], grad_accum=batch[1], max_steps=steps,
@@ -225,7 +226,8 @@ def main(argv=None) -> None:
     n_train = len(prep.data["train"])
     peak = bench_matmul.measure(repeats=5)["peak_gflops"]  # this process, these threads, just before the rows
     lengths = np.asarray(prep.data["train"]["length"])
-    flops = train_flops_per_token(pipeline.build_model(args.model, prep.backbone, 20, profile), args.model, lengths)
+    model = factory.build_model(args.model, prep.backbone, 20, profile.bert_model, profile.bilstm_model)
+    flops = train_flops_per_token(model, args.model, lengths)
     print(f"training FLOPs per real token: {flops / 1e6:.1f} M; matmul peak bf16 {peak['bf16']:.0f}, "
           f"fp32 {peak['fp32']:.0f} GFLOP/s", flush=True)
     rows, chosen = {}, {k: v for k, v in configs.items() if not args.only or k in args.only}

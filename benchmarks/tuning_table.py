@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from textlab.checkpoint import read_json, write_text
+from textlab.artifacts import read_json, write_text
 from textlab.config import PROFILES
 from textlab.runs import PUBLISHED, figures_dir, runs_root
 from textlab.tuning import save_record, tuning_markdown, tuning_table

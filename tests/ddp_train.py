@@ -7,7 +7,7 @@ from pathlib import Path
 import torch
 from accelerate import PartialState
 
-from textlab import pipeline
+from textlab import factory, pipeline
 from textlab.config import get_profile
 from textlab.train import fit
 
@@ -15,7 +15,7 @@ csv, out = sys.argv[1], Path(sys.argv[2])
 profile = get_profile("smoke", data=csv, max_length=16, bert__epochs=2, bert__batch_size=8)
 prep = pipeline.prepare(profile)
 torch.manual_seed(0)
-model = pipeline.build_model("bert", prep.backbone, len(prep.label_names), profile)
+model = factory.build_model("bert", prep.backbone, len(prep.label_names), profile.bert_model)
 result = fit(model, prep.data, prep.tokenizer, profile.bert, out / "model", meta=pipeline.model_meta("bert", prep, 42),
              seed=0, cpu=True)
 state = result.accelerator.unwrap_model(result.model).state_dict()

@@ -7,7 +7,7 @@ import re
 import pytest
 
 from textlab import cli, errors
-from textlab.checkpoint import CheckpointError
+from textlab.errors import CheckpointError
 from textlab.data import DataError
 from textlab.runner import NotebookFailed
 

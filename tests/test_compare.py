@@ -4,7 +4,7 @@ README's headline and a notebook show."""
 import numpy as np
 import pandas as pd
 
-from textlab import compare
+from textlab import compare, display
 
 
 def _table(with_seed: bool = True, seeds: int = 1) -> pd.DataFrame:
@@ -38,7 +38,7 @@ def test_csv_writes_counts_as_integers_and_missing_as_empty(tmp_path):
 
 
 def test_markdown_reads_well():
-    md = compare.to_markdown(_table())
+    md = display.to_markdown(_table())
     lines = md.splitlines()
     assert lines[0].startswith("| model | test_accuracy | test_macro_f1 | seeds | total_params |")  # no sd: dropped
     assert "| BERT classifier | 71.26 % | 69.51 % | 1 | 22,720,916 | 22,720,916 | 0 | 726 |" in md
@@ -61,20 +61,20 @@ def test_headline_puts_the_seed_report_beside_its_model():
 
 
 def test_notebook_displays():
-    html = compare.display_table(_table()).to_html()
+    html = display.display_table(_table()).to_html()
     assert "22,720,916" in html and "71.26 %" in html and "nan" not in html.lower()
-    rec = compare.display_record({"parameters": 7340.0, "epochs (chosen by CV)": 8.0, "test_accuracy": 0.71256,
+    rec = display.display_record({"parameters": 7340.0, "epochs (chosen by CV)": 8.0, "test_accuracy": 0.71256,
                                   "weight decay": 0.0001, "device": "CPU", "s_per_epoch": 725.64})
     assert rec.data["value"].tolist() == ["7,340", "8", "71.26 %", "0.0001", "CPU", "725.6"]
-    assert compare.display_record({"temperatures": [1.2, 0.5]}).data["value"].tolist() == ["[1.2, 0.5]"]
+    assert display.display_record({"temperatures": [1.2, 0.5]}).data["value"].tolist() == ["[1.2, 0.5]"]
 
 
 def test_backbone_keys_read_as_names():
-    assert compare.backbone_name("minilm") == "MiniLM-L6-H384" and compare.backbone_name("other") == "other"
+    assert display.backbone_name("minilm") == "MiniLM-L6-H384" and display.backbone_name("other") == "other"
 
 
 def test_display_table_formats_any_results_table():
     boot = pd.DataFrame({"model": ["bert"], "accuracy": [0.71256], "accuracy_lo": [0.7012], "chosen": [True]})
-    cells = compare.formatted(boot)
+    cells = display.formatted(boot)
     assert cells.iloc[0].tolist() == ["bert", "71.26 %", "70.12 %", "True"]
-    assert "71.26 %" in compare.display_table(boot).to_html()
+    assert "71.26 %" in display.display_table(boot).to_html()

@@ -365,14 +365,12 @@ def test_tokenize_head_tail_is_its_own_cache_entry(tmp_path, monkeypatch, tokeni
 
 
 def test_no_path_and_no_download_says_both_ways(tmp_path, monkeypatch):
-    import sklearn.datasets
-
     def offline(*a, **k):
         raise OSError("network unreachable")
 
     monkeypatch.delenv("TEXTLAB_20NG", raising=False)
     monkeypatch.setenv("TEXTLAB_CACHE", str(tmp_path))
-    monkeypatch.setattr(sklearn.datasets, "fetch_20newsgroups", offline)
+    monkeypatch.setattr(data, "fetch_20newsgroups", offline)
     with pytest.raises(DataError, match=r"TEXTLAB_20NG.*internet.*fetch_20newsgroups|TEXTLAB_20NG.*fetch_20newsgroups"):
         data.load_20newsgroups()
 

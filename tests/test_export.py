@@ -12,9 +12,10 @@ import pytest
 import yaml
 from transformers import pipeline as hf_pipeline
 
-from textlab import card, cli
+from textlab import card, cli, ensemble_build
 from textlab import pipeline as tp
-from textlab.checkpoint import EXPORT, CheckpointError, read_json
+from textlab.artifacts import EXPORT, read_json
+from textlab.errors import CheckpointError
 from textlab.export import export
 from textlab.predict import load_predictor
 
@@ -50,7 +51,7 @@ def test_bert_export_is_a_transformers_folder_that_pipeline_loads_offline(bert_e
 def test_bilstm_and_ensemble_exports_predict_without_the_run(kind, trained_run, tiny_run, test_texts, tmp_path):
     run, _ = trained_run
     if kind == "ensemble":
-        tp.build_ensemble(tiny_run)
+        ensemble_build.build_ensemble(tiny_run)
     out = export(run, kind, tmp_path / kind)
     moved = shutil.copytree(run, tmp_path / "elsewhere")  # what the run predicts, then the run is gone
     want = load_predictor(moved, kind).predict(test_texts, top_k=20)

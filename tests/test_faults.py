@@ -19,8 +19,9 @@ import pytest
 import torch
 
 import textlab
+from textlab import artifacts
 from textlab import checkpoint as ckpt
-from textlab import cli, pipeline, runner
+from textlab import cli, factory, pipeline, runner
 from textlab.config import TrainConfig
 from textlab.train import OutOfMemoryAdvice, _advise_on_oom, fit
 
@@ -34,7 +35,7 @@ def small_fit(profile, prep, out, *, slow: float = 0.0, **fit_kw):
     cfg = dataclasses.replace(profile.bert, epochs=2, batch_size=8, grad_accum=1, eval_batch_size=16,
                               save_every_steps=3)
     torch.manual_seed(profile.seeds[0])
-    model = pipeline.build_model("bert", prep.backbone, len(prep.label_names), profile)
+    model = factory.build_model("bert", prep.backbone, len(prep.label_names), profile.bert_model)
     if slow:  # only to give a killer time to strike mid-run; no effect on the numbers
         model.register_forward_pre_hook(lambda *_: time.sleep(slow))
     return fit(model, data, prep.tokenizer, cfg, out, meta=pipeline.model_meta("bert", prep, profile.seeds[0]),
@@ -57,7 +58,7 @@ def _weights(out, role):
 
 def _history(out):
     return [{k: v for k, v in h.items() if k not in ("seconds", "tokens_per_s")}
-            for h in ckpt.read_json(Path(out) / "history.json")]
+            for h in artifacts.read_json(Path(out) / "history.json")]
 
 
 def assert_same_training(out, reference):
@@ -111,7 +112,7 @@ def test_inconsistent_meta_labels(model_dir, change, expect):
     from textlab.predict import load_predictor
 
     meta = ckpt.checkpoint_path(model_dir, "best") / "meta.json"
-    ckpt.write_json(meta, {**_meta(model_dir), **change})
+    artifacts.write_json(meta, {**_meta(model_dir), **change})
     before = meta.read_bytes()
     for load in (lambda: pipeline.load_model(model_dir), lambda: load_predictor(model_dir.parent.parent, "bert")):
         with pytest.raises(ckpt.CheckpointError) as e:
@@ -123,7 +124,7 @@ def test_inconsistent_meta_labels(model_dir, change, expect):
 def test_consistent_meta_passes_unchanged(reference):
     meta = _meta(reference)
     assert ckpt.validate_meta(meta, "meta.json") is meta
-    minimal = {"schema": ckpt.SCHEMA, "num_labels": 2}
+    minimal = {"schema": artifacts.SCHEMA, "num_labels": 2}
     assert ckpt.validate_meta(minimal, "meta.json") == minimal  # label names are optional here
     with pytest.raises(ckpt.CheckpointError, match="meta.json has artifact schema None; this textlab reads schema 1"):
         ckpt.validate_meta({"num_labels": 2}, "meta.json")
@@ -157,7 +158,7 @@ def test_missing_pointer(model_dir):
 
 
 def _meta(model_dir) -> dict:
-    return ckpt.read_json(ckpt.checkpoint_path(model_dir, "best") / "meta.json")
+    return artifacts.read_json(ckpt.checkpoint_path(model_dir, "best") / "meta.json")
 
 
 @pytest.mark.parametrize("change, expect", [
@@ -171,7 +172,7 @@ def test_checkpoint_of_another_shape(reference, change, expect):
     meta = _meta(reference)
     assert meta["num_labels"] == 20 and meta["model_config"]["hidden_size"] == 64
     other = {**meta, **change, "model_config": {**meta["model_config"], **change.get("model_config", {})}}
-    model = pipeline.build_from_meta(other)
+    model = factory.build_from_meta(other)
     weights = ckpt.checkpoint_path(reference, "best") / "model.safetensors"
     with pytest.raises(ckpt.CheckpointError, match=expect) as e:
         ckpt.load_into(model, weights, meta)
@@ -182,7 +183,7 @@ def test_checkpoint_of_another_shape(reference, change, expect):
 def test_edited_meta_does_not_fit_the_weights(model_dir):
     meta_file = ckpt.checkpoint_path(model_dir, "best") / "meta.json"
     meta = _meta(model_dir)  # consistent in itself (validate_meta passes), but not with the weights
-    ckpt.write_json(meta_file, {**meta, "num_labels": 5, "label_names": meta["label_names"][:5]})
+    artifacts.write_json(meta_file, {**meta, "num_labels": 5, "label_names": meta["label_names"][:5]})
     with pytest.raises(ckpt.CheckpointError, match=r"model\.safetensors does not fit this model: .*classifier"):
         pipeline.load_model(model_dir)
 
@@ -282,10 +283,10 @@ def _save_file_dies(exc):
 
 
 WRITERS = {  # write, check the file, (module, attribute) of the inner writer, a dying inner writer, file name
-    "write_json": (lambda p: ckpt.write_json(p, {"a": [1, 2]}), lambda p: ckpt.read_json(p) == {"a": [1, 2]},
+    "write_json": (lambda p: artifacts.write_json(p, {"a": [1, 2]}), lambda p: artifacts.read_json(p) == {"a": [1, 2]},
                    (Path, "write_text"), _write_text_dies, "x.json"),
-    "write_npy": (lambda p: ckpt.write_npy(p, np.arange(5.0)),
-                  lambda p: np.array_equal(ckpt.read_npy(p), np.arange(5.0)),
+    "write_npy": (lambda p: artifacts.write_npy(p, np.arange(5.0)),
+                  lambda p: np.array_equal(artifacts.read_npy(p), np.arange(5.0)),
                   (np, "save"), _np_save_dies, "x.npy"),
     "save_weights": (lambda p: ckpt.save_weights(p, {"w": torch.ones(3)}),
                      lambda p: torch.equal(ckpt.load_weights(p)["w"], torch.ones(3)), (ckpt, "save_file"),
@@ -306,7 +307,7 @@ def test_atomic_write_keeps_previous_file(tmp_path, monkeypatch, writer, exc):
             write(path)
     assert path.read_bytes() == before and intact(path)
     # no temporary file left behind (an array's recorded hash is its folder's artifacts.json)
-    assert sorted(p.name for p in tmp_path.iterdir()) == sorted({name, *[ckpt.ARTIFACTS] * name.endswith(".npy")})
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted({name, *[artifacts.ARTIFACTS] * name.endswith(".npy")})
 
 
 def test_checkpoint_folder_is_atomic(model_dir, monkeypatch):
@@ -422,8 +423,8 @@ def test_killed_process_resumes_to_same_weights(tiny_profile, tiny_prep, referen
     assert not (out / "history.json").exists()  # it died mid-training
     # Right after the kill, the pointer's last checkpoint is whole.
     last = ckpt.checkpoint_path(out, "last")
-    meta = ckpt.read_json(last / "meta.json")
-    ckpt.load_into(pipeline.build_from_meta(meta), last / "model.safetensors", meta)
+    meta = artifacts.read_json(last / "meta.json")
+    ckpt.load_into(factory.build_from_meta(meta), last / "model.safetensors", meta)
     assert {"optimizer", "scheduler", "rng_cpu"} <= set(ckpt.load_training_state(last))
     small_fit(tiny_profile, tiny_prep, out)
     assert_same_training(out, reference)
@@ -435,7 +436,7 @@ def test_killed_process_resumes_to_same_weights(tiny_profile, tiny_prep, referen
 
 def test_out_of_memory_suggests_smaller_micro_batch(tiny_profile, tiny_prep, tmp_path):
     torch.manual_seed(0)
-    model = pipeline.build_model("bert", tiny_prep.backbone, len(tiny_prep.label_names), tiny_profile)
+    model = factory.build_model("bert", tiny_prep.backbone, len(tiny_prep.label_names), tiny_profile.bert_model)
 
     def forward(*_a, **_k):
         raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
@@ -472,11 +473,11 @@ def test_an_artifact_that_is_not_the_one_written_is_refused(tmp_path, swap):
     """Cached logits carry their hash from the moment they are written: a zeroed file, or one copied in from another
     run, is refused with its name, never used."""
     logits = np.random.default_rng(0).normal(size=(5, 3)).astype(np.float32)
-    path = ckpt.write_npy(tmp_path / "seed-42" / "bert" / "logits_test.npy", logits)
-    np.testing.assert_array_equal(ckpt.read_npy(path), logits)
+    path = artifacts.write_npy(tmp_path / "seed-42" / "bert" / "logits_test.npy", logits)
+    np.testing.assert_array_equal(artifacts.read_npy(path), logits)
     other = np.zeros_like(logits) if swap == "zeroed" else logits + 1
     np.save(path, other)  # behind textlab's back, as a copy or an edit would
     with pytest.raises(ckpt.CheckpointError, match=f"^{path} is not the file this run wrote there"):
-        ckpt.read_npy(path)
-    ckpt.write_npy(path, other)  # written by textlab: recorded, and read
-    np.testing.assert_array_equal(ckpt.read_npy(path), other)
+        artifacts.read_npy(path)
+    artifacts.write_npy(path, other)  # written by textlab: recorded, and read
+    np.testing.assert_array_equal(artifacts.read_npy(path), other)

@@ -1,10 +1,11 @@
 import json
+from dataclasses import asdict
 
 import pytest
 import torch
 
-from textlab import cli, pipeline
-from textlab.backbones import get_backbone, tiny_config
+from textlab import cli, factory
+from textlab.backbones import config_dict, get_backbone, tiny_config
 from textlab.config import get_profile
 from textlab.describe import architecture_stages, build_all, describe
 from textlab.models import BiLSTMClassifier, MetaMLP
@@ -121,7 +122,7 @@ def test_bilstm_under_bf16_autocast_is_finite_and_agrees():
 
 def test_attention_dropout_setting_reaches_every_attention_layer_only():
     profile = get_profile("smoke", **{"bert_model.attention_dropout": 0.0})
-    default, fused = (pipeline.build_model("bert", get_backbone("tiny"), 20, p)
+    default, fused = (factory.build_model("bert", get_backbone("tiny"), 20, p.bert_model)
                       for p in (get_profile("smoke"), profile))
     def attention(m):
         return [x.dropout.p for x in m.modules() if type(x).__name__ == "BertSelfAttention"]
@@ -172,3 +173,24 @@ def test_a_new_head_on_the_embedded_backbone_loads_without_a_load_report(capfd):
     get_backbone("minilm").classifier(3)
     out, err = capfd.readouterr()
     assert "LOAD REPORT" not in out + err and "MISSING" not in out + err
+
+
+def test_a_checkpoint_is_rebuilt_by_the_same_factory_with_its_stored_settings():
+    """factory.build_from_meta: the architecture and model settings a checkpoint stored, random weights, no download;
+    the same parameters as the model the profile trains; attention dropout as trained (the backbone's own where an
+    older checkpoint stored none)."""
+    profile = get_profile("smoke", **{"bert_model.attention_dropout": 0.0, "bilstm_model.num_layers": 1})
+    backbone = get_backbone("tiny")
+    meta = {"kind": "bert", "backbone": "tiny", "model_config": config_dict(backbone.config), "num_labels": 7,
+            "bert_model": asdict(profile.bert_model), "bilstm": asdict(profile.bilstm_model)}
+    for kind in ("bert", "bilstm"):
+        trained = factory.build_model(kind, backbone, 7, profile.bert_model, profile.bilstm_model)
+        rebuilt = factory.build_from_meta({**meta, "kind": kind})
+        assert [(n, p.shape) for n, p in rebuilt.named_parameters()] == \
+            [(n, p.shape) for n, p in trained.named_parameters()]
+    assert factory.build_from_meta(meta).config.attention_probs_dropout_prob == 0.0
+    older = {k: v for k, v in meta.items() if k != "bert_model"}
+    assert factory.build_from_meta(older).config.attention_probs_dropout_prob == 0.1  # BertConfig's own
+    assert factory.build_from_meta({**meta, "kind": "bilstm"}).lstm.num_layers == 1
+    with pytest.raises(ValueError, match="unknown model kind 'cnn'; choose one of: bert, bilstm"):
+        factory.build_from_meta({**meta, "kind": "cnn"})

@@ -4,8 +4,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from textlab import artifacts, compare, display, ensemble_build, factory, pipeline
 from textlab import checkpoint as ckpt
-from textlab import compare, pipeline
 from textlab.config import get_profile
 
 
@@ -14,11 +14,11 @@ def test_records_and_artifacts(trained_run, tiny_prep):
     n_val, n_test = len(tiny_prep.data["validation"]), len(tiny_prep.data["test"])
     for kind, rec in records.items():
         folder = run / "seed-42" / kind
-        assert ckpt.read_json(folder / "metrics.json")["test"]["accuracy"] == rec["test"]["accuracy"]
-        assert ckpt.read_npy(folder / "logits_validation.npy").shape == (n_val, 20)
-        assert ckpt.read_npy(folder / "logits_test.npy").shape == (n_test, 20)
-        assert np.array_equal(ckpt.read_npy(folder / "labels_test.npy"), tiny_prep.data["test"]["labels"])
-        logits, labels = ckpt.read_npy(folder / "logits_test.npy"), ckpt.read_npy(folder / "labels_test.npy")
+        assert artifacts.read_json(folder / "metrics.json")["test"]["accuracy"] == rec["test"]["accuracy"]
+        assert artifacts.read_npy(folder / "logits_validation.npy").shape == (n_val, 20)
+        assert artifacts.read_npy(folder / "logits_test.npy").shape == (n_test, 20)
+        assert np.array_equal(artifacts.read_npy(folder / "labels_test.npy"), tiny_prep.data["test"]["labels"])
+        logits, labels = artifacts.read_npy(folder / "logits_test.npy"), artifacts.read_npy(folder / "labels_test.npy")
         assert rec["test"]["accuracy"] == np.mean(logits.argmax(1) == labels) and rec["test"]["n"] == n_test
         assert len(rec["test"]["confusion"]) == 20 and sum(map(sum, rec["test"]["confusion"])) == n_test
         assert rec["params"]["total"] == rec["params"]["trainable"] + rec["params"]["frozen"]
@@ -31,7 +31,7 @@ def test_saved_logits_match_the_selected_checkpoint(trained_run, tiny_prep):
     model, meta = pipeline.load_model(run / "seed-42" / "bert")
     assert meta["kind"] == "bert" and meta["num_labels"] == 20 and meta["label_names"] == tiny_prep.label_names
     cached = pipeline.member_logits(run / "seed-42" / "bert", tiny_prep)
-    np.testing.assert_array_equal(cached["test"][0], ckpt.read_npy(run / "seed-42" / "bert" / "logits_test.npy"))
+    np.testing.assert_array_equal(cached["test"][0], artifacts.read_npy(run / "seed-42" / "bert" / "logits_test.npy"))
 
 
 def test_member_logits_recomputed_when_checkpoint_changes(trained_run, tiny_prep, tmp_path):
@@ -40,12 +40,12 @@ def test_member_logits_recomputed_when_checkpoint_changes(trained_run, tiny_prep
     run, _ = trained_run
     copy = tmp_path / "bilstm"
     shutil.copytree(run / "seed-42" / "bilstm", copy)
-    ckpt.write_json(copy / "logits.json", {"checkpoint": "ckpt-other", "weights_sha": "0"})
-    ckpt.write_npy(copy / "logits_test.npy", np.zeros((1, 20), np.float32))  # stale
+    artifacts.write_json(copy / "logits.json", {"checkpoint": "ckpt-other", "weights_sha": "0"})
+    artifacts.write_npy(copy / "logits_test.npy", np.zeros((1, 20), np.float32))  # stale
     fresh = pipeline.member_logits(copy, tiny_prep)
-    np.testing.assert_allclose(fresh["test"][0], ckpt.read_npy(run / "seed-42" / "bilstm" / "logits_test.npy"),
+    np.testing.assert_allclose(fresh["test"][0], artifacts.read_npy(run / "seed-42" / "bilstm" / "logits_test.npy"),
                                atol=1e-4)
-    assert ckpt.read_json(copy / "logits.json")["checkpoint"] == ckpt.checkpoint_path(copy, "best").name
+    assert artifacts.read_json(copy / "logits.json")["checkpoint"] == ckpt.checkpoint_path(copy, "best").name
 
 
 def test_rerun_reuses_the_finished_training(trained_run, tiny_run, capsys):
@@ -59,12 +59,12 @@ def test_rerun_reuses_the_finished_training(trained_run, tiny_run, capsys):
 
 def test_unknown_kind():
     with pytest.raises(ValueError, match="unknown model kind 'cnn'; choose one of: bert, bilstm"):
-        pipeline.build_model("cnn", None, 2, None)
+        factory.build_model("cnn", None, 2, None)
 
 
 def test_ensemble_and_comparison_table(trained_run, tiny_run, tiny_prep):
     run, _ = trained_run
-    per_seed, report, record = pipeline.build_ensemble(tiny_run)
+    per_seed, report, record = ensemble_build.build_ensemble(tiny_run)
     assert report.table["chosen"].sum() == 1 and record["chosen"] == report.chosen and record["seed"] == 42
     assert list(per_seed) == [42] and per_seed[42][1]["chosen"] == report.chosen  # one seed: its choice is the run's
     seed_record = per_seed[42][1]
@@ -83,7 +83,7 @@ def test_ensemble_and_comparison_table(trained_run, tiny_run, tiny_prep):
     assert seed_row["trainable_params"] == 7_340
     assert seed_row["frozen_params"] == sum(pipeline.count_params(pipeline.load_model(run / "seed-42" / k)[0])["total"]
                                             for k in ("bert", "bilstm"))
-    md = compare.to_markdown(table)
+    md = display.to_markdown(table)
     assert md.count("\n") == len(table) + 2 and "70.23 %" in md
     y, probs = compare.test_probabilities(run)
     assert set(probs) >= {"BERT classifier", "ensemble (chosen)"}
@@ -113,8 +113,8 @@ def test_a_model_can_read_more_tokens_than_the_profile(tiny_profile, tiny_prep, 
     _, meta = pipeline.load_model(tmp_path / "smoke" / "seed-42" / "bert")
     assert meta["max_length"] == 48
     folder = tmp_path / "smoke" / "seed-42" / "bert"
-    trained = ckpt.read_npy(folder / "logits_test.npy")
-    ckpt.write_json(folder / "logits.json", {"checkpoint": "other", "weights_sha": "0"})  # force re-evaluation
+    trained = artifacts.read_npy(folder / "logits_test.npy")
+    artifacts.write_json(folder / "logits.json", {"checkpoint": "other", "weights_sha": "0"})  # force re-evaluation
     again = pipeline.member_logits(folder, tiny_prep)  # tiny_prep holds 32-token data; the checkpoint says 48
     np.testing.assert_allclose(again["test"][0], trained, atol=1e-5)
 
@@ -132,8 +132,8 @@ def test_head_tail_truncation_is_trained_stored_and_served(tiny_prep, tmp_path, 
     record = pipeline.train_and_evaluate("bert", pipeline.open_run(p, prep=tiny_prep))
     folder = tmp_path / "smoke" / "seed-42" / "bert"
     assert record["truncation"] == "head_tail" and pipeline.load_model(folder)[1]["truncation"] == "head_tail"
-    trained = ckpt.read_npy(folder / "logits_test.npy")
-    ckpt.write_json(folder / "logits.json", {"checkpoint": "other", "weights_sha": "0"})  # force re-evaluation
+    trained = artifacts.read_npy(folder / "logits_test.npy")
+    artifacts.write_json(folder / "logits.json", {"checkpoint": "other", "weights_sha": "0"})  # force re-evaluation
     np.testing.assert_allclose(pipeline.member_logits(folder, tiny_prep)["test"][0], trained, atol=1e-5)
     pred = load_predictor(tmp_path / "smoke", "bert", device="cpu")
     ids, truncated = pred.encode(list(tiny_prep.raw["test"]["text"]))

@@ -15,7 +15,8 @@ import pytest  # noqa: E402
 from matplotlib import font_manager  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
-from textlab import plots, stats  # noqa: E402
+from textlab import display, fonts, plots, stats  # noqa: E402
+from textlab.errors import PlotWarning  # noqa: E402
 
 K = 20
 LABELS = [f"class.{i:02d}" for i in range(K)]
@@ -174,8 +175,8 @@ def test_disagreement_and_pvalues():
 
 
 def test_readable_names():
-    assert plots.readable("meta-MLP (seed-exact, bert+bilstm)") == "meta-MLP (seed-exact, BERT + BiLSTM)"
-    assert plots.readable("BERT classifier") == "BERT classifier"
+    assert display.readable("meta-MLP (seed-exact, bert+bilstm)") == "meta-MLP (seed-exact, BERT + BiLSTM)"
+    assert display.readable("BERT classifier") == "BERT classifier"
 
 
 def _dejavu_only():
@@ -186,11 +187,11 @@ def _dejavu_only():
 def test_labels_no_font_draws_are_escaped_with_one_warning(monkeypatch, tmp_path):
     """Without a CJK font (matplotlib ships none), '中文' would draw as empty boxes: it is written as its escapes,
     a PlotWarning names it, and matplotlib has no glyph to complain about; names DejaVu draws stay as written."""
-    monkeypatch.setattr(plots, "_fonts", _dejavu_only)
+    monkeypatch.setattr(fonts, "_fonts", _dejavu_only)
     names = ["中文", "Ünïcödé", "naïve café"]
-    with pytest.warns(plots.PlotWarning, match=r"1 label name\(s\) have characters no installed font draws; the "
+    with pytest.warns(PlotWarning, match=r"1 label name\(s\) have characters no installed font draws; the "
                                                r"figures write them as escapes: '中文' as '\\\\u4e2d\\\\u6587'"):
-        assert plots.drawable_labels(names) == ["\\u4e2d\\u6587", "Ünïcödé", "naïve café"]
+        assert fonts.drawable_labels(names) == ["\\u4e2d\\u6587", "Ünïcödé", "naïve café"]
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         fig = plots.plot_class_distribution(names, {"train": np.array([0, 1, 2, 2])})
@@ -200,6 +201,6 @@ def test_labels_no_font_draws_are_escaped_with_one_warning(monkeypatch, tmp_path
 
 
 def test_installed_fallback_fonts_join_the_figures_font_family():
-    family, covered = plots._fonts()
+    family, covered = fonts._fonts()
     assert plt.rcParams["font.family"] == list(family) and family[0] == "DejaVu Sans"
     assert ord("é") in covered and ord("Ж") in covered  # Latin and Cyrillic: DejaVu Sans

@@ -10,8 +10,8 @@ import numpy as np
 import torch
 import pytest
 
-from textlab import cli
-from textlab.checkpoint import CheckpointError
+from textlab import cli, ensemble_build
+from textlab.errors import CheckpointError
 from textlab.kinds import NEURAL
 from textlab.predict import CHARS_PER_TOKEN, Predictor, load_predictor
 from textlab.stats import softmax
@@ -196,11 +196,10 @@ def test_load_predictor_errors(tmp_path, trained_run, monkeypatch):
 
 
 def test_ensemble_predictor_reproduces_the_chosen_ensemble(trained_run, tiny_run, tiny_prep):
-    from textlab import pipeline
-    from textlab.checkpoint import read_npy
+    from textlab.artifacts import read_npy
 
     run, _ = trained_run
-    pipeline.build_ensemble(tiny_run)
+    ensemble_build.build_ensemble(tiny_run)
     pred = load_predictor(run, "ensemble")
     texts = list(tiny_prep.raw["test"]["text"][:8])
     out = pred.predict(texts + ["", "🚀 орбита 火箭"], top_k=2)

@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from textlab import compare
+from textlab import compare, display
 from textlab.tuning import tuning_markdown, tuning_table
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -48,7 +48,7 @@ def test_every_start_marker_has_its_end():
 def test_comparison_tables_are_what_the_code_writes_from_the_committed_csv():
     table = compare.typed(pd.read_csv(ROOT / "figures" / "comparison.csv"))
     assert list(table.columns) == compare.COLUMNS
-    assert compare.to_markdown(table) == (ROOT / "figures" / "comparison.md").read_text()
+    assert display.to_markdown(table) == (ROOT / "figures" / "comparison.md").read_text()
     assert compare.headline_markdown(table) == (ROOT / "figures" / "headline.md").read_text()
     assert table.to_csv(index=False) == (ROOT / "figures" / "comparison.csv").read_text()
 

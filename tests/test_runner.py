@@ -33,7 +33,7 @@ def test_whole_series_on_your_own_data(tmp_path, monkeypatch, capsys):
     any notebook runs."""
     from helpers import keyword_csv
     from textlab import cli
-    from textlab.checkpoint import read_json
+    from textlab.artifacts import read_json
     from textlab.config import resolve
     from textlab.data import load_for_profile
     from textlab.predict import load_predictor
@@ -197,14 +197,14 @@ def test_the_committed_run_pastes_its_tables_and_sentences_into_the_pages(tmp_pa
 
 def test_run_holds_its_folder_for_the_whole_command(tmp_path, monkeypatch):
     """The lock is taken before the folder is opened (or emptied by --fresh) and kept while the notebooks run."""
-    from textlab import runs
+    from textlab import locks
 
     monkeypatch.setenv("TEXTLAB_RUNS", str(tmp_path))
     seen = []
     monkeypatch.setattr(runner, "_execute", lambda chosen, prof, run_dir, *a: seen.append(
-        (run_dir.resolve() in runs._held, [nb.stem for nb in chosen])) or run_dir)
+        (run_dir.resolve() in locks._held, [nb.stem for nb in chosen])) or run_dir)
     runner.run("smoke", ["01"], fresh=True)
-    assert seen == [(True, ["01_data"])] and not runs._held  # held throughout, released at the end
+    assert seen == [(True, ["01_data"])] and not locks._held  # held throughout, released at the end
 
 
 def test_timings_of_a_run_from_another_state_give_no_estimate(tmp_path):
@@ -231,7 +231,7 @@ def test_a_label_only_in_test_and_rare_validation_classes_end_in_a_result(tmp_pa
     (the TF-IDF member too), so 04 chooses an ensemble and the test set stays whole."""
     from helpers import keyword_csv
     from textlab import cli
-    from textlab.checkpoint import read_json
+    from textlab.artifacts import read_json
 
     monkeypatch.setenv("TEXTLAB_RUNS", str(tmp_path / "runs"))
     monkeypatch.delenv("TEXTLAB_FIGURES", raising=False)

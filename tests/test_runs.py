@@ -8,8 +8,8 @@ import textwrap
 
 import pytest
 
+from textlab import artifacts, cli, ensemble_build, locks, pipeline, runs
 from textlab import checkpoint as ckpt
-from textlab import cli, pipeline, runs
 from textlab.config import get_profile, resolve
 
 
@@ -30,8 +30,8 @@ def test_run_names_keep_own_data_apart_from_20newsgroups():
 def test_manifest_records_what_the_run_is_made_from(runs_root, tiny_profile, tiny_prep):
     prep = pipeline.open_run(tiny_profile, prep=tiny_prep)
     assert prep.run == runs_root / "smoke" and prep.figures == runs_root / "smoke" / "figures"
-    m = ckpt.read_json(prep.run / runs.MANIFEST)
-    assert m["schema"] == ckpt.SCHEMA and m["run"] == "smoke"
+    m = artifacts.read_json(prep.run / runs.MANIFEST)
+    assert m["schema"] == artifacts.SCHEMA and m["run"] == "smoke"
     assert m["data"]["splits"] == {"train": 200, "validation": 100, "test": 100}
     assert m["data"]["is_20newsgroups"] and len(m["data"]["label_names"]) == 20
     assert m["data"]["fingerprint"] == runs.dataset_fingerprint(tiny_prep.raw) == tiny_prep.fingerprint
@@ -73,7 +73,7 @@ def test_fresh_starts_over(runs_root, tiny_profile, tiny_prep):
     changed = resolve(tiny_profile, overrides="bert.lr=0.5")
     prep = pipeline.open_run(changed, prep=tiny_prep, fresh=True)
     assert not (runs_root / "smoke" / "bert").exists()
-    assert ckpt.read_json(prep.run / runs.MANIFEST)["settings"]["bert"]["lr"] == 0.5
+    assert artifacts.read_json(prep.run / runs.MANIFEST)["settings"]["bert"]["lr"] == 0.5
 
 
 def test_a_folder_without_manifest_or_of_another_schema_is_refused(runs_root, tiny_profile, tiny_prep):
@@ -83,7 +83,7 @@ def test_a_folder_without_manifest_or_of_another_schema_is_refused(runs_root, ti
     (runs_root / "smoke" / "bert").rmdir()
     pipeline.open_run(tiny_profile, prep=tiny_prep)
     manifest = runs_root / "smoke" / runs.MANIFEST
-    ckpt.write_json(manifest, {**ckpt.read_json(manifest), "schema": 0})
+    artifacts.write_json(manifest, {**artifacts.read_json(manifest), "schema": 0})
     with pytest.raises(runs.RunError, match="has artifact schema 0; this textlab reads schema 1"):
         pipeline.open_run(tiny_profile, prep=tiny_prep)
 
@@ -109,15 +109,15 @@ def test_hints_name_the_command_of_this_run(runs_root, tiny_profile, tiny_prep, 
     assert runs.how_to_make(prep.run, "04_ensemble") == (
         f"python -m textlab run --profile smoke --data {csv} --set bert.epochs=2 --name kw --only 04_ensemble")
     with pytest.raises(ckpt.CheckpointError, match=f"holds no finished bert training: .*--data {csv} .*--only 02_bert"):
-        pipeline.build_ensemble(prep)
+        ensemble_build.build_ensemble(prep)
 
 
 # ---------------------------------------------------------------- the lock
 
 HOLDER = textwrap.dedent("""
     import sys, time
-    from textlab import runs
-    with runs.lock(sys.argv[1]):
+    from textlab import locks
+    with locks.lock(sys.argv[1]):
         print("locked", flush=True)
         time.sleep(120)
 """)
@@ -129,14 +129,14 @@ def test_a_second_process_is_refused_and_a_killed_holder_does_not_block(tmp_path
     try:
         assert holder.stdout.readline().strip() == "locked"
         with pytest.raises(runs.RunError, match=rf"{run} is in use by process {holder.pid} \(.*since .*\): wait"):
-            with runs.lock(run):
+            with locks.lock(run):
                 pass
     finally:
         os.kill(holder.pid, signal.SIGKILL)  # no clean-up code runs
         holder.wait()
-    with runs.lock(run):  # the kernel released the dead process's lock
-        with runs.lock(run):  # and the lock is re-entrant within one process
-            assert f"process {os.getpid()}" in (run / runs.LOCK).read_text()
+    with locks.lock(run):  # the kernel released the dead process's lock
+        with locks.lock(run):  # and the lock is re-entrant within one process
+            assert f"process {os.getpid()}" in (run / locks.LOCK).read_text()
 
 
 def _process_on_a_trained_run(script: str, tmp_path, monkeypatch):
@@ -150,9 +150,9 @@ def _process_on_a_trained_run(script: str, tmp_path, monkeypatch):
 
 RUNNER = textwrap.dedent("""
     import subprocess, sys, time
-    from textlab import runs
-    with runs.lock(sys.argv[1]):
-        child = "import sys; from textlab import runs; runs.lock(sys.argv[1]).__enter__(); print('child in')"
+    from textlab import locks
+    with locks.lock(sys.argv[1]):
+        child = "import sys; from textlab import locks; locks.lock(sys.argv[1]).__enter__(); print('child in')"
         print(subprocess.run([sys.executable, "-c", child, sys.argv[1]], capture_output=True, text=True).stdout.strip(),
               flush=True)
         time.sleep(120)
@@ -177,9 +177,9 @@ def test_a_running_command_keeps_its_folder_and_its_notebooks_work_under_it(tmp_
 
 KERNEL = textwrap.dedent("""
     import sys, time
-    from textlab import runs
-    with runs.lock(sys.argv[1]):  # what pipeline.open_run does in a JupyterLab kernel
-        runs.keep_open(sys.argv[1])
+    from textlab import locks
+    with locks.lock(sys.argv[1]):  # what pipeline.open_run does in a JupyterLab kernel
+        locks.keep_open(sys.argv[1])
     print("open", flush=True)
     time.sleep(120)
 """)
@@ -197,10 +197,10 @@ def test_a_folder_open_in_a_notebook_kernel_is_neither_deleted_nor_run_over(tmp_
             pipeline.open_run(tiny_profile, prep=tiny_prep, fresh=True)
         assert (run / "seed-42" / "bert" / "metrics.json").exists()  # nothing deleted
         with pytest.raises(runs.RunError, match=rf"is open in process {kernel.pid} "):
-            with runs.lock(run), runs.alone(run):  # what `textlab run` holds for its whole command
+            with locks.lock(run), locks.alone(run):  # what `textlab run` holds for its whole command
                 pass
-        with runs.lock(run):
-            runs.keep_open(run)  # a second kernel: fine
+        with locks.lock(run):
+            locks.keep_open(run)  # a second kernel: fine
     finally:
         os.kill(kernel.pid, signal.SIGKILL)
         kernel.wait()
@@ -212,18 +212,18 @@ def test_an_unwritable_run_folder_says_so(tmp_path, monkeypatch):
     def denied(*a, **k):
         raise PermissionError(13, "Permission denied")
 
-    monkeypatch.setattr(runs.os, "open", denied)
+    monkeypatch.setattr(locks.os, "open", denied)
     with pytest.raises(runs.RunError, match=r"cannot write to the run folder .*run \(Permission denied\)"
                                             r".*TEXTLAB_RUNS"):
-        with runs.lock(tmp_path / "run"):
+        with locks.lock(tmp_path / "run"):
             pass
 
 
 def test_training_holds_the_lock(trained_run, tiny_run, monkeypatch):
     """Two processes training into one folder collided on temporary checkpoints; now the second is refused."""
     held = []
-    real = runs._acquire
-    monkeypatch.setattr(runs, "_acquire", lambda run: held.append(run) or real(run))
+    real = locks._acquire
+    monkeypatch.setattr(locks, "_acquire", lambda run: held.append(run) or real(run))
     pipeline.train_and_evaluate("bert", tiny_run)
     assert held == [tiny_run.run.resolve()]
 

@@ -7,6 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from textlab import artifacts
 from textlab import checkpoint as ckpt
 from textlab import pipeline, runs, seeds
 from textlab.config import PROFILES, EnsembleConfig, get_profile, resolve
@@ -43,7 +44,7 @@ def test_the_split_does_not_move_with_the_training_seeds(tiny_prep):
 
 
 def _manifest(profile):
-    return {"schema": ckpt.SCHEMA, "command": "python -m textlab run", "settings": runs.settings(profile)}
+    return {"schema": artifacts.SCHEMA, "command": "python -m textlab run", "settings": runs.settings(profile)}
 
 
 def test_a_run_may_add_seeds_but_not_drop_or_reorder_them(tmp_path, capsys):
@@ -51,7 +52,7 @@ def test_a_run_may_add_seeds_but_not_drop_or_reorder_them(tmp_path, capsys):
     runs.check_manifest(run, _manifest(get_profile("smoke", seeds=(42,))))
     runs.check_manifest(run, _manifest(get_profile("smoke", seeds=(42, 43))))  # grows: accepted, recorded
     assert "smoke: adding seed 43 to this run; the seeds it has trained are kept" in capsys.readouterr().out
-    assert ckpt.read_json(run / runs.MANIFEST)["settings"]["seeds"] == [42, 43]
+    assert artifacts.read_json(run / runs.MANIFEST)["settings"]["seeds"] == [42, 43]
     for seeds_now in ((42,), (43, 42), (43, 44)):
         with pytest.raises(runs.RunError, match=r"settings.seeds: \[42, 43\] ->"):
             runs.check_manifest(run, _manifest(get_profile("smoke", seeds=seeds_now)))
@@ -95,12 +96,12 @@ def test_interrupted_in_the_second_seed_resumes_inside_it(tiny_profile, tiny_pre
     monkeypatch.setenv("TEXTLAB_RUNS", str(tmp_path / "reference"))
     reference = pipeline.train_and_evaluate("bilstm", pipeline.open_run(profile, prep=tiny_prep), seed=43)
     assert records[43]["test"]["accuracy"] == reference["test"]["accuracy"]
-    np.testing.assert_array_equal(ckpt.read_npy(prep.run / "seed-43" / "bilstm" / "logits_test.npy"),
-                                  ckpt.read_npy(tmp_path / "reference" / "smoke" / "seed-43" / "bilstm" /
+    np.testing.assert_array_equal(artifacts.read_npy(prep.run / "seed-43" / "bilstm" / "logits_test.npy"),
+                                  artifacts.read_npy(tmp_path / "reference" / "smoke" / "seed-43" / "bilstm" /
                                                 "logits_test.npy"))
     assert records[42]["test"]["accuracy"] != records[43]["test"]["accuracy"] or not np.array_equal(
-        ckpt.read_npy(prep.run / "seed-42" / "bilstm" / "logits_test.npy"),
-        ckpt.read_npy(prep.run / "seed-43" / "bilstm" / "logits_test.npy"))  # another seed, another model
+        artifacts.read_npy(prep.run / "seed-42" / "bilstm" / "logits_test.npy"),
+        artifacts.read_npy(prep.run / "seed-43" / "bilstm" / "logits_test.npy"))  # another seed, another model
 
 
 # ---------------------------------------------------------------- the choice across seeds
@@ -253,12 +254,13 @@ def test_one_seed_claims_no_spread():
 def test_a_choice_made_over_other_seeds_is_refused(tmp_path):
     """Seeds added after notebook 04: the old choice across seeds is not reported, nor served, until 04 runs again."""
     run = tmp_path / "run"
-    ckpt.write_json(run / runs.MANIFEST, {"command": "python -m textlab run", "settings": {"seeds": [43, 42, 44]}})
+    artifacts.write_json(run / runs.MANIFEST, {"command": "python -m textlab run", "settings": {"seeds": [43, 42, 44]}})
     assert runs.run_seeds(run) == [43, 42, 44]  # the manifest's order: 43 is the reference seed
-    ckpt.write_json(run / "ensemble" / "metrics.json", {"seeds": [43, 42]})
+    artifacts.write_json(run / "ensemble" / "metrics.json", {"seeds": [43, 42]})
     with pytest.raises(ckpt.CheckpointError, match=r"chosen over seeds \[43, 42\], the run has \[43, 42, 44\]: run "
                                                     r"notebook 04 of this run again"):
         seeds.run_record(run)
-    ckpt.write_json(run / runs.MANIFEST, {"command": "python -m textlab run --profile cpu", "settings": {"seed": 42}})
+    manifest = {"command": "python -m textlab run --profile cpu", "settings": {"seed": 42}}
+    artifacts.write_json(run / runs.MANIFEST, manifest)
     with pytest.raises(ckpt.CheckpointError, match="made by a textlab without training seeds .* --profile cpu --fresh"):
         runs.run_seeds(run)

@@ -10,10 +10,12 @@ import torch
 
 from helpers import keyword_csv
 import textlab
+from textlab import artifacts
 from textlab import checkpoint as ckpt
-from textlab import pipeline, train
+from textlab import display, factory, pipeline, train
 from textlab.config import TrainConfig, get_profile
-from textlab.train import NonFiniteLossError, fit, param_groups, resolve_precision
+from textlab.hardware import resolve_precision
+from textlab.train import NonFiniteLossError, fit, param_groups
 
 
 @pytest.fixture(scope="module")
@@ -26,7 +28,7 @@ def keyword_prep(tmp_path_factory):
 
 def _fit(profile, prep, out, kind="bert", **kw):
     torch.manual_seed(profile.seeds[0])
-    model = pipeline.build_model(kind, prep.backbone, len(prep.label_names), profile)
+    model = factory.build_model(kind, prep.backbone, len(prep.label_names), profile.bert_model, profile.bilstm_model)
     cfg = dataclasses.replace(getattr(profile, kind), **kw.pop("cfg", {}))
     return fit(model, prep.data, prep.tokenizer, cfg, out, meta=pipeline.model_meta(kind, prep, profile.seeds[0]),
                seed=profile.seeds[0], **kw)
@@ -43,12 +45,12 @@ def test_loop_learns_a_learnable_task(keyword_prep, tmp_path, capsys):
     lines = [ln for ln in capsys.readouterr().out.splitlines() if " epoch " in ln]
     seconds = [h["seconds"] for h in result.history]
     assert [ln.rsplit(", ", 1)[1] for ln in lines] == [
-        f"~{train.format_duration((6 - e) * float(np.median(seconds[:e])))} left" for e in range(1, 7)]
+        f"~{display.format_duration((6 - e) * float(np.median(seconds[:e])))} left" for e in range(1, 7)]
     assert len(result.history) == 6
     assert result.history[-1]["train_loss"] < result.history[0]["train_loss"]
     assert result.best_metric >= 0.9  # validation accuracy on keyword classes
     assert result.best_epoch == max(range(1, 7), key=lambda e: result.history[e - 1]["val_accuracy"])
-    saved = ckpt.read_json(tmp_path / "m" / "history.json")
+    saved = artifacts.read_json(tmp_path / "m" / "history.json")
     assert [h["epoch"] for h in saved] == [1, 2, 3, 4, 5, 6]
     assert all(h["tokens_per_s"] > 0 and h["seconds"] > 0 for h in saved)
 
@@ -86,12 +88,12 @@ def test_early_stop_is_final(keyword_prep, tmp_path, capsys):
     """Re-running an early-stopped run trains nothing: same checkpoints, same history, still 'stopped early'."""
     profile, prep = keyword_prep
     first = _fit(profile, prep, tmp_path / "p", cfg={"epochs": 6, "lr": 1e-9, "patience": 1})
-    pointer, history = ckpt.read_pointer(tmp_path / "p"), ckpt.read_json(tmp_path / "p" / "history.json")
+    pointer, history = ckpt.read_pointer(tmp_path / "p"), artifacts.read_json(tmp_path / "p" / "history.json")
     capsys.readouterr()
     again = _fit(profile, prep, tmp_path / "p", cfg={"epochs": 6, "lr": 1e-9, "patience": 1})
     assert again.stopped_early and again.history == first.history and len(again.history) == 2
     assert ckpt.read_pointer(tmp_path / "p") == pointer
-    assert ckpt.read_json(tmp_path / "p" / "history.json") == history
+    assert artifacts.read_json(tmp_path / "p" / "history.json") == history
     assert "re-using the finished training" in capsys.readouterr().out
 
 
@@ -153,9 +155,9 @@ def test_resume_refuses_a_checkpoint_of_another_schema(keyword_prep, tmp_path, s
     profile, prep = keyword_prep
     _fit(profile, prep, tmp_path / "m", cfg={"epochs": 1})
     last = ckpt.checkpoint_path(tmp_path / "m", "last") / "meta.json"
-    meta = ckpt.read_json(last)
+    meta = artifacts.read_json(last)
     meta.pop("schema") if schema is None else meta.update(schema=schema)
-    ckpt.write_json(last, meta)
+    artifacts.write_json(last, meta)
     with pytest.raises(ckpt.CheckpointError, match=f"artifact schema {schema!r}; this textlab reads schema 1") as e:
         _fit(profile, prep, tmp_path / "m", cfg={"epochs": 1})
     assert str(last.parent) in str(e.value) and "fresh folder" in str(e.value)
@@ -163,7 +165,7 @@ def test_resume_refuses_a_checkpoint_of_another_schema(keyword_prep, tmp_path, s
 
 def test_non_finite_loss_names_step_and_precision(keyword_prep, tmp_path, monkeypatch):
     profile, prep = keyword_prep
-    model = pipeline.build_model("bert", prep.backbone, len(prep.label_names), profile)
+    model = factory.build_model("bert", prep.backbone, len(prep.label_names), profile.bert_model)
     forward = model.forward
 
     def nan_forward(*a, **k):
@@ -192,7 +194,7 @@ def test_auto_precision_on_cpu_is_fp32_without_torch_private_probes(monkeypatch)
 
 def test_no_weight_decay_on_bias_and_layernorm(keyword_prep):
     profile, prep = keyword_prep
-    model = pipeline.build_model("bert", prep.backbone, 3, profile)
+    model = factory.build_model("bert", prep.backbone, 3, profile.bert_model)
     decay, no_decay = param_groups(model, 0.01)
     names = {id(p): n for n, p in model.named_parameters()}
     assert no_decay["weight_decay"] == 0.0 and decay["weight_decay"] == 0.01
@@ -272,7 +274,7 @@ def test_tracking_is_off_by_default_and_asks_for_its_package(keyword_prep, tmp_p
 
 def test_layer_lr_decay_scales_each_transformer_layer(keyword_prep):
     profile, prep = keyword_prep
-    model = pipeline.build_model("bert", prep.backbone, 3, profile)
+    model = factory.build_model("bert", prep.backbone, 3, profile.bert_model)
     layers = model.config.num_hidden_layers
     groups = param_groups(model, 0.01, lr=1e-3, layer_lr_decay=0.5)
     lr_of = {id(p): g["lr"] for g in groups for p in g["params"]}
@@ -296,7 +298,7 @@ def test_layer_lr_decay_scales_each_transformer_layer(keyword_prep):
 
 def test_layer_lr_decay_refuses_a_model_without_layers(keyword_prep):
     profile, prep = keyword_prep
-    model = pipeline.build_model("bilstm", prep.backbone, 3, profile)
+    model = factory.build_model("bilstm", prep.backbone, 3, profile.bert_model, profile.bilstm_model)
     with pytest.raises(ValueError, match="encoder.layer.N stack.*layer_lr_decay=1.0"):
         param_groups(model, 0.01, lr=1e-3, layer_lr_decay=0.8)
     with pytest.raises(ValueError, match=r"layer_lr_decay must be in \(0, 1\]"):
@@ -305,7 +307,7 @@ def test_layer_lr_decay_refuses_a_model_without_layers(keyword_prep):
 
 def test_fit_trains_with_layer_lr_decay(keyword_prep, tmp_path):
     profile, prep = keyword_prep
-    layers = pipeline.build_model("bert", prep.backbone, 3, profile).config.num_hidden_layers
+    layers = factory.build_model("bert", prep.backbone, 3, profile.bert_model).config.num_hidden_layers
     _fit(profile, prep, tmp_path / "d", cfg={"layer_lr_decay": 0.5, "max_steps": 3, "epochs": 1, "lr": 1e-3})
     groups = ckpt.load_training_state(ckpt.checkpoint_path(tmp_path / "d", "last"))["optimizer"]["param_groups"]
     initial = sorted({g["initial_lr"] for g in groups})
@@ -316,12 +318,12 @@ def test_fit_trains_with_layer_lr_decay(keyword_prep, tmp_path):
 @pytest.mark.parametrize("seconds, text", [(0, "0 s"), (89.4, "89 s"), (95, "2 min"), (24 * 60, "24 min"),
                                            (2.5 * 3600, "2.5 h")])
 def test_format_duration(seconds, text):
-    assert train.format_duration(seconds) == text
+    assert display.format_duration(seconds) == text
 
 
 def test_resume_ignores_where_the_backbone_was_read_from(tmp_path):
     """A clone in another folder (another venv's site-packages) resumes the same run; another architecture does not."""
-    saved = {"schema": ckpt.SCHEMA, "kind": "bert",
+    saved = {"schema": artifacts.SCHEMA, "kind": "bert",
              "model_config": {"_name_or_path": "/a/.venv/minilm", "hidden_size": 384}}
     moved = {**saved, "model_config": {"_name_or_path": "/b/.venv/minilm", "hidden_size": 384}}
     train.check_resumable(saved, moved, tmp_path)

@@ -4,6 +4,7 @@ import shutil
 
 import pytest
 
+from textlab import artifacts
 from textlab import checkpoint as ckpt
 from textlab.config import TrainConfig
 from textlab.tuning import TUNED_KEYS, record, save_record, tuning_markdown, tuning_table
@@ -34,7 +35,7 @@ def test_record_of_an_unfinished_folder_says_so(trained_run, tmp_path):
 def _rec(label, val, lr=1e-3, input_dropout=0.0, kind="bilstm"):
     train = {k: v for k, v in dataclasses.asdict(TrainConfig(epochs=8, lr=lr)).items() if k in TUNED_KEYS}
     model = {"dropout": 0.3, "input_dropout": input_dropout} if kind == "bilstm" else {"attention_dropout": 0.1}
-    return {"schema": ckpt.SCHEMA, "label": label, "kind": kind, "max_length": 256, "train": train, "model": model,
+    return {"schema": artifacts.SCHEMA, "label": label, "kind": kind, "max_length": 256, "train": train, "model": model,
             "best_epoch": 8, "epochs_run": 8, "val_accuracy": val, "val_macro_f1": val - 0.01,
             "test_accuracy": val - 0.05, "test_macro_f1": val - 0.06, "s_per_epoch": 200.0}
 

@@ -8,6 +8,7 @@ import torch
 from torch.utils.data import DataLoader, Sampler
 from transformers import DataCollatorWithPadding
 
+from .config import TrainConfig
 from .dataset import column
 
 MODEL_COLUMNS = ("input_ids", "labels", "idx")
@@ -90,3 +91,8 @@ def make_loader(ds, tokenizer, batch_size: int, *, shuffle: bool, seed: int = 0,
         return DataLoader(columns, batch_sampler=sampler, collate_fn=Collator(tokenizer, buckets=buckets), generator=g)
     return DataLoader(columns, batch_size=batch_size, shuffle=shuffle, generator=g,
                       collate_fn=Collator(tokenizer, max_length=max_length))
+
+
+def pad_buckets(cfg: TrainConfig, max_length: int | None) -> tuple:
+    """Length buckets the batches are padded to: only when compiling (dynamic padding otherwise)."""
+    return (tuple(cfg.pad_buckets) or default_buckets(max_length or 512)) if cfg.compile else ()

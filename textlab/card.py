@@ -9,11 +9,11 @@ from pathlib import Path
 import numpy as np
 from huggingface_hub import EvalResult, ModelCardData
 
-from . import checkpoint as ckpt
+from .artifacts import read_json, read_npy
 from .evaluate import metrics as score
 from .kinds import NEURAL, display
 from .pipeline import seed_dir
-from .plots import readable
+from .display import readable
 from .stats import bootstrap_ci, expected_calibration_error, softmax
 
 # The Hub's name and license of each pre-trained backbone (random-weight backbones have none).
@@ -34,9 +34,9 @@ def model_card(run: Path, model: str, seed: int | None, manifest: dict) -> tuple
 
 def _model_facts(run: Path, model: str, seed: int) -> dict:
     folder = seed_dir(run, seed) / model
-    rec = ckpt.read_json(folder / "metrics.json")
-    y, logits = ckpt.read_npy(folder / "labels_test.npy"), ckpt.read_npy(folder / "logits_test.npy")
-    spread = [ckpt.read_json(f)["test"]["accuracy"] for f in sorted(run.glob(f"seed-*/{model}/metrics.json"))]
+    rec = read_json(folder / "metrics.json")
+    y, logits = read_npy(folder / "labels_test.npy"), read_npy(folder / "logits_test.npy")
+    spread = [read_json(f)["test"]["accuracy"] for f in sorted(run.glob(f"seed-*/{model}/metrics.json"))]
     return {"name": f"{display(model)}, training seed {seed}", "label_names": rec["label_names"], "y": y,
             "proba": softmax(logits), "test": rec["test"], "val_accuracy": rec["validation"]["accuracy"],
             "val_what": "validation accuracy", "spread": spread, "spread_what": f"the {display(model)}",
@@ -45,13 +45,13 @@ def _model_facts(run: Path, model: str, seed: int) -> dict:
 
 
 def _ensemble_facts(run: Path) -> dict:
-    rec = ckpt.read_json(run / "ensemble" / "metrics.json")
+    rec = read_json(run / "ensemble" / "metrics.json")
     stage = rec["stage"]
     members = [run / f for f in stage["member_folders"]]
-    y = ckpt.read_npy(members[0] / "labels_test.npy")
-    proba = ckpt.read_npy(run / "ensemble" / "proba_test_chosen.npy")
-    trained = [ckpt.read_json(f / "metrics.json") for f in members if f.name in NEURAL]
-    spread = [ckpt.read_json(f)["rows"]["chosen"]["test_accuracy"]
+    y = read_npy(members[0] / "labels_test.npy")
+    proba = read_npy(run / "ensemble" / "proba_test_chosen.npy")
+    trained = [read_json(f / "metrics.json") for f in members if f.name in NEURAL]
+    spread = [read_json(f)["rows"]["chosen"]["test_accuracy"]
               for f in sorted(run.glob("seed-*/ensemble/metrics.json"))]
     return {"name": f"ensemble: {readable(rec['chosen'])}", "label_names": rec["label_names"], "y": y, "proba": proba,
             "test": score(np.log(np.clip(proba, 1e-30, None)), y, rec["label_names"]),

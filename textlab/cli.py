@@ -25,12 +25,12 @@ def _run(args) -> int:
 
 
 def _train(args) -> int:
-    from . import runs
+    from . import locks, runs
     from .config import resolve
     from .pipeline import open_run, train_and_evaluate
 
     profile = resolve(args.profile, args.data, args.set)
-    with runs.lock(runs.runs_root() / runs.run_name(profile, args.name)):  # for the whole command, as `run` does
+    with locks.lock(runs.runs_root() / runs.run_name(profile, args.name)):  # for the whole command, as `run` does
         prep = open_run(profile, name=args.name, fresh=args.fresh)
         seeds = [args.seed] if args.seed is not None else list(prep.profile.seeds)
         for i, seed in enumerate(seeds):

@@ -8,8 +8,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .checkpoint import CheckpointError, checkpoint_path, read_json, read_npy, write_text
 from . import seeds
+from .artifacts import read_json, read_npy, write_text
+from .checkpoint import checkpoint_path
+from .errors import CheckpointError
+from .display import backbone_name, formatted, to_markdown
 from .kinds import MEMBERS, NEURAL, REGISTRY
 from .runs import read_manifest, run_seeds, train_first
 from .stats import bootstrap_ci, mcnemar, softmax
@@ -31,17 +34,10 @@ COLUMNS = ["model", "test_accuracy", "test_accuracy_sd", "test_accuracy_min", "t
            "infer_docs_per_s", "checkpoint_mb", "pretrained_backbone", "sequence_modelling", "pooling", "precision",
            "device"]
 INT_COLUMNS = ("seeds", "total_params", "trainable_params", "frozen_params")
-# Backbone keys of textlab.backbones as a reader knows the models.
-BACKBONE_NAMES = {"minilm": "MiniLM-L6-H384", "bert-base-uncased": "bert-base-uncased", "tiny": "tiny random BERT",
-                  "bert-base-uncased-random": "bert-base-uncased (random weights)"}
 # How each ensemble variant (textlab.ensemble) combines its members.
 POOLING = {"prob-average": "mean of member softmax", "temp-average": "mean of temperature-scaled member softmax",
            "weighted-average": "weighted mean of temperature-scaled member softmax",
            "meta-MLP": "meta-MLP on member softmax"}
-
-
-def backbone_name(key: str) -> str:
-    return BACKBONE_NAMES.get(key, key)
 
 
 def _load(folder: Path, kind: str) -> dict:
@@ -121,51 +117,6 @@ def comparison_table(run) -> pd.DataFrame:
 def typed(table: pd.DataFrame) -> pd.DataFrame:
     """Counts as nullable integers (a CSV then says 2058836, not 2058836.0; a missing count stays empty)."""
     return table.assign(**{c: pd.to_numeric(table[c]).round().astype("Int64") for c in INT_COLUMNS if c in table})
-
-
-def format_cell(col: str, v, digits: int = 3, whole_from: float = 10) -> str:
-    """One cell as the tables show it: accuracy / macro-F1 columns (incl. bootstrap _lo / _hi) as percentages with
-    two decimals, other numbers with thousands separators (`digits` significant digits below `whole_from`), missing
-    values empty."""
-    if pd.api.types.is_scalar(v) and pd.isna(v):
-        return ""
-    if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, float, np.integer, np.floating)):
-        return str(v)
-    if "accuracy" in col or "macro_f1" in col:
-        return f"{100 * v:.2f} %"
-    if isinstance(v, (int, np.integer)):
-        return f"{int(v):,}"
-    return f"{v:,.{digits}g}" if abs(v) < whole_from else f"{v:,.0f}"
-
-
-def formatted(table: pd.DataFrame) -> pd.DataFrame:
-    """The table as strings, the way to_markdown writes it; columns empty in every row dropped."""
-    out = pd.DataFrame({c: [format_cell(c, v) for v in table[c]] for c in table.columns}, index=table.index)
-    return out.loc[:, (out != "").any()]
-
-
-def to_markdown(table: pd.DataFrame) -> str:
-    """A readable markdown table of formatted cells, unpadded: the committed tables are compared as text (pandas'
-    to_markdown pads every column and needs tabulate, not a dependency)."""
-    cells = formatted(table)
-    header = "| " + " | ".join(cells.columns) + " |\n|" + "---|" * len(cells.columns) + "\n"
-    return header + "".join("| " + " | ".join(r) + " |\n" for r in cells.itertuples(index=False))
-
-
-def display_table(table: pd.DataFrame):
-    """A table for a notebook (the comparison table, the bootstrap table, the ensemble's variants): a pandas Styler
-    with the markdown's formatting, index hidden, names in full (no truncation), missing values empty."""
-    cells = formatted(table)
-    return (cells.style.hide(axis="index")
-            .set_properties(**{"white-space": "nowrap", "text-align": "right"})
-            .set_properties(subset=[cells.columns[0]], **{"text-align": "left"}))  # the names
-
-
-def display_record(values: dict):
-    """A notebook's "Record" cell: one row per key, formatted as the tables are but with 4 significant digits
-    below 1,000, as a Styler (no truncated values; the DataFrame is its .data)."""
-    table = pd.DataFrame({"value": [format_cell(k, v, 4, 1000) for k, v in values.items()]}, index=list(values))
-    return table.style.set_properties(**{"white-space": "nowrap", "text-align": "right"})
 
 
 def headline_markdown(table: pd.DataFrame) -> str:

@@ -10,12 +10,13 @@ import zlib
 from pathlib import Path
 
 from datasets import Dataset, DatasetDict
+from sklearn.datasets import fetch_20newsgroups
 # Private to scikit-learn, but the exact functions fetch_20newsgroups(remove=...) applies; what they strip is pinned
 # by tests/test_data.py::test_newsgroup_stripping_is_pinned, so a release that changes them fails loudly.
 from sklearn.datasets._twenty_newsgroups import strip_newsgroup_footer, strip_newsgroup_header, strip_newsgroup_quoting
 
 from .cache import cache_dir, load_cached, save_atomic
-from .checkpoint import sha256_file
+from .artifacts import sha256_file
 from .config import Profile
 from .dataset import column, from_rows, stratified_split
 from .errors import DataError
@@ -55,8 +56,6 @@ def _read_archive(path: Path) -> dict[str, list[tuple[str, str, str]]]:
 
 def _read_folder(path: Path | None) -> dict[str, list[tuple[str, str, str]]]:
     """(group, message id, raw text) per split from the extracted folder or (path None) scikit-learn's download."""
-    from sklearn.datasets import fetch_20newsgroups
-
     out = {}
     for split, name in SPLITS_20NG.items():
         if path is None:

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import torch
-from transformers import AutoModelForSequenceClassification, BertConfig
+from transformers import BertConfig
 
-from .backbones import BACKBONES, HUB_BERT, config_dict, get_backbone
-from .config import BiLSTMConfig
+from .backbones import BACKBONES, HUB_BERT, get_backbone
+from .factory import build_model, shape_only
 from .kinds import NEURAL
 from .models import BiLSTMClassifier, MetaMLP
 
@@ -17,26 +17,14 @@ def count_params(model: torch.nn.Module) -> dict:
     return {"total": total, "trainable": trainable, "frozen": total - trainable}
 
 
-CLASSIFIER_DROPOUT = 0.3  # the seed's
-
-
-def from_config(kind: str, config: dict, num_labels: int, bilstm: dict) -> torch.nn.Module:
-    """`kind` with the architecture `config` (config_dict), random weights: no download."""
-    config = BertConfig.from_dict({**config, "num_labels": num_labels, "classifier_dropout": CLASSIFIER_DROPOUT})
-    if kind == "bert":
-        return AutoModelForSequenceClassification.from_config(config)
-    if kind == "bilstm":
-        return BiLSTMClassifier.from_config(config, num_labels, **bilstm)
-    raise ValueError(f"unknown model kind {kind!r}; choose one of: {', '.join(NEURAL)}")
-
-
 def build_all(arch: str = "bert-base-uncased", num_labels: int = 20) -> dict[str, torch.nn.Module]:
     """The three models with `arch`'s shape, on the meta device: no weights allocated, no download."""
     if arch not in BACKBONES:
         raise ValueError(f"unknown arch {arch!r}; choose one of: {', '.join(BACKBONES)}")
-    config = config_dict(BertConfig() if arch == HUB_BERT else get_backbone(arch).config)  # its exact shape, offline
+    # its exact shape, offline
+    shape = shape_only(arch, BertConfig() if arch == HUB_BERT else get_backbone(arch).config)
     with torch.device("meta"):
-        models = {kind: from_config(kind, config, num_labels, vars(BiLSTMConfig())) for kind in NEURAL}
+        models = {kind: build_model(kind, shape, num_labels) for kind in NEURAL}
         models["meta_mlp"] = MetaMLP(2 * num_labels, num_labels)  # the seed's: over BERT and the BiLSTM
     return models
 

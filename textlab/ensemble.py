@@ -15,7 +15,8 @@ from joblib import Parallel, cpu_count, delayed
 from scipy.optimize import minimize, minimize_scalar
 from scipy.special import log_softmax
 
-from .checkpoint import load_into, read_json, save_weights, write_json
+from .artifacts import read_json, write_json
+from .checkpoint import load_into, save_weights
 from .config import EnsembleConfig
 from .models.meta_mlp import MetaMLP
 from .stats import softmax, stratified_folds

@@ -16,8 +16,11 @@ import torch
 from .batching import LengthGroupedBatchSampler, padded_length
 from .config import Profile
 from .dataset import column
-from .pipeline import build_model, model_data, model_max_length
-from .train import format_duration, make_accelerator, param_groups, train_loss
+from .display import format_duration
+from .factory import build_model
+from .hardware import make_accelerator
+from .pipeline import model_data, model_max_length
+from .train import param_groups, train_loss
 
 FORWARD_SHARE = 1 / 3  # an evaluation batch against a training step of the same shape: forward only, no backward
 
@@ -27,7 +30,7 @@ def step_seconds(kind: str, backbone, num_labels: int, profile: Profile, lengths
     it (batch size, precision), on random token ids at each length; one untimed step first."""
     cfg = dataclasses.replace(getattr(profile, kind), compile="")  # eager: a compile would be timed, not a step
     torch.manual_seed(0)
-    model = build_model(kind, backbone, num_labels, profile)
+    model = build_model(kind, backbone, num_labels, profile.bert_model, profile.bilstm_model)
     accelerator = make_accelerator(cfg)
     optimizer = torch.optim.AdamW(param_groups(model, cfg.weight_decay, cfg.lr, cfg.layer_lr_decay), lr=cfg.lr)
     model, optimizer = accelerator.prepare(model, optimizer)

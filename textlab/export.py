@@ -20,6 +20,7 @@ import tempfile
 import warnings
 from pathlib import Path
 
+from .artifacts import EXPORT, SCHEMA, folder_hashes, read_json, write_json, write_text
 from . import checkpoint as ckpt
 from .backbones import get_backbone, quiet_transformers
 from .card import model_card
@@ -39,7 +40,7 @@ def export(run, model: str, out, seed: int | None = None, force: bool = False) -
     if model not in SERVED:
         raise ValueError(f"unknown model {model!r}; choose one of: {', '.join(SERVED)}")
     check_run_folder(run)
-    if (run / ckpt.EXPORT).exists():
+    if (run / EXPORT).exists():
         raise ExportError(f"{run} is an exported model, not a run folder: export from the run it came from")
     manifest = read_manifest(run)
     if manifest is None:
@@ -49,7 +50,7 @@ def export(run, model: str, out, seed: int | None = None, force: bool = False) -
     _check_target(out, force)
     tmp = _temporary_folder(out)
     try:
-        info = {"schema": ckpt.SCHEMA, "model": model, "seed": seed, "seeds": seeds, "run": str(run.resolve()),
+        info = {"schema": SCHEMA, "model": model, "seed": seed, "seeds": seeds, "run": str(run.resolve()),
                 "run_manifest": manifest, "tokenizer": "." if model == "bert" else TOKENIZER}
         tokenizer = _tokenizer(folders)
         if model == "bert":
@@ -61,8 +62,8 @@ def export(run, model: str, out, seed: int | None = None, force: bool = False) -
         card, notes = model_card(run, model, seed, manifest)
         for note in notes:
             warnings.warn(note, ExportWarning, stacklevel=2)
-        ckpt.write_text(tmp / "README.md", card)
-        ckpt.write_json(tmp / ckpt.EXPORT, {**info, "notes": notes, "files": ckpt.folder_hashes(tmp)})
+        write_text(tmp / "README.md", card)
+        write_json(tmp / EXPORT, {**info, "notes": notes, "files": folder_hashes(tmp)})
         _publish(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -81,7 +82,7 @@ def _model_folders(run: Path, model: str, seed: int | None) -> list[Path]:
     if not (run / "ensemble" / "metrics.json").exists():
         raise ExportError(f"{run / 'ensemble'} holds no chosen ensemble (no metrics.json): "
                           f"{train_first(run, 'ensemble')}")
-    info = ckpt.read_json(run / "ensemble" / "ensemble.json")
+    info = read_json(run / "ensemble" / "ensemble.json")
     return [run / f for f in info["member_folders"]]
 
 
@@ -91,8 +92,8 @@ def _check_target(out: Path, force: bool) -> None:
     if out.is_dir() and any(out.iterdir()):
         if not force:
             raise ExportError(f"{out} is not empty: give a new folder, or --force to replace the export it holds")
-        if not (out / ckpt.EXPORT).exists():  # --force replaces an earlier export, never a folder of other files
-            raise ExportError(f"{out} is not empty and holds no earlier export ({ckpt.EXPORT}): --force replaces "
+        if not (out / EXPORT).exists():  # --force replaces an earlier export, never a folder of other files
+            raise ExportError(f"{out} is not empty and holds no earlier export ({EXPORT}): --force replaces "
                               "only an export; give a new folder")
 
 
@@ -119,7 +120,7 @@ def _publish(tmp: Path, out: Path) -> None:
 
 def _tokenizer(folders: list[Path]):
     """The tokenizer every neural member was trained with, its model_max_length the length the model reads."""
-    metas = [ckpt.read_json(ckpt.checkpoint_path(f, "best") / "meta.json") for f in folders if f.name in NEURAL]
+    metas = [read_json(ckpt.checkpoint_path(f, "best") / "meta.json") for f in folders if f.name in NEURAL]
     tokenizer = get_backbone(metas[0]["backbone"]).tokenizer()
     tokenizer.model_max_length = max(int(m["max_length"]) for m in metas)
     return tokenizer
@@ -152,9 +153,9 @@ def _copy_run_files(run: Path, folders: list[Path], model: str, out: Path) -> No
         (target / best.name).mkdir(parents=True)
         for name in ("model.safetensors", "meta.json"):
             shutil.copy2(best / name, target / best.name / name)
-        ckpt.write_json(target / ckpt.POINTER, {"last": best.name, "best": best.name})
+        write_json(target / ckpt.POINTER, {"last": best.name, "best": best.name})
     if model == "ensemble":
-        info = ckpt.read_json(run / "ensemble" / "ensemble.json")
-        ckpt.write_json(out / "ensemble" / "ensemble.json", info)
+        info = read_json(run / "ensemble" / "ensemble.json")
+        write_json(out / "ensemble" / "ensemble.json", info)
         if info.get("checkpoint"):  # a meta-MLP's weights, beside ensemble.json (pipeline.build_ensemble)
             shutil.copytree(run / "ensemble" / info["checkpoint"], out / "ensemble" / info["checkpoint"])

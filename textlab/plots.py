@@ -3,17 +3,13 @@ they show inline in notebooks); save_figure writes them atomically."""
 
 from __future__ import annotations
 
-import functools
-import logging
 import textwrap
-import warnings
 from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import seaborn as sns
-from matplotlib import font_manager
 from matplotlib.colors import Normalize, PowerNorm
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
@@ -21,84 +17,18 @@ from matplotlib.patches import FancyBboxPatch
 from matplotlib.ticker import MaxNLocator, PercentFormatter
 from sklearn.metrics import confusion_matrix
 
-from textlab import stats
-from textlab.checkpoint import atomic_write
-from textlab.errors import PlotWarning
-from textlab.kinds import REGISTRY
+from . import stats
+from .artifacts import atomic_write
+from .display import readable
+from .fonts import drawable_labels
 
 METRIC_COLUMNS = ("model", "accuracy", "accuracy_lo", "accuracy_hi", "macro_f1", "macro_f1_lo", "macro_f1_hi")
 SIGNIFICANCE = 0.05
 _PALETTE = plt.get_cmap("tab10").colors
 
 
-# Raw keys of models and ensemble variants (textlab.ensemble) as a reader names them.
-READABLE = {**{k: kind.short for k, kind in REGISTRY.items() if kind.member},
-            "prob-average": "probability average", "temp-average": "temperature-scaled average",
-            "weighted-average": "weighted average", "meta-MLP": "meta-MLP", "seed-exact": "seed-exact"}
-
-
-# Label names in other scripts: matplotlib falls back glyph by glyph along font.family, so each of these that is
-# installed joins DejaVu Sans (matplotlib's own: Latin, Greek, Cyrillic, many symbols and monochrome emoticons).
-# None ships with matplotlib; `apt install fonts-noto-cjk` (or fonts-wqy-zenhei) adds CJK. Without one,
-# drawable_labels() warns and writes the characters no font has as escapes.
-FALLBACK_FONTS = ("Noto Sans CJK JP", "Noto Sans CJK SC", "WenQuanYi Zen Hei", "Droid Sans Fallback", "Noto Sans",
-                  "Noto Sans Symbols2", "Symbola")
-
-
-@functools.cache
-def _fonts() -> tuple[tuple[str, ...], frozenset[int]]:
-    """The font.family figures use (DejaVu Sans, then the installed FALLBACK_FONTS) and the code points they draw."""
-    installed = {f.name: f.fname for f in font_manager.fontManager.ttflist}
-    family = ("DejaVu Sans", *(name for name in FALLBACK_FONTS if name in installed))
-    covered = set()
-    for name in family:
-        path = installed.get(name) or font_manager.findfont(name)
-        covered |= set(font_manager.get_font(path).get_charmap())
-    return family, frozenset(covered)
-
-
-def _not_weight_substitution(record) -> bool:
-    # A CJK font whose only weight is "medium" (WenQuanYi Zen Hei) is used at that weight, as it should be, with one
-    # "findfont: Failed to find font weight normal ..., now using 500" line per figure: not worth a reader's eye.
-    return not str(record.msg).startswith("findfont: Failed to find font weight")
-
-
-def use_fallback_fonts() -> None:
-    """Draw every figure with the installed fallback fonts (called on import)."""
-    plt.rcParams["font.family"] = list(_fonts()[0])
-    logging.getLogger("matplotlib.font_manager").addFilter(_not_weight_substitution)
-
-
-def drawable_labels(names) -> list[str]:
-    """Label names as a figure can draw them: unchanged where the fonts have every character, else with each
-    missing character written as its escape (e.g. \\u4e2d), and one PlotWarning naming those labels."""
-    covered = _fonts()[1]
-    names = [str(n) for n in names]
-    safe = ["".join(c if c.isspace() or ord(c) in covered else c.encode("ascii", "backslashreplace").decode()
-                    for c in n) for n in names]
-    changed = [(n, s) for n, s in zip(names, safe) if n != s]
-    if changed:
-        shown = ", ".join(f"{n!r} as {s!r}" for n, s in changed[:5]) + (", ..." if len(changed) > 5 else "")
-        warnings.warn(f"{len(changed)} label name(s) have characters no installed font draws; the figures write "
-                      f"them as escapes: {shown}. Install a font that has them (e.g. `apt install fonts-noto-cjk`) "
-                      "to see them as written.", PlotWarning, stacklevel=3)
-    return safe
-
-
-use_fallback_fonts()
-
-
-def readable(name: str) -> str:
-    """"weighted-average (bert+bilstm+tfidf)" -> "weighted average (BERT + BiLSTM + TF-IDF + SVM)"; a seed's variant
-    in a run's table keeps its suffix: "... [seed 42]"."""
-    name, _, seed = name.partition(" [")
-    head, _, inside = name.partition(" (")
-    pieces = [" + ".join(READABLE.get(m, m) for m in piece.split("+")) for piece in inside.rstrip(")").split(", ")]
-    return READABLE.get(head, head) + (f" ({', '.join(pieces)})" if inside else "") + (f" [{seed}" if seed else "")
-
-
 def save_figure(fig: Figure, path, dpi: int = 120) -> Path:
-    """Save fig to path atomically, through the project's one atomic writer (checkpoint.atomic_write)."""
+    """Save fig to path atomically, through the project's one atomic writer (artifacts.atomic_write)."""
     fmt = Path(path).suffix.lstrip(".") or "png"  # explicit, or matplotlib would infer it from the temp name
     return atomic_write(Path(path), lambda tmp: fig.savefig(tmp, dpi=dpi, format=fmt, bbox_inches="tight"))
 

@@ -16,7 +16,9 @@ from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 from .backbones import get_backbone, quiet_transformers
 from .batching import Collator, LengthGroupedBatchSampler
-from .checkpoint import EXPORT, POINTER, CheckpointError, checkpoint_path, read_export, read_json
+from .artifacts import EXPORT, read_export, read_json
+from .checkpoint import POINTER, checkpoint_path
+from .errors import CheckpointError
 from .tokenization import truncate_ids
 from .ensemble import load_variant
 from .kinds import NEURAL, SERVED

@@ -16,16 +16,17 @@ from pathlib import Path
 
 import nbformat
 import papermill as pm
+from papermill.exceptions import PapermillExecutionError
 
-from . import pipeline, runs
+from . import locks, pipeline, runs
 from .backbones import get_backbone
-from .checkpoint import read_json, write_json, write_text
+from .artifacts import read_json, write_json, write_text
 from .config import PROJECT_ROOT, parse_overrides, resolve
 from .data import load_for_profile
+from .display import format_duration
 from .errors import NotebookFailed
 from .estimate import estimate, estimate_line
 from .kinds import NEURAL, notebook
-from .train import format_duration
 
 NOTEBOOK_DIR = PROJECT_ROOT / "notebooks"
 
@@ -241,7 +242,7 @@ def run(profile: str | None = None, only: list[str] | None = None, *, data: str 
     chosen = select(only)
     # The folder's lock, held from before anything is read or deleted until the last notebook ends: a second
     # process (another run, a --fresh) is refused at once, naming this command; the notebooks' kernels work under it.
-    with runs.lock(runs.runs_root() / runs.run_name(prof, name)) as folder, runs.alone(folder):
+    with locks.lock(runs.runs_root() / runs.run_name(prof, name)) as folder, locks.alone(folder):
         raw = load_for_profile(prof)
         run_dir = runs.open_folder(prof, raw, get_backbone(prof.backbone), name, fresh)
         return _execute(chosen, prof, run_dir, items, data, raw)
@@ -249,8 +250,6 @@ def run(profile: str | None = None, only: list[str] | None = None, *, data: str 
 
 def _execute(chosen: list[Path], prof, run_dir: Path, items: dict, data: str, raw) -> Path:
     """The notebooks, in order, on an opened run folder; timings to run.json; the committed run publishes."""
-    from papermill.exceptions import PapermillExecutionError
-
     out_dir = run_dir / "notebooks"
     out_dir.mkdir(parents=True, exist_ok=True)
     overrides = " ".join(f"{k}={runs.format_value(v)}" for k, v in items.items())

@@ -16,9 +16,10 @@ import numpy as np
 import pandas as pd
 from scipy.stats import t as student_t
 
-from .checkpoint import CheckpointError, read_json
+from .artifacts import read_json
+from .errors import CheckpointError
 from .kinds import MEMBERS
-from .plots import readable
+from .display import readable
 from .runs import run_seeds
 
 SEED_EXACT = "ensemble: meta-MLP (seed-exact)"

@@ -6,7 +6,6 @@ from __future__ import annotations
 import importlib.util
 import json
 import math
-import platform
 import re
 import time
 from contextlib import contextmanager
@@ -17,64 +16,23 @@ from typing import Callable
 import numpy as np
 import torch
 from accelerate import Accelerator
-from accelerate.state import AcceleratorState
-from accelerate.utils import TorchDynamoPlugin, broadcast_object_list, set_seed
+from accelerate.utils import broadcast_object_list, set_seed
 from tqdm.auto import tqdm
 from transformers import get_linear_schedule_with_warmup
 
+from .artifacts import check_schema, jsonable, read_json, write_json
 from . import checkpoint as ckpt
-from .batching import default_buckets, make_loader
+from .batching import make_loader, pad_buckets
 from .config import EXECUTION_ONLY, TrainConfig
+from .display import format_duration
 from .errors import NonFiniteLossError, OutOfMemoryAdvice
 from .evaluate import metrics
+from .hardware import device_name, make_accelerator
 from .runs import describe_differences, differences
-
-
-def resolve_precision(precision: str, device: str) -> str:
-    """auto: bf16 where the hardware supports it, else fp16 on CUDA, fp32 on CPU."""
-    if precision != "auto":
-        if precision == "fp16" and device == "cpu":
-            raise ValueError("precision fp16 needs a CUDA GPU; on CPU use bf16 or fp32 (or auto)")
-        return precision
-    if device == "cuda":
-        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
-    # bf16 autocast pays on CPUs with native bf16 dot products (AVX512-BF16 or AMX).
-    return "bf16" if cpu_bf16_path() else "fp32"
-
-
-def cpu_bf16_path() -> str | None:
-    """This CPU's native bf16 path: "AMX" (Intel Xeon 4th gen. on), "AVX512-BF16" (e.g. AMD EPYC Zen 4), or None.
-    Not get_cpu_capability(): it says "AVX512" on both. The probes are private torch: where a version lacks them,
-    None (fp32)."""
-    for name, probe in (("AMX", "_is_amx_tile_supported"), ("AVX512-BF16", "_is_avx512_bf16_supported")):
-        if getattr(torch.cpu, probe, lambda: False)():
-            return name
-    return None
 
 
 def _installed(package: str) -> bool:
     return importlib.util.find_spec(package) is not None
-
-
-def make_accelerator(cfg: TrainConfig, project_dir: Path | None = None, cpu: bool = False) -> Accelerator:
-    device = "cuda" if torch.cuda.is_available() and not cpu else "cpu"
-    precision = resolve_precision(cfg.precision, device)
-    # One process trains several models (notebooks, tests) with different precisions: Accelerate keeps a
-    # process-wide singleton that refuses a change, so reset it (the distributed PartialState is kept).
-    AcceleratorState._reset_state(reset_partial_state=False)
-    dynamo = None
-    if cfg.compile:
-        # Static shapes (the collator pads to a few buckets); each bucket x train/eval is one graph.
-        dynamo = TorchDynamoPlugin(backend=cfg.compile, dynamic=False)
-        torch._dynamo.config.cache_size_limit = max(torch._dynamo.config.cache_size_limit, 64)
-    return Accelerator(mixed_precision="no" if precision == "fp32" else precision,
-                       gradient_accumulation_steps=cfg.grad_accum, cpu=cpu, log_with=cfg.log_with or None,
-                       project_dir=str(project_dir) if project_dir else None, dynamo_plugin=dynamo)
-
-
-def pad_buckets(cfg: TrainConfig, max_length: int | None) -> tuple:
-    """Length buckets the batches are padded to: only when compiling (dynamic padding otherwise)."""
-    return (tuple(cfg.pad_buckets) or default_buckets(max_length or 512)) if cfg.compile else ()
 
 
 _LAYER = re.compile(r"(?:^|\.)encoder\.layer\.(\d+)\.")
@@ -168,8 +126,8 @@ RESUME_SKIP = ("step", "loop", "precision", "model_config._name_or_path") + tupl
 def check_resumable(saved: dict, meta: dict, path: Path) -> None:
     """Refuse to resume (or re-use) a checkpoint made from anything other than `meta` (kind, backbone, data
     fingerprint, seed, model and loop settings), naming each difference; and one of another artifact schema."""
-    ckpt.check_schema(saved, path, ": train into a fresh folder")
-    diff = differences(saved, json.loads(json.dumps(meta, default=ckpt.jsonable)), RESUME_SKIP)
+    check_schema(saved, path, ": train into a fresh folder")
+    diff = differences(saved, json.loads(json.dumps(meta, default=jsonable)), RESUME_SKIP)
     if diff:
         raise ckpt.CheckpointError(
             f"{path} was made from other data or settings; it is never resumed or re-used under these "
@@ -263,7 +221,7 @@ def fit(model: torch.nn.Module, data, tokenizer, cfg: TrainConfig, out_dir, *, m
     if cfg.log_with:
         t.accelerator.end_training()
     ckpt.load_into(_bare(t.accelerator, t.model), ckpt.checkpoint_path(t.out_dir, "best") / "model.safetensors")
-    ckpt.write_json(t.out_dir / "history.json", state.history)
+    write_json(t.out_dir / "history.json", state.history)
     seconds = [h["seconds"] for h in state.history]
     return FitResult(
         history=state.history, best_epoch=state.best_epoch, best_metric=state.best_metric, precision=t.precision,
@@ -278,7 +236,7 @@ def _resume(t: _Training) -> LoopState:
     if not ckpt.read_pointer(t.out_dir).get("last"):
         return LoopState()
     last = ckpt.checkpoint_path(t.out_dir, "last")
-    saved = ckpt.read_json(last / "meta.json")
+    saved = read_json(last / "meta.json")
     check_resumable(saved, {**t.meta, "config": asdict(t.cfg)}, last)
     ckpt.load_into(_bare(t.accelerator, t.model), last / "model.safetensors", saved)
     ts = ckpt.load_training_state(last)
@@ -395,15 +353,6 @@ def training_time_left(t: _Training, state: LoopState) -> float:
     return epochs_left * float(np.median([h["seconds"] for h in state.history]))
 
 
-def format_duration(seconds: float) -> str:
-    """Rounded for a progress line: '40 s', '24 min', '2.5 h'."""
-    if seconds < 90:
-        return f"{seconds:.0f} s"
-    if seconds < 90 * 60:
-        return f"{seconds / 60:.0f} min"
-    return f"{seconds / 3600:.1f} h"
-
-
 def _save(t: _Training, state: LoopState, role=("last",)) -> None:
     """A checkpoint of everything needed to resume here (written by the main process, all processes waiting)."""
     t.accelerator.wait_for_everyone()
@@ -432,12 +381,3 @@ def _save_due(t: _Training, step: int) -> bool:
         if t.accelerator.num_processes > 1:
             due = broadcast_object_list([due])[0]
     return due
-
-
-def device_name(device: torch.device) -> str:
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    cpuinfo = Path("/proc/cpuinfo")
-    model = re.search(r"^model name\s*:(.*)$", cpuinfo.read_text() if cpuinfo.exists() else "", re.MULTILINE)
-    name = model.group(1).strip() if model else platform.processor() or platform.machine()
-    return f"CPU ({torch.get_num_threads()} threads, {name})"

@@ -9,9 +9,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from . import compare
-from .checkpoint import SCHEMA, CheckpointError, check_schema, checkpoint_path, read_json, validate_meta, write_json
+from .artifacts import SCHEMA, check_schema, read_json, write_json
+from .checkpoint import checkpoint_path, validate_meta
+from .errors import CheckpointError
 from .config import EXECUTION_ONLY, TrainConfig
+from .display import to_markdown
 
 # Loop settings that cannot change a run's scores (max_length is shown as the length the model read); every other
 # TrainConfig field, including ones added later, appears in a table's "changed" column when it differs.
@@ -77,4 +79,4 @@ def tuning_table(records: list[dict], baseline: str) -> pd.DataFrame:
 def tuning_markdown(table: pd.DataFrame) -> str:
     """figures/tuning_*.md, as committed and pasted into the docs: compare's markdown, seconds per epoch whole and
     without thousands separators."""
-    return compare.to_markdown(table.assign(s_per_epoch=table["s_per_epoch"].map("{:.0f}".format)))
+    return to_markdown(table.assign(s_per_epoch=table["s_per_epoch"].map("{:.0f}".format)))

@@ -8,7 +8,8 @@ import numpy as np
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.svm import LinearSVC
 
-from ..checkpoint import CheckpointError, read_json, read_npy, write_json, write_npy
+from ..artifacts import read_json, read_npy, write_json, write_npy
+from ..errors import CheckpointError
 
 # Fixed, never tuned on validation or test: a usual value for sublinear TF-IDF features, so this member
 # brings no selection bias of its own into the validation comparison.
