@@ -180,8 +180,8 @@ def _mark_chosen(table: pd.DataFrame) -> pd.DataFrame:
 
 
 def seed_choices(records: dict[int, dict]) -> pd.DataFrame:
-    """One line per training seed (its _seed_ensemble record): the ensemble chosen on validation, the best single
-    model on validation, and the chosen ensemble's paired test gain over that single model."""
+    """One line per training seed (its record from ensemble_build): the ensemble chosen on validation, the best
+    single model on validation, and the chosen ensemble's paired test gain over that single model."""
     rows = []
     for seed, rec in records.items():
         best = rec["best_single_on_validation"]

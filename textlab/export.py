@@ -157,5 +157,5 @@ def _copy_run_files(run: Path, folders: list[Path], model: str, out: Path) -> No
     if model == "ensemble":
         info = read_json(run / "ensemble" / "ensemble.json")
         write_json(out / "ensemble" / "ensemble.json", info)
-        if info.get("checkpoint"):  # a meta-MLP's weights, beside ensemble.json (pipeline.build_ensemble)
+        if info.get("checkpoint"):  # a meta-MLP's weights, beside ensemble.json (ensemble_build.build_ensemble)
             shutil.copytree(run / "ensemble" / info["checkpoint"], out / "ensemble" / info["checkpoint"])

@@ -1,5 +1,6 @@
 """The kinds of model a run makes, in one place: every module, table and command reads them from here. Adding a
-model is one entry in REGISTRY plus its code (its model class, how pipeline builds and trains it, its notebook)."""
+model is one entry in REGISTRY plus its code (its model class, how factory builds it and pipeline trains it, its
+notebook)."""
 
 from __future__ import annotations
 
