@@ -228,6 +228,7 @@ def main(argv=None) -> None:
     lengths = np.asarray(prep.data["train"]["length"])
     model = factory.build_model(args.model, prep.backbone, 20, profile.bert_model, profile.bilstm_model)
     flops = train_flops_per_token(model, args.model, lengths)
+    del model  # not alive through the timed rows
     print(f"training FLOPs per real token: {flops / 1e6:.1f} M; matmul peak bf16 {peak['bf16']:.0f}, "
           f"fp32 {peak['fp32']:.0f} GFLOP/s", flush=True)
     rows, chosen = {}, {k: v for k, v in configs.items() if not args.only or k in args.only}

@@ -41,7 +41,7 @@ def _imports(path: Path) -> set[str]:
             parts = base + (node.module.split(".") if node.module else [])
             if parts[:1] != ["textlab"]:
                 continue
-            names = [parts] if len(parts) > 1 else [parts + [a.name] for a in node.names]  # "from textlab import x"
+            names = [parts + [a.name] for a in node.names]  # a module or a name in one: trimmed to modules below
             found |= {".".join(n[:3] if n[1:2] == ["models"] else n[:2]) for n in names}
         elif isinstance(node, ast.Import):
             found |= {".".join(a.name.split(".")[:2]) for a in node.names if a.name.startswith("textlab.")}

@@ -39,7 +39,7 @@ def load_cached(target: Path) -> DatasetDict | None:
 
 
 def save_atomic(dsd: DatasetDict, target: Path) -> None:
-    # A folder written by datasets, where another process may win the race: not checkpoint's one-file writer.
+    # A folder written by datasets, where another process may win the race: not artifacts.atomic_write (one file).
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
     bars = not datasets.are_progress_bars_disabled()
     datasets.disable_progress_bars()  # a cache written in seconds: no "Saving the dataset" bars in the terminal

@@ -24,7 +24,7 @@ def build_all(arch: str = "bert-base-uncased", num_labels: int = 20) -> dict[str
     # its exact shape, offline
     shape = shape_only(arch, BertConfig() if arch == HUB_BERT else get_backbone(arch).config)
     with torch.device("meta"):
-        models = {kind: build_model(kind, shape, num_labels) for kind in NEURAL}
+        models = {kind: build_model(kind, shape, num_labels, to_train=False) for kind in NEURAL}
         models["meta_mlp"] = MetaMLP(2 * num_labels, num_labels)  # the seed's: over BERT and the BiLSTM
     return models
 

@@ -53,7 +53,7 @@ class ExportWarning(TextlabWarning):
     """Something the exported folder cannot express exactly; the model card says it too."""
 
 
-# raised in plots.py
+# raised in fonts.py
 class PlotWarning(TextlabWarning):
     """A figure cannot show something as written (label names no installed font draws)."""
 
@@ -63,7 +63,7 @@ class NotebookFailed(TextlabError, RuntimeError):
     """A notebook's cell raised: the message names notebook, cell, error and the partial copy."""
 
 
-# raised in runs.py
+# raised in runs.py and locks.py
 class RunError(TextlabError, RuntimeError):
     """A run folder that cannot be used as asked; the message names the folder, the problem and the ways on."""
 

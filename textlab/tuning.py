@@ -77,6 +77,6 @@ def tuning_table(records: list[dict], baseline: str) -> pd.DataFrame:
 
 
 def tuning_markdown(table: pd.DataFrame) -> str:
-    """figures/tuning_*.md, as committed and pasted into the docs: compare's markdown, seconds per epoch whole and
+    """figures/tuning_*.md, as committed and pasted into the docs: display.to_markdown, seconds per epoch whole and
     without thousands separators."""
     return to_markdown(table.assign(s_per_epoch=table["s_per_epoch"].map("{:.0f}".format)))
