@@ -260,7 +260,7 @@ def _execute(chosen: list[Path], prof, run_dir: Path, items: dict, data: str, ra
     first = first_estimate(prof, raw, chosen, finished, seconds)
     for i, nb in enumerate(chosen, 1):
         target = out_dir / nb.name
-        left = (first if i == 1 and first else "") or notebooks_time_left([c.stem for c in chosen[i - 1:]], seconds)
+        left = (first if i == 1 else "") or notebooks_time_left([c.stem for c in chosen[i - 1:]], seconds)
         print(f"[{i}/{len(chosen)}] {nb.stem} (run {run_dir.name}) -> {target}" + (f"; {left}" if left else ""),
               flush=True)
         t0 = time.perf_counter()

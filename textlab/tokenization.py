@@ -42,6 +42,11 @@ def _entry(tokenizer_id: str, max_length: int, truncation: str, fingerprint: str
     return cache_dir() / f"tok-{hashlib.sha256(ident.encode()).hexdigest()[:20]}"
 
 
+def check_truncation(truncation: str) -> None:
+    if truncation not in TRUNCATIONS:
+        raise ValueError(f"unknown truncation {truncation!r}; choose one of: {', '.join(TRUNCATIONS)}")
+
+
 def truncate_ids(ids: list[int], max_length: int, truncation: str, sep: int) -> list[int]:
     """Cut one [CLS] ... [SEP] sequence to max_length tokens. "head": the first max_length - 1 and [SEP], as the
     tokenizer's truncation=True; "head_tail": the first max_length // 4 and the last max_length - max_length // 4."""
@@ -49,10 +54,9 @@ def truncate_ids(ids: list[int], max_length: int, truncation: str, sep: int) -> 
         return list(ids)
     if truncation == "head":
         return list(ids[: max_length - 1]) + [sep]
-    if truncation == "head_tail":
-        head = max_length // 4
-        return list(ids[:head]) + list(ids[len(ids) - (max_length - head):])
-    raise ValueError(f"unknown truncation {truncation!r}; choose one of: {', '.join(TRUNCATIONS)}")
+    check_truncation(truncation)
+    head = max_length // 4  # head_tail
+    return list(ids[:head]) + list(ids[len(ids) - (max_length - head):])
 
 
 def cut_lists(ids: pa.ListArray, max_length: int, truncation: str, sep: int) -> pa.ListArray:
@@ -98,8 +102,7 @@ def tokenize(dsd: DatasetDict, tokenizer, max_length: int = 256, num_proc: int |
     """Add `input_ids` (cut by truncate_ids), `length`, `full_length`, `labels`, `idx`; cached under .cache/tok-<key>
     for the same texts, tokenizer, max_length and truncation, and made from the splits tokenized whole (cached too).
     `fingerprint`: runs.dataset_fingerprint(dsd), if known (hashing 20NG's texts takes ~0.6 s)."""
-    if truncation not in TRUNCATIONS:
-        raise ValueError(f"unknown truncation {truncation!r}; choose one of: {', '.join(TRUNCATIONS)}")
+    check_truncation(truncation)
     fingerprint = fingerprint or dataset_fingerprint(dsd)
     tokenizer_id = _tokenizer_id(tokenizer)
     target = _entry(tokenizer_id, max_length, truncation, fingerprint)
