@@ -102,7 +102,7 @@ def one_size(path: Path, run: Path | None) -> dict:
     from textlab.backbones import get_backbone
     from textlab.config import resolve
     from textlab.data import load_for_profile
-    from textlab.dataset import column
+    from textlab.dataset import column, iter_texts
     from textlab.overview import overview
     from textlab.models.tfidf import TfidfSVM
 
@@ -126,7 +126,7 @@ def one_size(path: Path, run: Path | None) -> dict:
         overview(raw, tokenized[lengths[0]], {k: pipeline.model_max_length(profile, k) for k in ("bert", "bilstm")})
     with measured(rows, "tfidf_fit"):
         names = raw["train"].features["label"].names
-        tfidf = TfidfSVM(seed=42).fit(column(raw["train"], "text"), column(raw["train"], "label"), len(names))
+        tfidf = TfidfSVM(seed=42).fit(iter_texts(raw["train"]), column(raw["train"], "label"), len(names))
     test = column(raw["test"], "text")
     with measured(rows, "tfidf_predict"):
         tfidf.decision_function(test)

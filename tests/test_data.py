@@ -721,6 +721,9 @@ def test_column_reads_a_selected_dataset_in_its_order(tmp_path):
     labels = dataset.column(train, "label")
     assert isinstance(labels, np.ndarray) and labels.tolist() == list(train["label"])
 
+    texts = dataset.iter_texts(train, batch_size=7)  # 32 training rows: batch edges inside the selection
+    assert not isinstance(texts, list) and list(texts) == list(train["text"])
+
 
 def test_overview_counts_what_notebook_01_shows(tmp_path, monkeypatch, tokenizer):
     from textlab.overview import overview

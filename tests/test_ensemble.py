@@ -120,6 +120,8 @@ def test_tfidf_member_scores_unseen_text():
     labels = [0, 0, 1, 1] * 3
     scores = TfidfSVM(seed=0).fit(texts, labels).decision_function(["orbit launch", "goal"])
     assert scores.shape == (2, 2) and scores.argmax(1).tolist() == [0, 1]
+    once = TfidfSVM(seed=0).fit(iter(texts), labels)  # an iterator, read once (dataset.iter_texts): the same model
+    np.testing.assert_array_equal(once.decision_function(["orbit launch", "goal"]), scores)
 
 
 def test_meta_mlp_inner_cv_on_every_core_gives_the_bits_of_one_process(data, monkeypatch):

@@ -20,7 +20,7 @@ from .backbones import Backbone, config_dict, get_backbone
 from .batching import make_loader, pad_buckets
 from .config import Profile, resolve
 from .data import load_for_profile
-from .dataset import column
+from .dataset import column, iter_texts
 from .describe import count_params
 from .display import format_seeds
 from .errors import show_briefly_in_ipython
@@ -287,7 +287,7 @@ def train_tfidf(prep: Prepared, seed: int | None = None) -> dict:
     out = seed_dir(prep.run_dir, seed) / "tfidf"
     t0 = time.perf_counter()
     train = prep.raw["train"]
-    model = TfidfSVM(seed=seed).fit(column(train, "text"), column(train, "label"), len(prep.label_names))
+    model = TfidfSVM(seed=seed).fit(iter_texts(train), column(train, "label"), len(prep.label_names))
     fit_seconds = time.perf_counter() - t0
     model.save(out / "model")
 

@@ -26,9 +26,13 @@ class TfidfSVM:
         self.C, self.seed = C, seed
 
     def fit(self, texts, labels, num_classes: int | None = None) -> "TfidfSVM":
-        """`labels`: class indices; `num_classes`: the label space (default: up to the largest index trained on)."""
+        """`texts`: an iterable of str, read once (e.g. dataset.iter_texts); `labels`: class indices; `num_classes`:
+        the label space (default: up to the largest index trained on)."""
         self.vectorizer = TfidfVectorizer(**VECTORIZER)
-        svm = LinearSVC(C=self.C, random_state=self.seed).fit(self.vectorizer.fit_transform(texts), np.asarray(labels))
+        # float64 here, not in LinearSVC: it copies float32 input to float64 while the float32 matrix stays alive
+        # (8 bytes per stored value more at the peak; 0.21 GiB of 1.41 at 100 k documents). Same values, same model.
+        features = self.vectorizer.fit_transform(texts).astype(np.float64)
+        svm = LinearSVC(C=self.C, random_state=self.seed).fit(features, np.asarray(labels))
         self.coef, self.intercept = svm.coef_.astype(np.float32), svm.intercept_.astype(np.float32)
         self.classes = svm.classes_.tolist()  # the label indices it learned, in the order of its scores
         self.num_classes = num_classes or self.classes[-1] + 1
