@@ -45,3 +45,16 @@ def test_step_seconds_times_each_length(tmp_path):
     profile = get_profile("smoke")
     got = estimate.step_seconds("bilstm", get_backbone(profile.backbone), 3, profile, (8, 16))
     assert list(got) == [8, 16] and all(s > 0 for s in got.values())
+
+
+def test_other_processes_share_of_the_cpu_and_the_note_it_gives(monkeypatch):
+    monkeypatch.setattr(estimate.psutil, "cpu_count", lambda: 2)
+    # 2 cores for 2 s: 4 CPU seconds; the machine used 6 (this process 2): the others kept both cores busy
+    assert estimate.others_share((100.0, 10.0), (106.0, 12.0), 2.0) == 1.0
+    assert estimate.others_share((100.0, 10.0), (103.0, 12.0), 2.0) == 0.25  # one of 4 CPU seconds: others
+    assert estimate.others_share((100.0, 10.0), (102.0, 12.0), 2.0) == 0.0  # quiet: only this process
+    assert estimate.busy_note(estimate.BUSY_SHARE) == ""
+    assert estimate.busy_note(0.25) == ("; other processes used 25% of the CPU meanwhile, so training will take less "
+                                        "if they stop: an upper bound")
+    machine, own = estimate.cpu_seconds()  # real readings: this process's time is part of the machine's
+    assert 0 < own <= machine

@@ -11,6 +11,7 @@ import math
 import time
 
 import numpy as np
+import psutil
 import torch
 
 from .batching import LengthGroupedBatchSampler, padded_length
@@ -23,6 +24,10 @@ from .pipeline import model_data, model_max_length
 from .train import param_groups, train_loss
 
 FORWARD_SHARE = 1 / 3  # an evaluation batch against a training step of the same shape: forward only, no backward
+# Other processes' share of the machine's CPU time while the probe ran, above which the printed line says so. On a
+# 2-core AMD EPYC, one single-threaded job at nice 19 beside the probe made BERT's probe steps 5-6x slower than
+# quiet (38.6 s at 512 tokens against 7.8 s) and the estimate 14.1 h: measured on a busy machine, it is an upper bound.
+BUSY_SHARE = 0.2
 
 
 def step_seconds(kind: str, backbone, num_labels: int, profile: Profile, lengths: tuple[int, ...]) -> dict:
@@ -100,10 +105,23 @@ def training_seconds(kind: str, profile: Profile, data, probe: dict, seeds: int)
                     + evaluate["validation"] + evaluate["test"])
 
 
+def cpu_seconds() -> tuple[float, float]:
+    """(CPU seconds this machine's processes have used, of which this process), since each began counting."""
+    machine, own = psutil.cpu_times(), psutil.Process().cpu_times()
+    return sum(machine) - machine.idle - getattr(machine, "iowait", 0.0), own.user + own.system
+
+
+def others_share(before: tuple[float, float], after: tuple[float, float], seconds: float) -> float:
+    """The share of the machine's CPU time (all cores over `seconds`) that other processes used between two
+    cpu_seconds() readings: 0 on a quiet machine, 1 when they kept every core busy."""
+    others = (after[0] - before[0]) - (after[1] - before[1])
+    return min(1.0, max(0.0, others / (seconds * (psutil.cpu_count() or 1))))
+
+
 def estimate(prep, to_train: dict[str, int]) -> tuple[float, str]:
     """(seconds, a line saying what was measured) for training `to_train` ({kind: training seeds}) on `prep`'s
-    data, from a probe of each kind on this machine."""
-    total, parts = 0.0, []
+    data, from a probe of each kind on this machine; the line says when other processes were busy beside it."""
+    total, parts, before, t0 = 0.0, [], cpu_seconds(), time.perf_counter()
     for kind, seeds in to_train.items():
         n = model_max_length(prep.profile, kind)
         probe = step_seconds(kind, prep.backbone, len(prep.label_names), prep.profile, probe_lengths(n))
@@ -111,7 +129,15 @@ def estimate(prep, to_train: dict[str, int]) -> tuple[float, str]:
         total += training_seconds(kind, prep.profile, data, probe, seeds)
         shown = " / ".join(f"{s:.2f}" for s in probe.values())
         parts.append(f"{kind} {shown} s at {' / '.join(map(str, probe))} tokens")
-    return total, f"one training step here: {'; '.join(parts)}"
+    return total, f"one training step here: {'; '.join(parts)}" + busy_note(
+        others_share(before, cpu_seconds(), time.perf_counter() - t0))
+
+
+def busy_note(share: float) -> str:
+    if share <= BUSY_SHARE:
+        return ""
+    return (f"; other processes used {share:.0%} of the CPU meanwhile, so training will take less if they stop: "
+            "an upper bound")
 
 
 def estimate_line(seconds: float, measured: str) -> str:
